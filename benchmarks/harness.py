@@ -1,0 +1,37 @@
+"""Shared shape of benchmark results: every figure is printed beside a baseline measured in the
+same run, so the ratio means something on any machine."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Result:
+    """One row of the ``make bench`` table."""
+
+    name: str
+    figure: float
+    baseline: float
+    unit: str
+    goal: str
+    #: Lower ratio is better unless the goal says otherwise; the goal text is what a reader checks.
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.figure / self.baseline if self.baseline else float("inf")
+
+
+def median_seconds(func: Callable[[], object], *, repeat: int = 7, number: int = 1) -> float:
+    """Median wall time of ``number`` calls of ``func``, over ``repeat`` rounds, per call."""
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            func()
+        samples.append((time.perf_counter() - start) / number)
+    return statistics.median(samples)

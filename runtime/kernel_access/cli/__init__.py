@@ -1,0 +1,1 @@
+"""The ``kernel-access`` command-line tool."""

@@ -1,0 +1,84 @@
+"""The HTTP contract of the kernel-access APIs: one definition, read by the CDK construct
+(to create routes and authorizers) and by the local emulator (to serve them).
+
+Nothing here imports boto3 or Powertools, so the construct library can read it at synth time cheaply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final, Literal
+
+AuthKind = Literal["IAM", "JWT"]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route of an HTTP API: what the construct creates and the emulator serves."""
+
+    method: str
+    path: str
+    auth: AuthKind
+    #: Lambda handler (``module.function``) that serves the route.
+    handler: str
+
+    @property
+    def route_key(self) -> str:
+        """The HTTP API route key, e.g. ``GET /credentials``."""
+        return f"{self.method} {self.path}"
+
+
+VENDING_HANDLER: Final = "kernel_access.handlers.vending.handler"
+EXCHANGE_HANDLER: Final = "kernel_access.handlers.exchange.handler"
+
+#: Routes of the credential-vending API; every one is IAM-authorized.
+VENDING_ROUTES: Final[tuple[Route, ...]] = (
+    Route("GET", "/credentials", "IAM", VENDING_HANDLER),
+    Route("GET", "/codeartifact/token", "IAM", VENDING_HANDLER),
+    Route("GET", "/health", "IAM", VENDING_HANDLER),
+)
+
+
+def exchange_route(issuer_name: str) -> Route:
+    """The token-exchange route of one trusted issuer (JWT-authorized by that issuer)."""
+    return Route("POST", f"/exchange/{issuer_name}", "JWT", EXCHANGE_HANDLER)
+
+
+class ErrorCode(StrEnum):
+    """Every ``error_code`` the APIs return, with its HTTP status."""
+
+    INVALID_REQUEST = "INVALID_REQUEST"
+    ACCESS_DENIED = "ACCESS_DENIED"
+    POLICY_DENY = "POLICY_DENY"
+    INVALID_TOKEN = "INVALID_TOKEN"  # noqa: S105 - an error code, not a credential
+    SESSION_REVOKED = "SESSION_REVOKED"
+    ISSUER_NOT_ALLOWED = "ISSUER_NOT_ALLOWED"
+    ROLE_NOT_FOUND = "ROLE_NOT_FOUND"
+    TRUST_POLICY_NOT_FOUND = "TRUST_POLICY_NOT_FOUND"
+    POLICY_NOT_FOUND = "POLICY_NOT_FOUND"
+    RATE_LIMITED = "RATE_LIMITED"
+    POLICY_LOAD_FAILED = "POLICY_LOAD_FAILED"
+    UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+    @property
+    def status(self) -> int:
+        return _STATUS[self]
+
+
+_STATUS: Final[dict[ErrorCode, int]] = {
+    ErrorCode.INVALID_REQUEST: 400,
+    ErrorCode.ACCESS_DENIED: 403,
+    ErrorCode.POLICY_DENY: 403,
+    ErrorCode.INVALID_TOKEN: 401,
+    ErrorCode.SESSION_REVOKED: 403,
+    ErrorCode.ISSUER_NOT_ALLOWED: 403,
+    ErrorCode.ROLE_NOT_FOUND: 404,
+    ErrorCode.TRUST_POLICY_NOT_FOUND: 403,
+    ErrorCode.POLICY_NOT_FOUND: 403,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.POLICY_LOAD_FAILED: 503,
+    ErrorCode.UPSTREAM_UNAVAILABLE: 503,
+    ErrorCode.INTERNAL_ERROR: 500,
+}

@@ -1,0 +1,46 @@
+"""Names of the environment variables the Lambda handlers read.
+
+The CDK constructs import these names when they set the function's environment, so the
+contract between what is deployed and what runs has one definition.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: DynamoDB table that receives one record per decision (append-only).
+AUDIT_TABLE_NAME: Final = "KERNEL_ACCESS_AUDIT_TABLE"
+#: DynamoDB table holding the per-caller fixed-window counters (items expire by TTL).
+RATE_LIMIT_TABLE_NAME: Final = "KERNEL_ACCESS_RATE_LIMIT_TABLE"
+#: DynamoDB table holding revoked callers and partners.
+REVOCATION_TABLE_NAME: Final = "KERNEL_ACCESS_REVOCATION_TABLE"
+#: SSM parameter (name) holding the vending policy document (JSON).
+POLICY_PARAMETER_NAME: Final = "KERNEL_ACCESS_POLICY_PARAMETER"
+#: Seconds the last good policy may serve when the parameter cannot be loaded.
+POLICY_MAX_STALENESS_SECONDS: Final = "KERNEL_ACCESS_POLICY_MAX_STALENESS_SECONDS"
+#: JSON object mapping a target role name (as requested by callers) to its ARN.
+TARGET_ROLES: Final = "KERNEL_ACCESS_TARGET_ROLES"
+#: Requests allowed per caller ARN per window, and the window length in seconds.
+RATE_LIMIT_REQUESTS: Final = "KERNEL_ACCESS_RATE_LIMIT_REQUESTS"
+RATE_LIMIT_WINDOW_SECONDS: Final = "KERNEL_ACCESS_RATE_LIMIT_WINDOW_SECONDS"
+#: Days an audit record is kept before DynamoDB's TTL removes it.
+AUDIT_RETENTION_DAYS: Final = "KERNEL_ACCESS_AUDIT_RETENTION_DAYS"
+#: Roles the vending Lambda assumes to mint CodeArtifact tokens (read-only / publish).
+CODEARTIFACT_READER_ROLE_ARN: Final = "KERNEL_ACCESS_CODEARTIFACT_READER_ROLE_ARN"
+CODEARTIFACT_PUBLISHER_ROLE_ARN: Final = "KERNEL_ACCESS_CODEARTIFACT_PUBLISHER_ROLE_ARN"
+#: Account that owns the CodeArtifact domain.
+CODEARTIFACT_DOMAIN_OWNER: Final = "KERNEL_ACCESS_CODEARTIFACT_DOMAIN_OWNER"
+#: SSM SecureString parameter holding the HMAC key for token fingerprints in audit records
+#: (optional: without it records carry a plain SHA-256 fingerprint).
+AUDIT_HMAC_KEY_PARAMETER: Final = "KERNEL_ACCESS_AUDIT_HMAC_KEY_PARAMETER"
+#: Name of the kernel-access roles (callers come from sessions of these roles).
+IN_ORG_ROLE_NAME: Final = "KERNEL_ACCESS_IN_ORG_ROLE_NAME"
+EXTERNAL_ROLE_NAME: Final = "KERNEL_ACCESS_EXTERNAL_ROLE_NAME"
+
+# --- token exchange (OIDC) ---
+#: SSM parameter holding the exchange configuration (central issuer rules + trust policies).
+EXCHANGE_POLICY_PARAMETER_NAME: Final = "KERNEL_ACCESS_EXCHANGE_POLICY_PARAMETER"
+#: DynamoDB table recording accepted token ``jti`` values (replay protection).
+REPLAY_TABLE_NAME: Final = "KERNEL_ACCESS_REPLAY_TABLE"
+#: DynamoDB table of issued-token fingerprints (list / revoke).
+ISSUED_TOKENS_TABLE_NAME: Final = "KERNEL_ACCESS_ISSUED_TOKENS_TABLE"

@@ -1,0 +1,89 @@
+"""Validators for identifiers whose format AWS fixes (account ids, external ids, STS names).
+
+Shared by the CDK config loader (synth-time errors), the runtime (request validation) and the
+kernel client (construction-time errors), so every layer rejects the same inputs the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+ACCOUNT_ID_RE: Final = re.compile(r"^[0-9]{12}$")
+ORG_ID_RE: Final = re.compile(r"^o-[a-z0-9]{10,32}$")
+#: sts:ExternalId: 2-1224 characters of ``[\w+=,.@:/-]``.
+EXTERNAL_ID_RE: Final = re.compile(r"^[\w+=,.@:/-]{2,1224}$", re.ASCII)
+#: RoleSessionName and SourceIdentity: 2-64 characters of ``[\w+=,.@-]``.
+STS_NAME_RE: Final = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
+_STS_NAME_BAD_CHARS: Final = re.compile(r"[^\w+=,.@-]", re.ASCII)
+#: IAM role names: 1-64 characters of ``[\w+=,.@-]``.
+ROLE_NAME_RE: Final = re.compile(r"^[\w+=,.@-]{1,64}$", re.ASCII)
+#: Partner names are used inside RoleSessionNames and construct ids: keep them plain.
+PARTNER_NAME_RE: Final = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+
+
+class ValidationError(ValueError):
+    """A value does not have the format AWS (or kernel-access) requires; names the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def require_account_id(value: object, field: str = "account_id") -> str:
+    if not isinstance(value, str) or not ACCOUNT_ID_RE.match(value):
+        raise ValidationError(field, f"must be a 12-digit AWS account id, got {value!r}")
+    return value
+
+
+def require_org_id(value: object, field: str = "organization_id") -> str:
+    if not isinstance(value, str) or not ORG_ID_RE.match(value):
+        raise ValidationError(field, f"must match ^o-[a-z0-9]{{10,32}}$, got {value!r}")
+    return value
+
+
+def require_external_id(value: object, field: str = "external_id") -> str:
+    # External IDs are not secrets (AWS says so), but we still do not echo long values back.
+    if not isinstance(value, str) or not EXTERNAL_ID_RE.match(value):
+        shown = repr(value) if isinstance(value, str) and len(value) <= 64 else "<value>"
+        raise ValidationError(field, f"must be 2-1224 characters of [A-Za-z0-9_+=,.@:/-], got {shown}")
+    return value
+
+
+def require_role_name(value: object, field: str = "role_name") -> str:
+    if not isinstance(value, str) or not ROLE_NAME_RE.match(value):
+        raise ValidationError(field, f"must be 1-64 characters of [A-Za-z0-9_+=,.@-], got {value!r}")
+    return value
+
+
+def require_partner_name(value: object, field: str = "name") -> str:
+    if not isinstance(value, str) or not PARTNER_NAME_RE.match(value):
+        raise ValidationError(
+            field,
+            "must be 2-32 characters of lower-case letters, digits and '-', starting with a letter, "
+            f"got {value!r}",
+        )
+    return value
+
+
+def sts_safe_name(value: str, *, max_length: int = 64, fallback: str = "kernel-access") -> str:
+    """Turn arbitrary text into a valid RoleSessionName/SourceIdentity.
+
+    Characters outside STS's set become ``-``, the result is cut to ``max_length``, padded to two
+    characters and never starts with ``aws:`` (``:`` is not in the set, so it cannot).
+    """
+    cleaned = _STS_NAME_BAD_CHARS.sub("-", value)[:max_length]
+    if len(cleaned) < 2:
+        cleaned = (cleaned + fallback)[:max_length]
+    return cleaned
+
+
+#: Separator between the partner name and the rest of a kernel-access RoleSessionName.
+#: The trust policy of each partner's statement requires ``sts:RoleSessionName`` to start with
+#: ``<partner>.`` so the session ARN the HTTP API's IAM authorizer reports names the partner.
+SESSION_PARTNER_SEPARATOR: Final = "."
+
+
+def partner_session_prefix(partner: str) -> str:
+    return f"{partner}{SESSION_PARTNER_SEPARATOR}"
