@@ -1,0 +1,578 @@
+"""Parse and validate a policy document, collecting every error before raising.
+
+The same parser runs at synth time (the construct library validates the policy from config, so
+a broken policy never deploys), in the Lambda (a parameter that does not parse is a failed load,
+never a policy), and in ``kernel-access policy lint``. It never raises anything but
+:class:`PolicyValidationError` for bad input, whatever JSON it is given.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, Final, TypeVar, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from kernel_access.policy.document import Policy
+from kernel_access.policy.model import (
+    DEFAULT_MAX_DURATION,
+    MAX_DURATION,
+    MIN_DURATION,
+    CodeArtifactAccess,
+    CodeArtifactCondition,
+    Effect,
+    IPNetwork,
+    PartnerInfo,
+    PolicyIssue,
+    PolicyValidationError,
+    Rule,
+    SessionPolicy,
+)
+from kernel_access.policy.patterns import PrincipalPattern
+from kernel_access.policy.timewindow import DAY_NAMES, TimeWindow, parse_hhmm
+from kernel_access.validation import (
+    ValidationError,
+    require_account_id,
+    require_org_id,
+    require_partner_name,
+    require_role_name,
+)
+
+T = TypeVar("T")
+
+DOCUMENT_FIELDS: Final = frozenset({"version", "partners", "rules"})
+PARTNER_FIELDS: Final = frozenset({"account_id", "in_organization"})
+RULE_FIELDS: Final = frozenset(
+    {
+        "id",
+        "effect",
+        "description",
+        "partners",
+        "accounts",
+        "organization_ids",
+        "principal_arns",
+        "roles",
+        "codeartifact",
+        "source_cidrs",
+        "time_window",
+        "max_duration",
+        "session_policy",
+    }
+)
+CODEARTIFACT_FIELDS: Final = frozenset({"domains", "repositories", "access"})
+TIME_WINDOW_FIELDS: Final = frozenset({"days", "start", "end", "timezone"})
+SESSION_POLICY_FIELDS: Final = frozenset({"inline", "managed_policy_arns"})
+
+RULE_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", re.ASCII)
+#: CodeArtifact's own name rules for domains and repositories.
+DOMAIN_RE: Final = re.compile(r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$", re.ASCII)
+REPOSITORY_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,99}$", re.ASCII)
+MANAGED_POLICY_ARN_RE: Final = re.compile(
+    r"^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/[\w+=,.@/-]{1,512}$", re.ASCII
+)
+#: STS limits: an inline session policy of at most 2048 characters, at most 10 managed policies.
+MAX_INLINE_POLICY_CHARS: Final = 2048
+MAX_MANAGED_POLICIES: Final = 10
+MAX_VERSION_LENGTH: Final = 128
+MAX_DESCRIPTION_LENGTH: Final = 1024
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the *last* duplicate silently; in a security policy that hides edits.
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _type_name(value: object) -> str:
+    """The JSON name of a value's type, for messages."""
+    for kinds, name in _JSON_TYPE_NAMES:
+        if isinstance(value, kinds):
+            return name
+    return "null" if value is None else type(value).__name__
+
+
+# bool before number: in Python a bool is an int.
+_JSON_TYPE_NAMES: Final[tuple[tuple[type | tuple[type, ...], str], ...]] = (
+    (bool, "boolean"),
+    ((int, float), "number"),
+    (str, "string"),
+    ((list, tuple), "array"),
+    (Mapping, "object"),
+)
+
+
+class _Collector:
+    """Accumulates issues; each ``check_*`` returns the parsed value or ``None`` after recording."""
+
+    def __init__(self) -> None:
+        self.issues: list[PolicyIssue] = []
+
+    def error(self, rule_id: str | None, field: str, message: str) -> None:
+        self.issues.append(PolicyIssue(rule_id, field, message))
+
+    def mapping(self, value: object, rule_id: str | None, field: str) -> Mapping[str, Any] | None:
+        if not isinstance(value, Mapping):
+            self.error(rule_id, field, f"must be an object, got {_type_name(value)}")
+            return None
+        return cast("Mapping[str, Any]", value)
+
+    def unknown_fields(
+        self, value: Mapping[str, Any], allowed: frozenset[str], rule_id: str | None, prefix: str
+    ) -> None:
+        for key in value:
+            if key not in allowed:
+                name = f"{prefix}.{key}" if prefix else str(key)
+                self.error(rule_id, name, f"unknown field (allowed: {', '.join(sorted(allowed))})")
+
+    def string(self, value: object, rule_id: str | None, field: str) -> str | None:
+        if not isinstance(value, str):
+            self.error(rule_id, field, f"must be a string, got {_type_name(value)}")
+            return None
+        return value
+
+    def string_list(
+        self,
+        value: object,
+        rule_id: str | None,
+        field: str,
+        item: Callable[[str, str], T],
+    ) -> list[T] | None:
+        """A non-empty array of strings, each converted by ``item(text, field)`` (which raises
+        :class:`ValueError` with a message for a bad element)."""
+        if not isinstance(value, list):
+            self.error(rule_id, field, f"must be an array of strings, got {_type_name(value)}")
+            return None
+        if not value:
+            self.error(rule_id, field, "must not be empty (omit the field to match any value)")
+            return None
+        parsed: list[T] = []
+        ok = True
+        for index, element in enumerate(value):
+            element_field = f"{field}[{index}]"
+            if not isinstance(element, str):
+                self.error(rule_id, element_field, f"must be a string, got {_type_name(element)}")
+                ok = False
+                continue
+            try:
+                parsed.append(item(element, element_field))
+            except ValidationError as exc:
+                self.error(rule_id, element_field, exc.message)
+                ok = False
+            except ValueError as exc:
+                self.error(rule_id, element_field, str(exc))
+                ok = False
+        return parsed if ok else None
+
+
+def _regex_item(regex: re.Pattern[str], what: str) -> Callable[[str, str], str]:
+    def check(text: str, _field: str) -> str:
+        if not regex.match(text):
+            raise ValueError(f"{what}, got {text!r}")
+        return text
+
+    return check
+
+
+def _network(text: str, _field: str) -> IPNetwork:
+    try:
+        # strict=True: "10.0.0.1/8" has host bits set, which usually means a typo.
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"not a valid IPv4/IPv6 CIDR ({exc})") from None
+
+
+def _day(text: str, _field: str) -> int:
+    if text not in DAY_NAMES:
+        raise ValueError(f"must be one of {', '.join(DAY_NAMES)}, got {text!r}")
+    return DAY_NAMES.index(text)
+
+
+def _pattern(text: str, _field: str) -> PrincipalPattern:
+    return PrincipalPattern.compile(text)
+
+
+def _parse_partners(value: object, c: _Collector) -> dict[str, PartnerInfo]:
+    partners: dict[str, PartnerInfo] = {}
+    mapping = c.mapping(value, None, "partners")
+    if mapping is None:
+        return partners
+    for name, raw in mapping.items():
+        field = f"partners.{name}"
+        name_ok = True
+        try:
+            require_partner_name(name, field)
+        except ValidationError as exc:
+            c.error(None, field, exc.message)
+            name_ok = False
+        info = c.mapping(raw, None, field)
+        if info is None:
+            continue
+        c.unknown_fields(info, PARTNER_FIELDS, None, field)
+        account = info.get("account_id")
+        account_ok = True
+        try:
+            require_account_id(account, f"{field}.account_id")
+        except ValidationError as exc:
+            c.error(None, exc.field, exc.message)
+            account_ok = False
+        in_org = info.get("in_organization")
+        if not isinstance(in_org, bool):
+            c.error(None, f"{field}.in_organization", f"must be a boolean, got {_type_name(in_org)}")
+            continue
+        if name_ok and account_ok:
+            partners[name] = PartnerInfo(account_id=cast("str", account), in_organization=in_org)
+    return partners
+
+
+def _parse_codeartifact(
+    value: object, effect: Effect | None, rule_id: str | None, c: _Collector
+) -> CodeArtifactCondition | None:
+    mapping = c.mapping(value, rule_id, "codeartifact")
+    if mapping is None:
+        return None
+    c.unknown_fields(mapping, CODEARTIFACT_FIELDS, rule_id, "codeartifact")
+    domains: list[str] | None = None
+    if "domains" not in mapping:
+        c.error(rule_id, "codeartifact.domains", "is required")
+    else:
+        domains = c.string_list(
+            mapping["domains"],
+            rule_id,
+            "codeartifact.domains",
+            _regex_item(DOMAIN_RE, "must be a CodeArtifact domain name (2-50 of [a-z0-9-])"),
+        )
+    repositories: list[str] | None = None
+    repositories_ok = True
+    if "repositories" in mapping:
+        repositories = c.string_list(
+            mapping["repositories"],
+            rule_id,
+            "codeartifact.repositories",
+            _regex_item(REPOSITORY_RE, "must be a CodeArtifact repository name (2-100 of [A-Za-z0-9._-])"),
+        )
+        repositories_ok = repositories is not None
+    access: CodeArtifactAccess | None = None
+    access_ok = True
+    if "access" in mapping:
+        raw_access = mapping["access"]
+        if raw_access in ("read", "publish"):
+            access = cast("CodeArtifactAccess", raw_access)
+        else:
+            c.error(rule_id, "codeartifact.access", f'must be "read" or "publish", got {raw_access!r}')
+            access_ok = False
+    elif effect == "allow":
+        c.error(rule_id, "codeartifact.access", 'is required on an allow rule ("read" or "publish")')
+        access_ok = False
+    if domains is None or not repositories_ok or not access_ok:
+        return None
+    return CodeArtifactCondition(
+        domains=frozenset(domains),
+        repositories=frozenset(repositories) if repositories is not None else None,
+        access=access,
+    )
+
+
+def _parse_time_window(value: object, rule_id: str | None, c: _Collector) -> TimeWindow | None:
+    mapping = c.mapping(value, rule_id, "time_window")
+    if mapping is None:
+        return None
+    c.unknown_fields(mapping, TIME_WINDOW_FIELDS, rule_id, "time_window")
+    ok = True
+    for required in ("days", "start", "end", "timezone"):
+        if required not in mapping:
+            c.error(rule_id, f"time_window.{required}", "is required")
+            ok = False
+    days = c.string_list(mapping["days"], rule_id, "time_window.days", _day) if "days" in mapping else None
+    start = end = None
+    if "start" in mapping and (text := c.string(mapping["start"], rule_id, "time_window.start")) is not None:
+        try:
+            start = parse_hhmm(text, allow_24=False)
+        except ValueError as exc:
+            c.error(rule_id, "time_window.start", str(exc))
+    if "end" in mapping and (text := c.string(mapping["end"], rule_id, "time_window.end")) is not None:
+        try:
+            end = parse_hhmm(text, allow_24=True)
+        except ValueError as exc:
+            c.error(rule_id, "time_window.end", str(exc))
+    if start is not None and end is not None and start == end:
+        c.error(rule_id, "time_window.end", "must differ from start (an empty window never matches)")
+        ok = False
+    zone: ZoneInfo | None = None
+    if (
+        "timezone" in mapping
+        and (name := c.string(mapping["timezone"], rule_id, "time_window.timezone")) is not None
+    ):
+        zone = _zone(name, rule_id, c)
+    if not ok or days is None or start is None or end is None or zone is None:
+        return None
+    return TimeWindow(days=frozenset(days), start_minute=start, end_minute=end, timezone=zone)
+
+
+def _zone(name: str, rule_id: str | None, c: _Collector) -> ZoneInfo | None:
+    # ZoneInfo accepts odd keys (absolute paths are refused, but "../x" style keys raise ValueError);
+    # any failure is a bad time zone, not a crash.
+    if not name or name != name.strip() or "\x00" in name:
+        c.error(rule_id, "time_window.timezone", f"unknown IANA time zone {name!r}")
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        c.error(rule_id, "time_window.timezone", f"unknown IANA time zone {name!r}")
+        return None
+
+
+def _parse_session_policy(value: object, rule_id: str | None, c: _Collector) -> SessionPolicy | None:
+    mapping = c.mapping(value, rule_id, "session_policy")
+    if mapping is None:
+        return None
+    c.unknown_fields(mapping, SESSION_POLICY_FIELDS, rule_id, "session_policy")
+    ok = True
+    inline_json: str | None = None
+    if "inline" in mapping:
+        inline = mapping["inline"]
+        if not isinstance(inline, Mapping):
+            c.error(rule_id, "session_policy.inline", f"must be a JSON object, got {_type_name(inline)}")
+            ok = False
+        else:
+            try:
+                inline_json = json.dumps(inline, separators=(",", ":"), allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                c.error(rule_id, "session_policy.inline", f"cannot be serialised as JSON ({exc})")
+                ok = False
+            if inline_json is not None and len(inline_json) > MAX_INLINE_POLICY_CHARS:
+                c.error(
+                    rule_id,
+                    "session_policy.inline",
+                    f"is {len(inline_json)} characters when serialised compactly; "
+                    f"STS accepts at most {MAX_INLINE_POLICY_CHARS}",
+                )
+                ok = False
+    arns: list[str] = []
+    if "managed_policy_arns" in mapping:
+        parsed = c.string_list(
+            mapping["managed_policy_arns"],
+            rule_id,
+            "session_policy.managed_policy_arns",
+            _regex_item(
+                MANAGED_POLICY_ARN_RE,
+                "must be an IAM managed policy ARN (arn:aws:iam::aws|ACCOUNT:policy/...)",
+            ),
+        )
+        if parsed is None:
+            ok = False
+        elif len(parsed) > MAX_MANAGED_POLICIES:
+            c.error(
+                rule_id,
+                "session_policy.managed_policy_arns",
+                f"has {len(parsed)} ARNs; STS accepts at most {MAX_MANAGED_POLICIES}",
+            )
+            ok = False
+        else:
+            arns = parsed
+    if "inline" not in mapping and "managed_policy_arns" not in mapping:
+        c.error(rule_id, "session_policy", "must have inline and/or managed_policy_arns")
+        ok = False
+    if not ok:
+        return None
+    return SessionPolicy(inline_json=inline_json, managed_policy_arns=tuple(arns))
+
+
+def _parse_rule_id(mapping: Mapping[str, Any], label: str, c: _Collector) -> str | None:
+    raw_id = mapping.get("id")
+    if "id" not in mapping:
+        c.error(None, f"{label}.id", "is required")
+        return None
+    if not isinstance(raw_id, str) or not RULE_ID_RE.match(raw_id):
+        c.error(None, f"{label}.id", f"must be 1-64 characters of [A-Za-z0-9._-], got {raw_id!r}")
+        return None
+    return raw_id
+
+
+def _parse_effect(mapping: Mapping[str, Any], where: str, c: _Collector) -> Effect | None:
+    raw_effect = mapping.get("effect")
+    if "effect" not in mapping:
+        c.error(where, "effect", 'is required ("allow" or "deny")')
+        return None
+    if raw_effect not in ("allow", "deny"):
+        c.error(where, "effect", f'must be "allow" or "deny", got {raw_effect!r}')
+        return None
+    return cast("Effect", raw_effect)
+
+
+def _parse_description(mapping: Mapping[str, Any], where: str, c: _Collector) -> str | None:
+    if "description" not in mapping:
+        return None
+    description = c.string(mapping["description"], where, "description")
+    if description is not None and len(description) > MAX_DESCRIPTION_LENGTH:
+        c.error(where, "description", f"must be at most {MAX_DESCRIPTION_LENGTH} characters")
+    return description
+
+
+def _parse_max_duration(mapping: Mapping[str, Any], where: str, c: _Collector) -> int:
+    if "max_duration" not in mapping:
+        return DEFAULT_MAX_DURATION
+    raw_duration = mapping["max_duration"]
+    if isinstance(raw_duration, bool) or not isinstance(raw_duration, int):
+        c.error(
+            where, "max_duration", f"must be an integer number of seconds, got {_type_name(raw_duration)}"
+        )
+        return DEFAULT_MAX_DURATION
+    if not MIN_DURATION <= raw_duration <= MAX_DURATION:
+        c.error(
+            where,
+            "max_duration",
+            f"must be between {MIN_DURATION} and {MAX_DURATION} seconds (role chaining caps sessions "
+            f"at one hour), got {raw_duration}",
+        )
+        return DEFAULT_MAX_DURATION
+    return raw_duration
+
+
+def _frozen(values: list[T] | None) -> frozenset[T] | None:
+    return frozenset(values) if values is not None else None
+
+
+def _parse_rule(
+    raw: object, index: int, partners: Mapping[str, PartnerInfo], partners_ok: bool, c: _Collector
+) -> Rule | None:
+    label = f"rules[{index}]"
+    mapping = c.mapping(raw, None, label)
+    if mapping is None:
+        return None
+    before = len(c.issues)
+    rule_id = _parse_rule_id(mapping, label, c)
+    # Errors of a rule without a usable id are reported against its position.
+    where = rule_id if rule_id is not None else label
+    c.unknown_fields(mapping, RULE_FIELDS, where, "")
+    effect = _parse_effect(mapping, where, c)
+    description = _parse_description(mapping, where, c)
+
+    def known_partner(text: str, _field: str) -> str:
+        if partners_ok and text not in partners:
+            raise ValueError(f"unknown partner {text!r} (not in the document's partners map)")
+        return text
+
+    def optional_list(name: str, item: Callable[[str, str], T]) -> list[T] | None:
+        return c.string_list(mapping[name], where, name, item) if name in mapping else None
+
+    rule_partners = optional_list("partners", known_partner)
+    accounts = optional_list("accounts", require_account_id)
+    org_ids = optional_list("organization_ids", require_org_id)
+    principals = optional_list("principal_arns", _pattern)
+    roles = optional_list("roles", require_role_name)
+    cidrs = optional_list("source_cidrs", _network)
+    codeartifact = (
+        _parse_codeartifact(mapping["codeartifact"], effect, where, c) if "codeartifact" in mapping else None
+    )
+    if "roles" in mapping and "codeartifact" in mapping:
+        c.error(
+            where,
+            "codeartifact",
+            "a rule cannot have both roles (credential requests) and codeartifact (token requests); "
+            "split it into two rules",
+        )
+    window = _parse_time_window(mapping["time_window"], where, c) if "time_window" in mapping else None
+    max_duration = _parse_max_duration(mapping, where, c)
+    session_policy = (
+        _parse_session_policy(mapping["session_policy"], where, c) if "session_policy" in mapping else None
+    )
+
+    if len(c.issues) != before or rule_id is None or effect is None:
+        return None
+    return Rule(
+        id=rule_id,
+        effect=effect,
+        description=description,
+        partners=_frozen(rule_partners),
+        accounts=_frozen(accounts),
+        organization_ids=_frozen(org_ids),
+        principal_arns=tuple(principals) if principals is not None else None,
+        roles=_frozen(roles),
+        codeartifact=codeartifact,
+        source_cidrs=tuple(cidrs) if cidrs is not None else None,
+        time_window=window,
+        max_duration=max_duration,
+        session_policy=session_policy,
+    )
+
+
+def _parse_rules(
+    value: object, partners: Mapping[str, PartnerInfo], partners_ok: bool, c: _Collector
+) -> list[Rule]:
+    rules: list[Rule] = []
+    if not isinstance(value, list):
+        c.error(None, "rules", f"must be an array, got {_type_name(value)}")
+        return rules
+    seen: set[str] = set()
+    for index, raw_rule in enumerate(value):
+        rule_id = raw_rule.get("id") if isinstance(raw_rule, Mapping) else None
+        if isinstance(rule_id, str):
+            if rule_id in seen:
+                c.error(rule_id, "id", f"duplicate rule id (rules[{index}])")
+            seen.add(rule_id)
+        rule = _parse_rule(raw_rule, index, partners, partners_ok, c)
+        if rule is not None:
+            rules.append(rule)
+    return rules
+
+
+def _load_json(document: str | bytes) -> object:
+    try:
+        return json.loads(document, object_pairs_hook=_no_duplicate_keys)
+    except RecursionError:
+        raise PolicyValidationError([PolicyIssue(None, "document", "JSON nested too deeply")]) from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, duplicate keys
+        raise PolicyValidationError([PolicyIssue(None, "document", f"not valid JSON: {exc}")]) from None
+
+
+def _parse_version(mapping: Mapping[str, Any], c: _Collector) -> str:
+    if "version" not in mapping:
+        c.error(None, "version", "is required")
+        return ""
+    text = c.string(mapping["version"], None, "version")
+    if text is None:
+        return ""
+    if not text.strip() or len(text) > MAX_VERSION_LENGTH:
+        c.error(None, "version", f"must be a non-empty string of at most {MAX_VERSION_LENGTH} characters")
+    return text
+
+
+def parse_policy(document: Mapping[str, Any] | str | bytes) -> Policy:
+    """Validate ``document`` (a mapping, or its JSON text) and return the :class:`Policy`.
+
+    Raises :class:`PolicyValidationError` listing *every* problem found.
+    """
+    raw: object = _load_json(document) if isinstance(document, str | bytes) else document
+    c = _Collector()
+    mapping = c.mapping(raw, None, "document")
+    if mapping is None:
+        raise PolicyValidationError(c.issues)
+    c.unknown_fields(mapping, DOCUMENT_FIELDS, None, "")
+    version = _parse_version(mapping, c)
+
+    partners: dict[str, PartnerInfo] = {}
+    partners_ok = False
+    if "partners" not in mapping:
+        c.error(None, "partners", "is required (an object mapping partner names to their account)")
+    else:
+        before = len(c.issues)
+        partners = _parse_partners(mapping["partners"], c)
+        # With a broken partners map, "unknown partner" errors in rules would only be noise.
+        partners_ok = len(c.issues) == before
+
+    rules: list[Rule] = []
+    if "rules" not in mapping:
+        c.error(None, "rules", "is required (an array of rules; an empty array denies everything)")
+    else:
+        rules = _parse_rules(mapping["rules"], partners, partners_ok, c)
+
+    if c.issues:
+        raise PolicyValidationError(c.issues)
+    return Policy(version=version, partners=MappingProxyType(dict(partners)), rules=tuple(rules))
