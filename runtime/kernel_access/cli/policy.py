@@ -1,0 +1,253 @@
+"""``kernel-access policy``: lint a policy document and explain decisions offline.
+
+Both commands read a *full* policy document (``version``, ``partners``, ``rules``) — the same JSON
+the construct writes to the SSM parameter — so what is linted is exactly what the Lambda loads.
+
+Exit codes: ``lint`` 0 valid / 1 invalid or unreadable; ``explain`` 0 allow / 3 deny / 1 error
+(unreadable or invalid file, bad option value); argparse usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from kernel_access import settings
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_DENY = 3
+
+_LINT_EPILOG = """\
+examples:
+  kernel-access policy lint policy.json
+  kernel-access policy lint --output json policy.json
+  aws ssm get-parameter --name /kernel-access/policy --query Parameter.Value --output text \\
+      | kernel-access policy lint -
+
+exit codes: 0 valid, 1 invalid (every error is listed) or unreadable.
+"""
+
+_EXPLAIN_EPILOG = """\
+examples:
+  kernel-access policy explain policy.json \\
+      --caller arn:aws:sts::111111111111:assumed-role/kernel-access/payments.ci-42 \\
+      --account 222222222222 --role kernel-deployer --at 2026-11-23T10:00:00Z
+  kernel-access policy explain policy.json --caller ARN --codeartifact-domain kernel \\
+      --repository internal --source-ip 203.0.113.7 --output json
+
+The partner defaults to the one the caller's session name identifies (as the Lambda does).
+exit codes: 0 allow, 3 deny, 1 error.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "policy",
+        help="lint a vending policy document or explain a decision",
+        description="Work with vending policy documents offline.",
+    )
+    commands = parser.add_subparsers(title="policy commands", metavar="COMMAND")
+    parser.set_defaults(func=lambda _args: _usage(parser))
+
+    lint = commands.add_parser(
+        "lint",
+        help="validate a policy document and list every error",
+        description="Validate a full policy document (version, partners, rules) and list every error.",
+        epilog=_LINT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    lint.add_argument("file", metavar="FILE", help="policy document (JSON); '-' reads standard input")
+    lint.add_argument(
+        "--output", choices=("text", "json"), default="text", help="output format (default text)"
+    )
+    lint.set_defaults(func=run_lint)
+
+    explain = commands.add_parser(
+        "explain",
+        help="show the decision and the rule that makes it for one request",
+        description="Evaluate one request against a policy document and show the deciding rule.",
+        epilog=_EXPLAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    explain.add_argument("file", metavar="FILE", help="policy document (JSON); '-' reads standard input")
+    explain.add_argument(
+        "--caller", required=True, metavar="ARN", help="caller ARN as the authorizer reports it"
+    )
+    explain.add_argument("--account", metavar="ID", help="caller account id")
+    explain.add_argument("--org", metavar="ID", help="caller organization id (o-...)")
+    target = explain.add_mutually_exclusive_group(required=True)
+    target.add_argument("--role", metavar="NAME", help="target role of a credential request")
+    target.add_argument(
+        "--codeartifact-domain", metavar="DOMAIN", help="domain of a CodeArtifact token request"
+    )
+    explain.add_argument(
+        "--repository", metavar="NAME", help="CodeArtifact repository (with --codeartifact-domain)"
+    )
+    explain.add_argument("--at", metavar="TIME", help="ISO-8601 time with offset or Z (default: now)")
+    explain.add_argument("--source-ip", metavar="IP", help="caller source IP address")
+    explain.add_argument("--duration", type=int, metavar="S", help="requested duration in seconds")
+    explain.add_argument("--partner", metavar="NAME", help="partner name (default: derived from --caller)")
+    explain.add_argument(
+        "--in-org-role",
+        default=os.environ.get(settings.IN_ORG_ROLE_NAME, "kernel-access"),
+        metavar="NAME",
+        help="name of the in-organization kernel-access role (default kernel-access)",
+    )
+    explain.add_argument(
+        "--external-role",
+        default=os.environ.get(settings.EXTERNAL_ROLE_NAME, "kernel-access-external"),
+        metavar="NAME",
+        help="name of the external kernel-access role (default kernel-access-external)",
+    )
+    explain.add_argument(
+        "--output", choices=("text", "json"), default="text", help="output format (default text)"
+    )
+    explain.set_defaults(func=run_explain)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _read(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def run_lint(args: argparse.Namespace) -> int:
+    from kernel_access.policy import PolicyValidationError, parse_policy
+
+    try:
+        text = _read(args.file)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"kernel-access policy lint: cannot read {args.file}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        policy = parse_policy(text)
+    except PolicyValidationError as exc:
+        if args.output == "json":
+            errors = [{"rule_id": e.rule_id, "field": e.field, "message": e.message} for e in exc.errors]
+            print(json.dumps({"valid": False, "errors": errors}, indent=2))
+        else:
+            for issue in exc.errors:
+                print(f"{args.file}: {issue}")
+            print(f"{len(exc.errors)} error(s)")
+        return EXIT_ERROR
+    allow = sum(1 for rule in policy.rules if rule.effect == "allow")
+    if args.output == "json":
+        summary: dict[str, Any] = {
+            "valid": True,
+            "errors": [],
+            "version": policy.version,
+            "partners": len(policy.partners),
+            "rules": len(policy.rules),
+            "allow_rules": allow,
+            "deny_rules": len(policy.rules) - allow,
+        }
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"{args.file}: valid policy version {policy.version!r}: {len(policy.rules)} rule(s) "
+            f"({allow} allow, {len(policy.rules) - allow} deny), {len(policy.partners)} partner(s)"
+        )
+    return EXIT_OK
+
+
+def _parse_at(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        raise ValueError(f"--at must include a UTC offset or Z, got {value!r}")
+    return parsed
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    from kernel_access.policy import AccessRequest, PolicyValidationError, parse_policy
+
+    try:
+        policy = parse_policy(_read(args.file))
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"kernel-access policy explain: cannot read {args.file}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except PolicyValidationError as exc:
+        print(f"kernel-access policy explain: {args.file} is not a valid policy:\n{exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.repository is not None and args.codeartifact_domain is None:
+        print("kernel-access policy explain: --repository needs --codeartifact-domain", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        at = _parse_at(args.at)
+    except ValueError as exc:
+        print(f"kernel-access policy explain: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    partner = args.partner
+    partner_source = "--partner"
+    if partner is None:
+        partner = policy.partner_for(
+            args.caller, in_org_role=args.in_org_role, external_role=args.external_role
+        )
+        partner_source = "derived from the caller's session name"
+    request = AccessRequest(
+        caller_arn=args.caller,
+        account_id=args.account,
+        org_id=args.org,
+        source_ip=args.source_ip,
+        at=at,
+        partner=partner,
+        role=args.role,
+        codeartifact_domain=args.codeartifact_domain,
+        codeartifact_repository=args.repository,
+        duration=args.duration,
+    )
+    decision = policy.evaluate(request)
+    session_policy = (
+        {
+            "inline": json.loads(decision.session_policy.inline_json)
+            if decision.session_policy.inline_json is not None
+            else None,
+            "managed_policy_arns": list(decision.session_policy.managed_policy_arns),
+        }
+        if decision.session_policy is not None
+        else None
+    )
+    if args.output == "json":
+        report: dict[str, Any] = {
+            "decision": "allow" if decision.allowed else "deny",
+            "rule_id": decision.rule_id,
+            "reason": decision.reason,
+            "partner": partner,
+            "at": at.isoformat(),
+            "policy_version": policy.version,
+            "max_duration": decision.max_duration,
+            "duration": decision.duration,
+            "codeartifact_access": decision.codeartifact_access,
+            "session_policy": session_policy,
+        }
+        print(json.dumps(report, indent=2))
+    else:
+        lines = [
+            f"decision:        {'ALLOW' if decision.allowed else 'DENY'}",
+            f"rule:            {decision.rule_id or '(none)'}",
+            f"reason:          {decision.reason}",
+            f"partner:         {partner or '(none)'} ({partner_source})",
+            f"evaluated at:    {at.isoformat()}",
+            f"policy version:  {policy.version}",
+        ]
+        if decision.allowed:
+            lines.append(f"max duration:    {decision.max_duration} s")
+            lines.append(f"duration:        {decision.duration} s")
+            if decision.codeartifact_access is not None:
+                lines.append(f"token access:    {decision.codeartifact_access}")
+            lines.append(f"session policy:  {json.dumps(session_policy) if session_policy else '(none)'}")
+        print("\n".join(lines))
+    return EXIT_OK if decision.allowed else EXIT_DENY
