@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from kernel_access import __version__
 
 #: Sub-command modules, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("policy",)
+COMMAND_MODULES: tuple[str, ...] = ("policy", "local")
 
 
 def build_parser() -> argparse.ArgumentParser:
