@@ -1,0 +1,149 @@
+"""Fail-closed audit records: one DynamoDB item per decision, written before the response.
+
+Like Vault ("will not respond to requests when no enabled audit devices can record them"), a
+decision whose record cannot be written is not served: :meth:`AuditLog.write` raises
+:class:`AuditWriteError` and the caller gets INTERNAL_ERROR and no credential.
+
+What a record may hold is fixed by :class:`AuditRecord`: there is no field for a secret access key,
+a session token or a bearer token. Tokens are recorded as a fingerprint (HMAC-SHA256 with a key
+from SSM when configured, else SHA-256), which lets an operator match a leaked token to its record
+without the record ever being able to authenticate anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+Decision = Literal["allow", "deny", "error"]
+
+#: Format of ``recorded_at`` (the table's sort key): ISO-8601 UTC with microseconds.
+RECORDED_AT_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
+DEFAULT_RETENTION_DAYS: Final = 400
+
+
+class AuditWriteError(Exception):
+    """The record could not be written durably; the decision must not be served."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_recorded_at(at: datetime) -> str:
+    return at.astimezone(UTC).strftime(RECORDED_AT_FORMAT)
+
+
+def token_fingerprint(token: str, key: bytes | None = None) -> str:
+    """A one-way fingerprint of a bearer token, prefixed with the algorithm used.
+
+    With a key it is HMAC-SHA256 (someone holding the audit table cannot confirm a guessed token);
+    without one, plain SHA-256 (still never reversible to the token).
+    """
+    data = token.encode("utf-8")
+    if key:
+        return "hmac-sha256:" + hmac.new(key, data, hashlib.sha256).hexdigest()
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class AuditRecord:
+    """Everything one decision leaves behind. Every field is optional except the first four.
+
+    ``access_key_id`` is set only when credentials were vended (it is the key of the sparse
+    ``by-access-key`` index, which CloudTrail events correlate on).
+    """
+
+    request_id: str
+    route: str
+    decision: Decision
+    recorded_at: datetime = field(default_factory=utc_now)
+    error_code: str | None = None
+    rule_id: str | None = None
+    reason: str | None = None
+    caller_arn: str | None = None
+    caller_account: str | None = None
+    caller_org: str | None = None
+    source_ip: str | None = None
+    user_agent: str | None = None
+    partner: str | None = None
+    target_role: str | None = None
+    session_name: str | None = None
+    source_identity: str | None = None
+    access_key_id: str | None = None
+    expiration: str | None = None
+    duration: int | None = None
+    latency_ms: float | None = None
+    token_fingerprint: str | None = None
+    codeartifact_domain: str | None = None
+    codeartifact_repository: str | None = None
+    codeartifact_access: str | None = None
+    policy_version: str | None = None
+
+    def to_item(self, *, retention_days: int) -> dict[str, Any]:
+        """The DynamoDB item (low-level attribute values). Empty values are left out: GSI keys must
+        not be empty strings, and an absent attribute keeps the ``by-access-key`` index sparse."""
+        values = asdict(self)
+        recorded_at: datetime = values.pop("recorded_at")
+        item: dict[str, Any] = {
+            "recorded_at": {"S": format_recorded_at(recorded_at)},
+            "expires_at": {"N": str(int((recorded_at + timedelta(days=retention_days)).timestamp()))},
+        }
+        for name, value in values.items():
+            if value is None or value == "":
+                continue
+            if isinstance(value, bool):
+                item[name] = {"BOOL": value}
+            elif isinstance(value, int | float):
+                item[name] = {"N": _number(value)}
+            else:
+                # Bound every string: the user agent and reason are caller-influenced.
+                item[name] = {"S": str(value)[:1024]}
+        return item
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.3f}"
+
+
+class AuditLog:
+    """Writes :class:`AuditRecord` items with ``attribute_not_exists(request_id)``.
+
+    The condition makes a record immutable: a retried or replayed request id can never overwrite
+    what was recorded first (the write then fails, and so does the request: fail closed).
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        client_factory: Callable[[], DynamoDBClient],
+        *,
+        retention_days: int = DEFAULT_RETENTION_DAYS,
+    ) -> None:
+        if not table_name:
+            raise ValueError("audit table name is required")
+        self.table_name = table_name
+        self.retention_days = retention_days
+        self._client_factory = client_factory
+
+    def write(self, record: AuditRecord) -> dict[str, Any]:
+        """Write the record or raise :class:`AuditWriteError`. Returns the item written."""
+        item = record.to_item(retention_days=self.retention_days)
+        try:
+            self._client_factory().put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(request_id)",
+            )
+        except Exception as exc:  # any failure at all means "not durably recorded"
+            raise AuditWriteError(f"audit write failed: {type(exc).__name__}") from exc
+        return item

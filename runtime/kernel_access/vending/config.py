@@ -1,0 +1,101 @@
+"""The vending Lambda's configuration, read once per container from the environment infra sets.
+
+Names come from :mod:`kernel_access.settings` (the same constants the construct uses to set the
+function environment). A malformed value raises :class:`ConfigError` when the service is built,
+which turns every request into INTERNAL_ERROR (audited where possible) — a misconfigured
+deployment fails closed and loudly, never open.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from kernel_access import settings
+from kernel_access.validation import ROLE_NAME_RE
+
+DEFAULT_IN_ORG_ROLE: Final = "kernel-access"
+DEFAULT_EXTERNAL_ROLE: Final = "kernel-access-external"
+
+
+class ConfigError(ValueError):
+    """The environment does not describe a usable deployment; names the variable."""
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
+    return value
+
+
+def _target_roles(raw: str | None) -> dict[str, str]:
+    if not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        raise ConfigError(f"{settings.TARGET_ROLES} must be a JSON object") from None
+    if not isinstance(parsed, dict):
+        raise ConfigError(f"{settings.TARGET_ROLES} must be a JSON object")
+    roles: dict[str, str] = {}
+    for name, arn in parsed.items():
+        if not isinstance(name, str) or not ROLE_NAME_RE.match(name):
+            raise ConfigError(f"{settings.TARGET_ROLES}: invalid role name {name!r}")
+        if not isinstance(arn, str) or not arn.startswith("arn:") or ":role/" not in arn:
+            raise ConfigError(f"{settings.TARGET_ROLES}: {name!r} must map to a role ARN")
+        roles[name] = arn
+    return roles
+
+
+@dataclass(frozen=True)
+class VendingConfig:
+    audit_table: str
+    rate_limit_table: str
+    revocation_table: str
+    policy_parameter: str
+    policy_max_staleness: int = 300
+    target_roles: Mapping[str, str] = field(default_factory=dict)
+    rate_limit_requests: int = 100
+    rate_limit_window_seconds: int = 60
+    audit_retention_days: int = 400
+    codeartifact_reader_role_arn: str | None = None
+    codeartifact_publisher_role_arn: str | None = None
+    codeartifact_domain_owner: str | None = None
+    audit_hmac_key_parameter: str | None = None
+    in_org_role_name: str = DEFAULT_IN_ORG_ROLE
+    external_role_name: str = DEFAULT_EXTERNAL_ROLE
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> VendingConfig:
+        def required(name: str) -> str:
+            value = environ.get(name, "")
+            if not value:
+                raise ConfigError(f"{name} is not set")
+            return value
+
+        return cls(
+            audit_table=required(settings.AUDIT_TABLE_NAME),
+            rate_limit_table=required(settings.RATE_LIMIT_TABLE_NAME),
+            revocation_table=required(settings.REVOCATION_TABLE_NAME),
+            policy_parameter=required(settings.POLICY_PARAMETER_NAME),
+            policy_max_staleness=_int(environ, settings.POLICY_MAX_STALENESS_SECONDS, 300, minimum=0),
+            target_roles=_target_roles(environ.get(settings.TARGET_ROLES)),
+            rate_limit_requests=_int(environ, settings.RATE_LIMIT_REQUESTS, 100),
+            rate_limit_window_seconds=_int(environ, settings.RATE_LIMIT_WINDOW_SECONDS, 60),
+            audit_retention_days=_int(environ, settings.AUDIT_RETENTION_DAYS, 400),
+            codeartifact_reader_role_arn=environ.get(settings.CODEARTIFACT_READER_ROLE_ARN) or None,
+            codeartifact_publisher_role_arn=environ.get(settings.CODEARTIFACT_PUBLISHER_ROLE_ARN) or None,
+            codeartifact_domain_owner=environ.get(settings.CODEARTIFACT_DOMAIN_OWNER) or None,
+            audit_hmac_key_parameter=environ.get(settings.AUDIT_HMAC_KEY_PARAMETER) or None,
+            in_org_role_name=environ.get(settings.IN_ORG_ROLE_NAME) or DEFAULT_IN_ORG_ROLE,
+            external_role_name=environ.get(settings.EXTERNAL_ROLE_NAME) or DEFAULT_EXTERNAL_ROLE,
+        )

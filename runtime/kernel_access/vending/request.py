@@ -1,0 +1,124 @@
+"""Query-string parsing for the vending routes: strict, bounded, and done before any AWS call.
+
+HTTP APIs join repeated parameters with commas in ``queryStringParameters``; since ``,`` is legal in
+role names, a repeated ``role`` would silently become another valid-looking name. We therefore
+parse ``rawQueryString`` ourselves when it is present and reject repeats, unknown parameters,
+oversized strings and malformed values with INVALID_REQUEST.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+from kernel_access.contract import ErrorCode
+from kernel_access.errors import KernelAccessError
+from kernel_access.validation import ROLE_NAME_RE
+
+#: Longest raw query string accepted (the legitimate ones are well under 200 characters).
+MAX_QUERY_LENGTH: Final = 1024
+#: Longest single parameter value accepted.
+MAX_VALUE_LENGTH: Final = 256
+MIN_DURATION: Final = 900
+#: Role chaining (a Lambda assuming a role) caps sessions at one hour.
+MAX_DURATION: Final = 3600
+DEFAULT_DURATION: Final = 3600
+#: CodeArtifact domain names: 2-50 characters, lower-case letters, digits and '-'.
+DOMAIN_RE: Final = re.compile(r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$")
+#: CodeArtifact repository names: 2-100 characters.
+REPOSITORY_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,99}$")
+_DURATION_RE: Final = re.compile(r"^[0-9]{1,5}$")
+
+CREDENTIALS_PARAMETERS: Final = frozenset({"role", "duration"})
+TOKEN_PARAMETERS: Final = frozenset({"domain", "repository", "duration"})
+
+
+@dataclass(frozen=True)
+class CredentialsRequest:
+    role: str
+    duration: int
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    domain: str
+    repository: str | None
+    duration: int
+
+
+def _invalid(message: str, **details: Any) -> KernelAccessError:
+    return KernelAccessError(ErrorCode.INVALID_REQUEST, message, details or None)
+
+
+def query_parameters(event: Mapping[str, Any], allowed: frozenset[str]) -> dict[str, str]:
+    """The query parameters of an HTTP API (payload 2.0) event, each at most once, all known."""
+    raw = event.get("rawQueryString")
+    pairs: list[tuple[str, str]]
+    if isinstance(raw, str):
+        if len(raw) > MAX_QUERY_LENGTH:
+            raise _invalid("query string too long", max_length=MAX_QUERY_LENGTH)
+        try:
+            pairs = parse_qsl(raw, keep_blank_values=True, max_num_fields=len(allowed) + 1)
+        except ValueError:
+            raise _invalid("too many query parameters") from None
+    else:
+        given = event.get("queryStringParameters") or {}
+        if not isinstance(given, Mapping):
+            raise _invalid("malformed query string")
+        pairs = [(str(k), v) if isinstance(v, str) else (str(k), "") for k, v in given.items()]
+        if sum(len(k) + len(v) + 2 for k, v in pairs) > MAX_QUERY_LENGTH:
+            raise _invalid("query string too long", max_length=MAX_QUERY_LENGTH)
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in allowed:
+            raise _invalid("unknown query parameter", parameter=name[:64], allowed=sorted(allowed))
+        if name in params:
+            raise _invalid("query parameter given more than once", parameter=name)
+        if len(value) > MAX_VALUE_LENGTH:
+            raise _invalid("query parameter too long", parameter=name, max_length=MAX_VALUE_LENGTH)
+        params[name] = value
+    return params
+
+
+def parse_duration(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_DURATION
+    if not _DURATION_RE.match(value):
+        raise _invalid("duration must be a whole number of seconds", parameter="duration")
+    duration = int(value)
+    if not MIN_DURATION <= duration <= MAX_DURATION:
+        raise _invalid(
+            f"duration must be between {MIN_DURATION} and {MAX_DURATION} seconds",
+            parameter="duration",
+            minimum=MIN_DURATION,
+            maximum=MAX_DURATION,
+        )
+    return duration
+
+
+def parse_credentials_request(event: Mapping[str, Any]) -> CredentialsRequest:
+    params = query_parameters(event, CREDENTIALS_PARAMETERS)
+    role = params.get("role")
+    if not role:
+        raise _invalid("query parameter 'role' is required", parameter="role")
+    if not ROLE_NAME_RE.match(role):
+        raise _invalid(
+            "role must be an IAM role name (1-64 characters of [A-Za-z0-9_+=,.@-])", parameter="role"
+        )
+    return CredentialsRequest(role=role, duration=parse_duration(params.get("duration")))
+
+
+def parse_token_request(event: Mapping[str, Any]) -> TokenRequest:
+    params = query_parameters(event, TOKEN_PARAMETERS)
+    domain = params.get("domain")
+    if not domain:
+        raise _invalid("query parameter 'domain' is required", parameter="domain")
+    if not DOMAIN_RE.match(domain):
+        raise _invalid("domain must be a CodeArtifact domain name", parameter="domain")
+    repository = params.get("repository")
+    if repository is not None and not REPOSITORY_RE.match(repository):
+        raise _invalid("repository must be a CodeArtifact repository name", parameter="repository")
+    return TokenRequest(domain=domain, repository=repository, duration=parse_duration(params.get("duration")))

@@ -1,0 +1,576 @@
+"""The vending service: parse → authorize → act → audit → respond, for each route.
+
+One :class:`VendingService` lives per Lambda container (the handler builds it lazily from the
+environment and reuses it on warm invocations). It owns the long-lived pieces — boto3 clients,
+the policy store, the CodeArtifact token cache — and turns one API Gateway event into one
+:class:`Outcome` (status, JSON body, headers). It never raises: every path ends in an outcome, and
+every decision (allow, deny, error) is audited *before* the outcome is returned. If that audit
+write fails, the outcome is INTERNAL_ERROR and carries no credential (fail closed).
+
+Order of checks for the credential and token routes, and why:
+
+1. caller identity from the IAM authorizer context (nothing is done for an unauthenticated caller);
+2. query validation (bad input is rejected before any AWS call but the audit write);
+3. rate limit per caller ARN (before the policy, so a flood cannot hammer SSM or STS);
+4. policy load (POLICY_LOAD_FAILED past the staleness bound) and partner resolution;
+5. revocation of the caller or partner (SESSION_REVOKED);
+6. policy evaluation (POLICY_DENY) — an unknown role is only reported (ROLE_NOT_FOUND) to a
+   caller the policy allows it for, so denied callers learn nothing about which roles exist;
+7. STS / CodeArtifact, then the audit write, then the response.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from kernel_access import __version__
+from kernel_access.audit import AuditLog, AuditRecord, AuditWriteError, token_fingerprint
+from kernel_access.contract import ErrorCode
+from kernel_access.errors import KernelAccessError, error_body, error_headers
+from kernel_access.ratelimit import RateLimiter, RateLimiterUnavailable
+from kernel_access.revocation import RevocationStore, RevocationStoreUnavailable
+from kernel_access.vending.codeartifact import TokenCache
+from kernel_access.vending.config import VendingConfig
+from kernel_access.vending.identity import CallerIdentity, caller_from_event, request_meta
+from kernel_access.vending.request import DEFAULT_DURATION, parse_credentials_request, parse_token_request
+from kernel_access.vending.sts import (
+    AssumedCredentials,
+    assume_role,
+    format_expiration,
+    session_name,
+    session_tags,
+    source_identity,
+)
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger, Tracer
+    from mypy_boto3_codeartifact import CodeArtifactClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_sts import STSClient
+
+    from kernel_access.policy import LoadedPolicy, PolicyStore
+
+ROUTE_CREDENTIALS: Final = "GET /credentials"
+ROUTE_TOKEN: Final = "GET /codeartifact/token"  # noqa: S105 - a route, not a secret
+ROUTE_HEALTH: Final = "GET /health"
+#: Bounded client behaviour (no retry storms): two attempts in total, 3 s to connect and to read.
+CLIENT_RETRIES: Final = {"max_attempts": 2, "mode": "standard"}
+CLIENT_TIMEOUT_SECONDS: Final = 3
+_REQUEST_ID_RE: Final = re.compile(r"^[\x21-\x7e]{1,128}$")
+BREAKER_VALUES: Final = {"closed": 0.0, "half-open": 1.0, "open": 2.0}
+
+
+@dataclass
+class Outcome:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(
+        default_factory=lambda: {"Content-Type": "application/json", "Cache-Control": "no-store"}
+    )
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def request_id_of(event: Mapping[str, Any]) -> str:
+    """API Gateway's request id (the correlation id of logs, audit and STS names), else a fresh one."""
+    context = event.get("requestContext")
+    value = context.get("requestId") if isinstance(context, Mapping) else None
+    if isinstance(value, str) and _REQUEST_ID_RE.match(value):
+        return value
+    return f"local-{uuid.uuid4().hex}"
+
+
+class Clients:
+    """Lazily created, container-wide boto3 clients with bounded retries and timeouts."""
+
+    def __init__(self, region: str | None = None) -> None:
+        self._region = region
+        self._lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
+        self._session: Any = None
+
+    def _config(self) -> Any:
+        from botocore.config import Config
+
+        return Config(
+            retries=dict(CLIENT_RETRIES),  # type: ignore[arg-type]
+            connect_timeout=CLIENT_TIMEOUT_SECONDS,
+            read_timeout=CLIENT_TIMEOUT_SECONDS,
+        )
+
+    def _client(self, service: str) -> Any:
+        client = self._clients.get(service)
+        if client is None:
+            with self._lock:
+                client = self._clients.get(service)
+                if client is None:
+                    import boto3
+
+                    if self._session is None:
+                        self._session = boto3.session.Session(region_name=self._region)
+                    client = self._session.client(service, config=self._config())
+                    self._clients[service] = client
+        return client
+
+    def sts(self) -> STSClient:
+        client: STSClient = self._client("sts")
+        return client
+
+    def dynamodb(self) -> DynamoDBClient:
+        client: DynamoDBClient = self._client("dynamodb")
+        return client
+
+    def ssm(self) -> SSMClient:
+        client: SSMClient = self._client("ssm")
+        return client
+
+    def codeartifact_for(self, credentials: AssumedCredentials) -> CodeArtifactClient:
+        """A CodeArtifact client signing with a minting-role session (one per mint: rare)."""
+        import boto3
+
+        client: CodeArtifactClient = boto3.session.Session(region_name=self._region).client(
+            "codeartifact",
+            aws_access_key_id=credentials.access_key_id,
+            aws_secret_access_key=credentials.secret_access_key,
+            aws_session_token=credentials.session_token,
+            config=self._config(),
+        )
+        return client
+
+
+class Telemetry:
+    """Metrics (EMF through Powertools), logs and trace subsegments, created on first use."""
+
+    def __init__(self) -> None:
+        self._logger: Logger | None = None
+        self._tracer: Tracer | None = None
+
+    @property
+    def logger(self) -> Logger:
+        if self._logger is None:
+            from aws_lambda_powertools import Logger
+
+            self._logger = Logger(child=True)
+        return self._logger
+
+    @contextmanager
+    def subsegment(self, name: str) -> Iterator[None]:
+        """An X-Ray subsegment around one AWS call (no-op when tracing is disabled)."""
+        if self._tracer is None:
+            from aws_lambda_powertools import Tracer
+
+            self._tracer = Tracer()
+        if self._tracer.disabled:
+            yield
+            return
+        with self._tracer.provider.in_subsegment(name=f"## {name}"):
+            yield
+
+    def count(self, name: str, route: str, error_code: str | None = None) -> None:
+        from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+        with single_metric(name=name, unit=MetricUnit.Count, value=1) as metric:
+            metric.add_dimension(name="route", value=route)
+            if error_code:
+                metric.add_dimension(name="error_code", value=error_code)
+
+    def latency(self, route: str, milliseconds: float) -> None:
+        from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+        with single_metric(name="Latency", unit=MetricUnit.Milliseconds, value=milliseconds) as metric:
+            metric.add_dimension(name="route", value=route)
+
+    def breaker(self, name: str, state: str) -> None:
+        from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+        with single_metric(
+            name="BreakerState", unit=MetricUnit.Count, value=BREAKER_VALUES.get(state, 2.0)
+        ) as m:
+            m.add_dimension(name="breaker", value=name[:200])
+
+    def refresh_event(self, event: str, data: Mapping[str, object]) -> None:
+        """Refresh-engine callback: log with scalar facts only (never the value) and report breaker
+        state changes as the BreakerState metric."""
+        facts = {k: v for k, v in data.items() if isinstance(v, bool | int | float) or k in {"name", "error"}}
+        self.logger.info("codeartifact token cache event", extra={"cache_event": event, "facts": facts})
+        state = _BREAKER_EVENTS.get(event)
+        name = data.get("name")
+        if state is not None and isinstance(name, str):
+            self.breaker(name, state)
+
+
+_BREAKER_EVENTS: Final = {
+    "breaker_opened": "open",
+    "breaker_half_open": "half-open",
+    "breaker_closed": "closed",
+}
+
+
+class VendingService:
+    """Everything one container needs to serve the vending routes; see the module docstring."""
+
+    def __init__(
+        self,
+        config: VendingConfig,
+        *,
+        clients: Clients | None = None,
+        policy_store: PolicyStore | None = None,
+        audit: AuditLog | None = None,
+        limiter: RateLimiter | None = None,
+        revocations: RevocationStore | None = None,
+        tokens: TokenCache | None = None,
+        telemetry: Telemetry | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        hmac_key: Callable[[], bytes | None] | None = None,
+    ) -> None:
+        self.config = config
+        self.clients = clients or Clients()
+        self.telemetry = telemetry or Telemetry()
+        if policy_store is None:
+            from kernel_access.policy import PolicyStore
+
+            policy_store = PolicyStore(
+                config.policy_parameter, max_staleness=float(config.policy_max_staleness)
+            )
+        self.policy_store = policy_store
+        self.audit = audit or AuditLog(
+            config.audit_table, self.clients.dynamodb, retention_days=config.audit_retention_days
+        )
+        self.limiter = limiter or RateLimiter(
+            config.rate_limit_table,
+            self.clients.dynamodb,
+            limit=config.rate_limit_requests,
+            window_seconds=config.rate_limit_window_seconds,
+        )
+        self.revocations = revocations or RevocationStore(config.revocation_table, self.clients.dynamodb)
+        self.tokens = tokens or TokenCache(
+            reader_role_arn=config.codeartifact_reader_role_arn,
+            publisher_role_arn=config.codeartifact_publisher_role_arn,
+            domain_owner=config.codeartifact_domain_owner,
+            sts_client=self.clients.sts,
+            codeartifact_client=self.clients.codeartifact_for,
+            on_event=self.telemetry.refresh_event,
+        )
+        self._clock = clock
+        self._hmac_key_loader = hmac_key or self._load_hmac_key
+        self._hmac_key: bytes | None = None
+        self._hmac_key_loaded = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> VendingService:
+        return cls(VendingConfig.from_env(os.environ if environ is None else environ))
+
+    # --- shared steps ---
+
+    def _load_hmac_key(self) -> bytes | None:
+        name = self.config.audit_hmac_key_parameter
+        if not name:
+            return None
+        with self.telemetry.subsegment("ssm.GetParameter"):
+            response = self.clients.ssm().get_parameter(Name=name, WithDecryption=True)
+        return response["Parameter"]["Value"].encode("utf-8")
+
+    def _fingerprint(self, token: str) -> str:
+        if not self._hmac_key_loaded:
+            try:
+                self._hmac_key = self._hmac_key_loader()
+            except Exception:
+                # Configured but unreadable: refuse rather than silently weaken the fingerprint.
+                self.telemetry.logger.error("audit HMAC key unavailable")
+                raise KernelAccessError.internal() from None
+            self._hmac_key_loaded = True
+        return token_fingerprint(token, self._hmac_key)
+
+    def _rate_limit(self, caller: CallerIdentity) -> None:
+        try:
+            with self.telemetry.subsegment("dynamodb.UpdateItem rate-limit"):
+                decision = self.limiter.hit(caller.user_arn)
+        except RateLimiterUnavailable:
+            self.telemetry.logger.error("rate limiter unavailable; request refused")
+            raise KernelAccessError(
+                ErrorCode.UPSTREAM_UNAVAILABLE,
+                "rate limiter unavailable; try again later",
+                {"upstream": "rate-limit", "retryable": True},
+            ) from None
+        if not decision.allowed:
+            raise KernelAccessError(
+                ErrorCode.RATE_LIMITED,
+                f"rate limit of {decision.limit} requests per {self.limiter.window_seconds}s exceeded",
+                {"limit": decision.limit, "window_seconds": self.limiter.window_seconds},
+                retry_after=decision.retry_after,
+            )
+
+    def _policy(self, record: AuditRecord) -> LoadedPolicy:
+        from kernel_access.policy import PolicyUnavailable
+
+        try:
+            with self.telemetry.subsegment("ssm.GetParameter policy"):
+                loaded = self.policy_store.get()
+        except PolicyUnavailable as exc:
+            self.telemetry.logger.error("policy unavailable", extra={"cause": str(exc)[:300]})
+            raise KernelAccessError(
+                ErrorCode.POLICY_LOAD_FAILED, "the access policy could not be loaded; every request is denied"
+            ) from None
+        record.policy_version = loaded.version
+        return loaded
+
+    def _check_revoked(self, caller: CallerIdentity, partner: str | None) -> None:
+        try:
+            with self.telemetry.subsegment("dynamodb.BatchGetItem revocation"):
+                revocation = self.revocations.check(caller.user_arn, partner)
+        except RevocationStoreUnavailable:
+            self.telemetry.logger.error("revocation store unavailable; request refused")
+            raise KernelAccessError(
+                ErrorCode.UPSTREAM_UNAVAILABLE,
+                "revocation store unavailable; try again later",
+                {"upstream": "revocation", "retryable": True},
+            ) from None
+        if revocation is not None:
+            raise KernelAccessError(
+                ErrorCode.SESSION_REVOKED,
+                f"access revoked for this {revocation.kind}",
+                {"revoked_at": revocation.revoked_at, "subject": revocation.kind},
+            )
+
+    def _authorize(
+        self,
+        caller: CallerIdentity,
+        record: AuditRecord,
+        *,
+        role: str | None = None,
+        domain: str | None = None,
+        repository: str | None = None,
+        duration: int | None,
+    ) -> Any:
+        from kernel_access.policy import AccessRequest
+
+        self._rate_limit(caller)
+        loaded = self._policy(record)
+        partner = loaded.policy.partner_for(
+            caller.user_arn,
+            in_org_role=self.config.in_org_role_name,
+            external_role=self.config.external_role_name,
+        )
+        record.partner = partner
+        self._check_revoked(caller, partner)
+        decision = loaded.policy.evaluate(
+            AccessRequest(
+                caller_arn=caller.user_arn,
+                account_id=caller.account_id,
+                org_id=caller.org_id,
+                source_ip=caller.source_ip,
+                at=self._clock(),
+                partner=partner,
+                role=role,
+                codeartifact_domain=domain,
+                codeartifact_repository=repository,
+                duration=duration,
+            )
+        )
+        record.rule_id = decision.rule_id
+        record.reason = decision.reason
+        if not decision.allowed:
+            details: dict[str, Any] = {"reason": decision.reason}
+            if decision.rule_id:
+                details["rule_id"] = decision.rule_id
+            raise KernelAccessError(ErrorCode.POLICY_DENY, "denied by the access policy", details)
+        return decision
+
+    def _audit(self, record: AuditRecord) -> None:
+        with self.telemetry.subsegment("dynamodb.PutItem audit"):
+            self.audit.write(record)
+
+    def _run(
+        self, route: str, event: Mapping[str, Any], act: Callable[[AuditRecord], dict[str, Any]]
+    ) -> Outcome:
+        started = time.perf_counter()
+        request_id = request_id_of(event)
+        meta = request_meta(event)
+        record = AuditRecord(
+            request_id=request_id,
+            route=route,
+            decision="error",
+            recorded_at=self._clock(),
+            source_ip=meta.source_ip,
+            user_agent=meta.user_agent,
+        )
+        error: KernelAccessError
+        audit_failed = False
+        try:
+            body = act(record)
+            record.decision = "allow"
+            record.latency_ms = (time.perf_counter() - started) * 1000
+            self._audit(record)
+        except KernelAccessError as exc:
+            error = exc
+        except AuditWriteError:
+            # The session/token exists upstream but is withheld: nobody receives it, and it expires.
+            self.telemetry.logger.error(
+                "audit write failed; credential withheld",
+                extra={"access_key_id": record.access_key_id, "token_fingerprint": record.token_fingerprint},
+            )
+            error = KernelAccessError.internal()
+            audit_failed = True
+        except Exception:
+            self.telemetry.logger.exception("unexpected error while serving the request")
+            error = KernelAccessError.internal()
+        else:
+            self.telemetry.count("Allowed", route)
+            self.telemetry.latency(route, (time.perf_counter() - started) * 1000)
+            return Outcome(200, body)
+
+        record.decision = "deny" if error.status < 500 else "error"
+        record.error_code = error.code.value
+        record.reason = record.reason if error.code is ErrorCode.POLICY_DENY else error.message
+        # An error record never claims a vended key: that index lists sessions callers received.
+        record.access_key_id = None
+        record.token_fingerprint = None
+        record.expiration = None
+        if not audit_failed:
+            record.latency_ms = (time.perf_counter() - started) * 1000
+            try:
+                self._audit(record)
+            except AuditWriteError:
+                self.telemetry.logger.error("audit write failed; refusing to answer")
+                error = KernelAccessError.internal()
+        self.telemetry.count("Denied", route, error.code.value)
+        self.telemetry.latency(route, (time.perf_counter() - started) * 1000)
+        return Outcome(error.status, error_body(error, request_id), error_headers(error))
+
+    @staticmethod
+    def _fill_caller(record: AuditRecord, caller: CallerIdentity) -> None:
+        record.caller_arn = caller.user_arn
+        record.caller_account = caller.account_id
+        record.caller_org = caller.org_id
+
+    # --- routes ---
+
+    def credentials(self, event: Mapping[str, Any]) -> Outcome:
+        """``GET /credentials?role=NAME&duration=S`` → container-credentials JSON."""
+
+        def act(record: AuditRecord) -> dict[str, Any]:
+            caller = caller_from_event(event)
+            self._fill_caller(record, caller)
+            request = parse_credentials_request(event)
+            record.target_role = request.role
+            record.duration = request.duration
+            decision = self._authorize(caller, record, role=request.role, duration=request.duration)
+            role_arn = self.config.target_roles.get(request.role)
+            if role_arn is None:
+                raise KernelAccessError(
+                    ErrorCode.ROLE_NOT_FOUND, "the requested role is not configured", {"role": request.role}
+                )
+            duration = decision.duration or request.duration or DEFAULT_DURATION
+            record.duration = duration
+            record.session_name = session_name(
+                caller_arn=caller.user_arn, caller_account=caller.account_id, request_id=record.request_id
+            )
+            record.source_identity = source_identity(caller_arn=caller.user_arn, request_id=record.request_id)
+            with self.telemetry.subsegment("sts.AssumeRole"):
+                credentials = assume_role(
+                    self.clients.sts(),
+                    role_arn=role_arn,
+                    role_session_name=record.session_name,
+                    source_identity_value=record.source_identity,
+                    tags=session_tags(
+                        partner=record.partner, caller_account=caller.account_id, request_id=record.request_id
+                    ),
+                    duration=duration,
+                    session_policy=decision.session_policy,
+                )
+            record.access_key_id = credentials.access_key_id
+            record.expiration = format_expiration(credentials.expiration)
+            return credentials.container_credentials()
+
+        return self._run(ROUTE_CREDENTIALS, event, act)
+
+    def codeartifact_token(self, event: Mapping[str, Any]) -> Outcome:
+        """``GET /codeartifact/token?domain=D&duration=S[&repository=R]``.
+
+        Returns ``{authorizationToken, expiration}``.
+        """
+
+        def act(record: AuditRecord) -> dict[str, Any]:
+            caller = caller_from_event(event)
+            self._fill_caller(record, caller)
+            request = parse_token_request(event)
+            record.codeartifact_domain = request.domain
+            record.codeartifact_repository = request.repository
+            record.duration = request.duration
+            decision = self._authorize(
+                caller,
+                record,
+                domain=request.domain,
+                repository=request.repository,
+                duration=request.duration,
+            )
+            access = decision.codeartifact_access
+            if access not in ("read", "publish"):
+                # An allow rule without a CodeArtifact access level grants no token: default deny.
+                raise KernelAccessError(
+                    ErrorCode.POLICY_DENY,
+                    "denied by the access policy",
+                    {
+                        "reason": "the matching rule grants no CodeArtifact access level",
+                        "rule_id": decision.rule_id,
+                    },
+                )
+            lifetime = decision.duration or request.duration or DEFAULT_DURATION
+            record.duration = lifetime
+            record.codeartifact_access = access
+            token = self.tokens.get(domain=request.domain, access=access, lifetime=lifetime)
+            for name, state in self.tokens.breaker_states().items():
+                self.telemetry.breaker(name, state)
+            record.token_fingerprint = self._fingerprint(token.token)
+            record.expiration = format_expiration(token.expiration)
+            return {"authorizationToken": token.token, "expiration": record.expiration}
+
+        return self._run(ROUTE_TOKEN, event, act)
+
+    def health(self, event: Mapping[str, Any]) -> Outcome:
+        """``GET /health``: version, policy version and age, breaker states. Not audited: it vends
+        nothing and decides nothing (API Gateway's access log records the call); still refused to
+        anyone without the IAM authorizer context."""
+        request_id = request_id_of(event)
+        try:
+            caller_from_event(event)
+        except KernelAccessError as exc:
+            self.telemetry.count("Denied", ROUTE_HEALTH, exc.code.value)
+            return Outcome(exc.status, error_body(exc, request_id), error_headers(exc))
+        from kernel_access.policy import PolicyUnavailable
+
+        with suppress(PolicyUnavailable):
+            self.policy_store.get()
+        status = self.policy_store.status()
+        breakers = self.tokens.breaker_states()
+        for name, state in breakers.items():
+            self.telemetry.breaker(name, state)
+        report: dict[str, Any] = {
+            "status": "ok" if status.available else "degraded",
+            "version": __version__,
+            "policy": {
+                "version": status.version,
+                "age_seconds": None if status.age_seconds is None else round(status.age_seconds, 3),
+                "available": status.available,
+            },
+            "breakers": breakers,
+            "request_id": request_id,
+        }
+        if not status.available:
+            error = KernelAccessError(
+                ErrorCode.POLICY_LOAD_FAILED, "the access policy is unavailable", report
+            )
+            return Outcome(error.status, error_body(error, request_id), error_headers(error))
+        return Outcome(200, report)
