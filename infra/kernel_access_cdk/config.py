@@ -1,0 +1,378 @@
+"""The ``"kernel-access"`` configuration (cdk.json context) as validated, frozen dataclasses.
+
+Every invalid value fails synth with a :class:`ConfigError` whose message names the partner (where
+there is one) and the field, so a platform team can fix cdk.json without reading a stack trace.
+Identifier formats come from :mod:`kernel_access.validation`, the same validators the runtime uses,
+and the vending policy is checked with :func:`kernel_access.policy.parse_policy`, the same parser the
+Lambda uses: a policy that synthesises is a policy the Lambda accepts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from kernel_access import validation
+from kernel_access.validation import ValidationError
+
+#: CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS: Final = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+#: Upstream names this library knows how to connect (CodeArtifact external connections).
+KNOWN_UPSTREAMS: Final = {"pypi": "public:pypi", "npmjs": "public:npmjs"}
+
+_TOP_LEVEL_FIELDS: Final = frozenset(
+    {
+        "kernel_account",
+        "region",
+        "organization_id",
+        "name_suffix",
+        "partners",
+        "target_roles",
+        "codeartifact",
+        "audit",
+        "log_retention_days",
+        "rate_limit",
+        "api_throttling",
+        "policy_max_staleness_seconds",
+        "policy",
+        "vending_api_url",
+        "powertools_layer_version",
+    }
+)
+_PARTNER_FIELDS: Final = frozenset({"name", "account_id", "in_organization", "region", "external_id"})
+_TARGET_ROLE_FIELDS: Final = frozenset({"name", "description", "managed_policy_arns"})
+
+
+class ConfigError(ValueError):
+    """The kernel-access configuration is invalid. ``partner`` is None for non-partner fields."""
+
+    def __init__(self, field: str, message: str, *, partner: str | None = None) -> None:
+        where = f"partner {partner!r}: {field}" if partner is not None else field
+        super().__init__(f"kernel-access config: {where}: {message}")
+        self.field = field
+        self.partner = partner
+        self.message = message
+
+
+@dataclass(frozen=True)
+class PartnerConfig:
+    """One partner account. In-organization partners use the ``kernel-access`` role (trust
+    conditioned on ``aws:PrincipalOrgID``); external ones ``kernel-access-external`` with their
+    own ``sts:ExternalId``."""
+
+    name: str
+    account_id: str
+    in_organization: bool
+    region: str
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TargetRoleConfig:
+    """A kernel role the vending service may hand out sessions of."""
+
+    name: str
+    description: str = ""
+    managed_policy_arns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CodeArtifactConfig:
+    domain: str
+    repository: str = "internal"
+    upstreams: tuple[str, ...] = ("pypi", "npmjs")
+
+
+@dataclass(frozen=True)
+class KernelAccessConfig:
+    kernel_account: str
+    region: str
+    organization_id: str
+    partners: tuple[PartnerConfig, ...]
+    target_roles: tuple[TargetRoleConfig, ...]
+    #: Canonical JSON of the policy document ``{"version", "partners", "rules"}`` (a string keeps
+    #: the dataclass hashable and frozen; see :attr:`policy_document`).
+    policy_json: str
+    name_suffix: str = ""
+    codeartifact: CodeArtifactConfig | None = None
+    audit_retention_days: int = 400
+    log_retention_days: int = 365
+    rate_limit_requests: int = 100
+    rate_limit_window_seconds: int = 60
+    api_throttling_rate_limit: int = 50
+    api_throttling_burst_limit: int = 100
+    policy_max_staleness_seconds: int = 300
+    #: URL of the deployed vending API (a CfnOutput of the kernel stack); partner stacks publish it.
+    vending_api_url: str | None = None
+    powertools_layer_version: int | None = None
+    _partner_index: Mapping[str, PartnerConfig] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def policy_document(self) -> dict[str, Any]:
+        """The vending policy document exactly as the Lambda will load it from SSM."""
+        document: dict[str, Any] = json.loads(self.policy_json)
+        return document
+
+    @property
+    def in_org_partners(self) -> tuple[PartnerConfig, ...]:
+        return tuple(p for p in self.partners if p.in_organization)
+
+    @property
+    def external_partners(self) -> tuple[PartnerConfig, ...]:
+        return tuple(p for p in self.partners if not p.in_organization)
+
+    def partner(self, name: str) -> PartnerConfig:
+        return self._partner_index[name]
+
+
+def _require_mapping(value: object, field_name: str, *, partner: str | None = None) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(field_name, f"must be an object, got {type(value).__name__}", partner=partner)
+    return value
+
+
+def _require_list(value: object, field_name: str, *, partner: str | None = None) -> Sequence[Any]:
+    if not isinstance(value, list):
+        raise ConfigError(field_name, f"must be a list, got {type(value).__name__}", partner=partner)
+    return value
+
+
+def _require_str(value: object, field_name: str, *, partner: str | None = None) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(field_name, f"must be a non-empty string, got {value!r}", partner=partner)
+    return value
+
+
+def _require_int(value: object, field_name: str, low: int, high: int) -> int:
+    # bool is an int subclass: reject it explicitly so `true` never means 1.
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(field_name, f"must be an integer in {low}..{high}, got {value!r}")
+    return value
+
+
+def _reject_unknown(raw: Mapping[str, Any], allowed: frozenset[str], where: str, partner: str | None) -> None:
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}{unknown[0]}", "unknown field", partner=partner)
+
+
+def _checked(partner: str | None, check: Callable[[object, str], str], value: object, field_name: str) -> str:
+    """Run a :mod:`kernel_access.validation` validator and re-raise with the partner's name."""
+    try:
+        return check(value, field_name)
+    except ValidationError as error:
+        raise ConfigError(error.field, error.message, partner=partner) from error
+
+
+def _load_partner(raw: object, index: int, default_region: str) -> PartnerConfig:
+    where = f"partners[{index}]"
+    entry = _require_mapping(raw, where)
+    name_value = entry.get("name")
+    # Until the name is known, the message names the list position instead.
+    name: str = _checked(None, validation.require_partner_name, name_value, f"{where}.name")
+    _reject_unknown(entry, _PARTNER_FIELDS, "", name)
+    account_id: str = _checked(name, validation.require_account_id, entry.get("account_id"), "account_id")
+    in_org = entry.get("in_organization")
+    if not isinstance(in_org, bool):
+        raise ConfigError("in_organization", f"must be true or false, got {in_org!r}", partner=name)
+    region = _require_str(entry.get("region", default_region), "region", partner=name)
+    external_id: str | None = None
+    if in_org:
+        if entry.get("external_id") is not None:
+            raise ConfigError(
+                "external_id",
+                "in-organization partners are trusted by aws:PrincipalOrgID; remove external_id "
+                "or set in_organization to false",
+                partner=name,
+            )
+    else:
+        if entry.get("external_id") is None:
+            raise ConfigError(
+                "external_id", "external partners need an external_id (sts:ExternalId)", partner=name
+            )
+        external_id = _checked(name, validation.require_external_id, entry.get("external_id"), "external_id")
+    return PartnerConfig(name, account_id, in_org, region, external_id)
+
+
+def _load_target_role(raw: object, index: int) -> TargetRoleConfig:
+    where = f"target_roles[{index}]"
+    entry = _require_mapping(raw, where)
+    _reject_unknown(entry, _TARGET_ROLE_FIELDS, f"{where}.", None)
+    name: str = _checked(None, validation.require_role_name, entry.get("name"), f"{where}.name")
+    description = entry.get("description", "")
+    if not isinstance(description, str):
+        raise ConfigError(f"{where}.description", "must be a string")
+    arns = _require_list(entry.get("managed_policy_arns", []), f"{where}.managed_policy_arns")
+    for position, arn in enumerate(arns):
+        if not isinstance(arn, str) or not arn.startswith("arn:"):
+            raise ConfigError(
+                f"{where}.managed_policy_arns[{position}]", f"must be a policy ARN, got {arn!r}"
+            )
+    return TargetRoleConfig(name, description, tuple(arns))
+
+
+def _load_codeartifact(raw: object) -> CodeArtifactConfig:
+    entry = _require_mapping(raw, "codeartifact")
+    _reject_unknown(entry, frozenset({"domain", "repository", "upstreams"}), "codeartifact.", None)
+    domain = _require_str(entry.get("domain"), "codeartifact.domain")
+    repository = _require_str(entry.get("repository", "internal"), "codeartifact.repository")
+    upstreams = _require_list(entry.get("upstreams", ["pypi", "npmjs"]), "codeartifact.upstreams")
+    for position, upstream in enumerate(upstreams):
+        if upstream not in KNOWN_UPSTREAMS:
+            raise ConfigError(
+                f"codeartifact.upstreams[{position}]",
+                f"must be one of {sorted(KNOWN_UPSTREAMS)}, got {upstream!r}",
+            )
+    if len(set(upstreams)) != len(upstreams):
+        raise ConfigError("codeartifact.upstreams", "lists an upstream twice")
+    return CodeArtifactConfig(domain, repository, tuple(upstreams))
+
+
+def build_policy_document(raw_policy: Mapping[str, Any], partners: Sequence[PartnerConfig]) -> dict[str, Any]:
+    """The document the Lambda loads: config's ``version``/``rules`` plus the partner map."""
+    return {
+        "version": raw_policy.get("version"),
+        "partners": {
+            p.name: {"account_id": p.account_id, "in_organization": p.in_organization} for p in partners
+        },
+        "rules": raw_policy.get("rules", []),
+    }
+
+
+def _check_policy(
+    document: Mapping[str, Any], partners: Sequence[PartnerConfig], target_roles: Sequence[TargetRoleConfig]
+) -> None:
+    role_names = {role.name for role in target_roles}
+    partner_names = {partner.name for partner in partners}
+    for index, rule in enumerate(_require_list(document.get("rules"), "policy.rules")):
+        rule_map = _require_mapping(rule, f"policy.rules[{index}]")
+        rule_id = rule_map.get("id", index)
+        for role in rule_map.get("roles", []) or []:
+            if role not in role_names:
+                raise ConfigError(
+                    f"policy.rules[{rule_id}].roles",
+                    f"unknown role {role!r}; target_roles are {sorted(role_names)}",
+                )
+        for partner in rule_map.get("partners", []) or []:
+            if partner not in partner_names:
+                raise ConfigError(
+                    f"policy.rules[{rule_id}].partners",
+                    f"unknown partner; partners are {sorted(partner_names)}",
+                    partner=str(partner),
+                )
+    # The Lambda's own parser has the last word on everything else (fields, types, ranges).
+    from kernel_access.policy import PolicyValidationError, parse_policy
+
+    try:
+        parse_policy(document)
+    except PolicyValidationError as error:
+        first = error.errors[0] if error.errors else None
+        field_name = "policy"
+        if first is not None:
+            rule_part = f".rules[{first.rule_id}]" if first.rule_id else ""
+            field_name = f"policy{rule_part}.{first.field}"
+        raise ConfigError(field_name, str(error)) from error
+
+
+def load_config(context: object) -> KernelAccessConfig:
+    """Validate the ``"kernel-access"`` context value and return it as a frozen config."""
+    raw = _require_mapping(context, "kernel-access")
+    _reject_unknown(raw, _TOP_LEVEL_FIELDS, "", None)
+    kernel_account: str = _checked(
+        None, validation.require_account_id, raw.get("kernel_account"), "kernel_account"
+    )
+    region = _require_str(raw.get("region"), "region")
+    organization_id: str = _checked(
+        None, validation.require_org_id, raw.get("organization_id"), "organization_id"
+    )
+    name_suffix = raw.get("name_suffix", "")
+    if not isinstance(name_suffix, str) or not validation.ROLE_NAME_RE.match(
+        "kernel-access-external" + name_suffix
+    ):
+        raise ConfigError("name_suffix", f"must keep role names valid IAM names, got {name_suffix!r}")
+
+    partners: list[PartnerConfig] = []
+    seen_external: dict[str, str] = {}
+    for index, entry in enumerate(_require_list(raw.get("partners"), "partners")):
+        partner = _load_partner(entry, index, region)
+        if any(existing.name == partner.name for existing in partners):
+            raise ConfigError("name", "partner is listed twice", partner=partner.name)
+        if partner.external_id is not None:
+            other = seen_external.get(partner.external_id)
+            if other is not None:
+                raise ConfigError(
+                    "external_id",
+                    f"is also the external_id of partner {other!r}; each partner needs its own",
+                    partner=partner.name,
+                )
+            seen_external[partner.external_id] = partner.name
+        partners.append(partner)
+    if not partners:
+        raise ConfigError("partners", "must list at least one partner")
+
+    target_roles = [
+        _load_target_role(e, i)
+        for i, e in enumerate(_require_list(raw.get("target_roles", []), "target_roles"))
+    ]
+    names = [role.name for role in target_roles]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError("target_roles", f"role {name!r} is listed twice")
+
+    codeartifact = _load_codeartifact(raw["codeartifact"]) if raw.get("codeartifact") is not None else None
+    audit = _require_mapping(raw.get("audit", {}), "audit")
+    audit_retention_days = _require_int(audit.get("retention_days", 400), "audit.retention_days", 1, 36500)
+    log_retention_days = raw.get("log_retention_days", 365)
+    if log_retention_days not in LOG_RETENTION_DAYS or isinstance(log_retention_days, bool):
+        raise ConfigError(
+            "log_retention_days", f"must be one of {LOG_RETENTION_DAYS}, got {log_retention_days!r}"
+        )
+    rate_limit = _require_mapping(raw.get("rate_limit", {}), "rate_limit")
+    throttling = _require_mapping(raw.get("api_throttling", {}), "api_throttling")
+    vending_api_url = raw.get("vending_api_url")
+    if vending_api_url is not None and (
+        not isinstance(vending_api_url, str) or not vending_api_url.startswith("https://")
+    ):
+        raise ConfigError("vending_api_url", f"must be an https:// URL, got {vending_api_url!r}")
+    layer_version = raw.get("powertools_layer_version")
+    if layer_version is not None:
+        layer_version = _require_int(layer_version, "powertools_layer_version", 1, 10_000)
+
+    raw_policy = _require_mapping(raw.get("policy"), "policy")
+    _reject_unknown(raw_policy, frozenset({"version", "rules"}), "policy.", None)
+    document = build_policy_document(raw_policy, partners)
+    _check_policy(document, partners, target_roles)
+
+    return KernelAccessConfig(
+        kernel_account=kernel_account,
+        region=region,
+        organization_id=organization_id,
+        partners=tuple(partners),
+        target_roles=tuple(target_roles),
+        policy_json=json.dumps(document, sort_keys=True, separators=(",", ":")),
+        name_suffix=name_suffix,
+        codeartifact=codeartifact,
+        audit_retention_days=audit_retention_days,
+        log_retention_days=log_retention_days,
+        rate_limit_requests=_require_int(rate_limit.get("requests", 100), "rate_limit.requests", 1, 100_000),
+        rate_limit_window_seconds=_require_int(
+            rate_limit.get("window_seconds", 60), "rate_limit.window_seconds", 1, 86_400
+        ),
+        api_throttling_rate_limit=_require_int(
+            throttling.get("rate_limit", 50), "api_throttling.rate_limit", 1, 100_000
+        ),
+        api_throttling_burst_limit=_require_int(
+            throttling.get("burst_limit", 100), "api_throttling.burst_limit", 1, 100_000
+        ),
+        policy_max_staleness_seconds=_require_int(
+            raw.get("policy_max_staleness_seconds", 300), "policy_max_staleness_seconds", 0, 86_400
+        ),
+        vending_api_url=vending_api_url,
+        powertools_layer_version=layer_version,
+        _partner_index={p.name: p for p in partners},
+    )

@@ -1,0 +1,243 @@
+"""The two deployable stacks: the kernel account's and each partner account's."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from aws_cdk import Duration, Environment, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from .audit_table import AuditTable
+from .codeartifact import CodeArtifactRegistry
+from .config import KernelAccessConfig, PartnerConfig
+from .roles import EXTERNAL_ROLE_NAME, IN_ORG_ROLE_NAME, KernelAccessRoles
+from .service_api import KernelServiceApi, retention_days
+from .vending import CredentialVendingService, finish_function, function_role
+
+#: Where partner stacks publish what partner applications need to reach the kernel.
+PARAMETER_PREFIX: Final = "/kernel-access"
+
+_ECHO_SOURCE: Final = '''\
+import json
+
+
+def handler(event, context):
+    """Echo the verified caller: what a kernel service sees behind the IAM authorizer."""
+    identity = event.get("requestContext", {}).get("authorizer", {}).get("iam", {})
+    body = {"caller_arn": identity.get("userArn"), "account_id": identity.get("accountId"),
+            "route": event.get("routeKey")}
+    return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}
+'''
+
+
+class KernelAccountStack(Stack):
+    """Everything in the kernel account, composed from a ``KernelAccessConfig``.
+
+    Props (keyword-only): ``config``; ``example_service`` (Default: True) adds an ``EchoService``
+    ``KernelServiceApi`` with one Lambda route ``GET /echo`` the partner roles may call;
+    ``powertools_layer_version`` overrides the config/default layer version; ``code`` overrides the
+    vending Lambda's code; the rest are ``Stack`` props.
+
+    Attributes: ``config``, ``kernel_roles``, ``codeartifact`` (or None), ``audit_table``,
+    ``vending``, ``echo_service`` (or None).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: KernelAccessConfig,
+        example_service: bool = True,
+        code: lambda_.Code | None = None,
+        **stack_props: Any,
+    ) -> None:
+        stack_props.setdefault("env", Environment(account=config.kernel_account, region=config.region))
+        stack_props.setdefault("description", "kernel-access: kernel account (roles, vending API, audit)")
+        super().__init__(scope, construct_id, **stack_props)
+        self.config = config
+        retention = retention_days(config.log_retention_days)
+        self.kernel_roles = KernelAccessRoles(
+            self,
+            "KernelAccessRoles",
+            partners=config.partners,
+            organization_id=config.organization_id,
+            name_suffix=config.name_suffix,
+        )
+        self.codeartifact: CodeArtifactRegistry | None = None
+        if config.codeartifact is not None:
+            self.codeartifact = CodeArtifactRegistry(
+                self,
+                "CodeArtifact",
+                domain_name=config.codeartifact.domain,
+                organization_id=config.organization_id,
+                repository_name=config.codeartifact.repository,
+                upstreams=config.codeartifact.upstreams,
+                name_suffix=config.name_suffix,
+            )
+        self.audit_table = AuditTable(self, "AuditTable")
+        extra: dict[str, Any] = {}
+        if config.powertools_layer_version is not None:
+            extra["powertools_layer_version"] = config.powertools_layer_version
+        self.vending = CredentialVendingService(
+            self,
+            "Vending",
+            kernel_roles=self.kernel_roles,
+            policy_document=config.policy_document,
+            target_roles=config.target_roles,
+            audit_table=self.audit_table,
+            codeartifact=self.codeartifact,
+            name_suffix=config.name_suffix,
+            policy_max_staleness_seconds=config.policy_max_staleness_seconds,
+            rate_limit_requests=config.rate_limit_requests,
+            rate_limit_window_seconds=config.rate_limit_window_seconds,
+            audit_retention_days=config.audit_retention_days,
+            log_retention=retention,
+            throttling_rate_limit=config.api_throttling_rate_limit,
+            throttling_burst_limit=config.api_throttling_burst_limit,
+            code=code,
+            **extra,
+        )
+        self.echo_service: KernelServiceApi | None = None
+        if example_service:
+            self.echo_service = self._echo_service(retention, config)
+
+    def _echo_service(self, retention: logs.RetentionDays, config: KernelAccessConfig) -> KernelServiceApi:
+        log_group = logs.LogGroup(self, "EchoLogs", retention=retention, removal_policy=RemovalPolicy.RETAIN)
+        echo = lambda_.Function(
+            self,
+            "EchoFunction",
+            description="Example kernel service: echoes the verified caller",
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="index.handler",
+            code=lambda_.Code.from_inline(_ECHO_SOURCE),
+            role=function_role(
+                self, "EchoFunctionRole", log_group, "Execution role of the example echo service"
+            ),
+            memory_size=256,
+            timeout=Duration.seconds(5),
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+        )
+        finish_function(echo)
+        service = KernelServiceApi(
+            self,
+            "EchoService",
+            description="Example kernel service behind the IAM authorizer",
+            throttling_rate_limit=config.api_throttling_rate_limit,
+            throttling_burst_limit=config.api_throttling_burst_limit,
+            log_retention=retention,
+        )
+        service.add_lambda_route("GET", "/echo", echo)
+        service.grant_invoke_many(self.kernel_roles.roles)
+        from aws_cdk import CfnOutput
+
+        CfnOutput(self, "EchoServiceUrl", value=service.url, description="URL of the example echo service")
+        return service
+
+
+class PartnerAccountStack(Stack):
+    """The partner side: a workload role that may assume the right kernel role, and SSM
+    parameters under ``/kernel-access/`` that tell partner applications how to reach the kernel.
+
+    Props (keyword-only):
+        partner: the partner (``config.PartnerConfig``).
+        kernel_account: account id of the kernel.
+        kernel_region: region of the kernel's APIs.
+        name_suffix: suffix of the kernel role names. Default: "".
+        vending_api_url: URL of the deployed vending API (the kernel stack's ``ApiUrl`` output).
+            Default: None -> the ``vending-api-url`` parameter is not created (an HTTP API id is
+            only known after the kernel stack is deployed, and cross-account references do not
+            exist); set ``vending_api_url`` in the config and deploy again. Clients then fail with
+            ParameterNotFound instead of calling a made-up URL.
+        workload_principal: who may assume the workload role. Default: the Lambda service.
+        workload_role_name: Default: "kernel-access-client" + name_suffix.
+
+    Attributes: ``workload_role``, ``kernel_role_arn``, ``parameters`` (name -> StringParameter).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        partner: PartnerConfig,
+        kernel_account: str,
+        kernel_region: str,
+        name_suffix: str = "",
+        vending_api_url: str | None = None,
+        workload_principal: iam.IPrincipal | None = None,
+        workload_role_name: str | None = None,
+        **stack_props: Any,
+    ) -> None:
+        stack_props.setdefault("env", Environment(account=partner.account_id, region=partner.region))
+        stack_props.setdefault("description", f"kernel-access: partner {partner.name}")
+        super().__init__(scope, construct_id, **stack_props)
+        role_name = (IN_ORG_ROLE_NAME if partner.in_organization else EXTERNAL_ROLE_NAME) + name_suffix
+        self.kernel_role_arn = f"arn:{self.partition}:iam::{kernel_account}:role/{role_name}"
+        self.workload_role = iam.Role(
+            self,
+            "WorkloadRole",
+            role_name=workload_role_name or f"kernel-access-client{name_suffix}",
+            description=f"Partner {partner.name} workloads: may assume the kernel role {role_name}",
+            assumed_by=workload_principal or iam.ServicePrincipal("lambda.amazonaws.com"),
+        )
+        # The external ID is sent by the caller in AssumeRole; it is not part of this policy.
+        self.workload_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="AssumeKernelRole",
+                actions=["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
+                resources=[self.kernel_role_arn],
+            )
+        )
+        values: dict[str, tuple[str, str]] = {
+            "kernel-account-id": (kernel_account, "Account id of the kernel"),
+            "kernel-role-arn": (self.kernel_role_arn, "Kernel role this partner assumes"),
+            "region": (kernel_region, "Region of the kernel APIs"),
+            "partner-name": (partner.name, "Partner name (prefix of every RoleSessionName)"),
+        }
+        if partner.external_id is not None:
+            values["external-id"] = (partner.external_id, "sts:ExternalId of this partner (not a secret)")
+        if vending_api_url is not None:
+            values["vending-api-url"] = (vending_api_url, "URL of the kernel-access vending API")
+        self.parameters: dict[str, ssm.StringParameter] = {}
+        for key, (value, description) in values.items():
+            self.parameters[key] = ssm.StringParameter(
+                self,
+                f"Parameter-{key}",
+                parameter_name=f"{PARAMETER_PREFIX}/{key}",
+                string_value=value,
+                description=description,
+            )
+
+
+def partner_stack_id(partner: PartnerConfig) -> str:
+    return "KernelAccessPartner-" + partner.name
+
+
+def kernel_stack_id() -> str:
+    return "KernelAccessKernel"
+
+
+def build_stacks(
+    scope: Construct, config: KernelAccessConfig
+) -> tuple[KernelAccountStack, list[PartnerAccountStack]]:
+    kernel = KernelAccountStack(scope, kernel_stack_id(), config=config)
+    partners = [
+        PartnerAccountStack(
+            scope,
+            partner_stack_id(partner),
+            partner=partner,
+            kernel_account=config.kernel_account,
+            kernel_region=config.region,
+            name_suffix=config.name_suffix,
+            vending_api_url=config.vending_api_url,
+        )
+        for partner in config.partners
+    ]
+    return kernel, partners
