@@ -1,0 +1,134 @@
+"""``kernel-access local``: run the kernel stack's template on this machine (dev extra).
+
+Imports moto/PyJWT only when the command runs, so ``kernel-access --help`` and the Lambda never
+need the dev extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+EPILOG = """\
+examples:
+  kernel-access local                        # synthesise if needed, serve on a free port
+  kernel-access local --port 8000            # vending API on http://127.0.0.1:8000
+  kernel-access local --template cdk.out/KernelAccess.template.json --no-synth
+  kernel-access local --issuer github        # also print a test token of the 'github' issuer
+  kernel-access local --set KERNEL_ACCESS_RATE_LIMIT_REQUESTS=1000   # override a function variable
+
+Needs the dev extra: pip install 'kernel-access[dev]' (moto[server], PyJWT[crypto]).
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "local",
+        help="run the kernel stack's template locally (moto + in-process handlers)",
+        description=(
+            "Run the synthesised kernel stack locally: DynamoDB tables, SSM parameters and IAM roles on a "
+            "moto server bound to 127.0.0.1, every HTTP API route with its IAM (SigV4) or JWT authorizer, "
+            "the handlers invoked in-process with their template environment."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--port", type=int, default=0, help="port of the vending API (default: any free)")
+    parser.add_argument("--template", type=Path, help="template file or cdk.out directory to run")
+    parser.add_argument("--cdk-out", type=Path, help="cloud assembly directory (default: ./cdk.out)")
+    parser.add_argument("--stack", help="stack to run (default: the one serving the vending API)")
+    parser.add_argument("--project-dir", type=Path, default=Path.cwd(), help="CDK app directory (cdk.json)")
+    parser.add_argument(
+        "--no-synth", action="store_true", help="never synthesise, even when cdk.out is stale"
+    )
+    parser.add_argument(
+        "--issuer",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="print a test token signed by the local key of this JWT issuer (repeatable)",
+    )
+    parser.add_argument("--subject", default="repo:example/partner-app:ref:refs/heads/main", help="token sub")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override an environment variable of every function (repeatable)",
+    )
+    parser.add_argument("--state-dir", type=Path, help="where env files and state.json go (default: temp)")
+    parser.add_argument("--access-log", action="store_true", help="print one JSON line per request")
+    parser.add_argument(
+        "--exit-after-start", action="store_true", help="start, print, stop (measures start-up)"
+    )
+    parser.set_defaults(func=run)
+
+
+def _overrides(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"kernel-access local: --set expects NAME=VALUE, got {pair!r}")
+        out[name] = value
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from kernel_access.local.server import LocalKernel, LocalOptions, log_to_stderr
+        from kernel_access.local.template import TemplateError
+    except ImportError as error:  # pragma: no cover - needs an environment without the dev extra
+        print(
+            f"kernel-access local needs the dev extra ({error.name} is missing): "
+            "pip install 'kernel-access[dev]'",
+            file=sys.stderr,
+        )
+        return 2
+    options = LocalOptions(
+        project_dir=args.project_dir,
+        template=args.template,
+        cdk_out=args.cdk_out,
+        stack=args.stack,
+        synth=not args.no_synth,
+        port=args.port,
+        function_environment=_overrides(args.set),
+        state_dir=args.state_dir,
+        access_log=log_to_stderr if args.access_log else None,
+    )
+    kernel = LocalKernel(options)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        kernel.start()
+    except (TemplateError, OSError) as error:
+        print(f"kernel-access local: {error}", file=sys.stderr)
+        kernel.stop()
+        return 1
+    try:
+        print(kernel.banner(), flush=True)
+        print(f"State (URLs, identities, issuer keys): {kernel.state_dir / 'state.json'}", flush=True)
+        for name in args.issuer:
+            try:
+                issuer = kernel.issuer(name)
+            except KeyError as error:
+                print(f"kernel-access local: {error.args[0]}", file=sys.stderr)
+                continue
+            token = issuer.mint(subject=args.subject)
+            print(f"\nTest token of issuer {issuer.name} ({issuer.issuer}, sub={args.subject}):\n{token}")
+        if not args.exit_after_start:
+            while not stop.wait(0.5):
+                pass
+            print("\nkernel-access local: stopping", flush=True)
+    finally:
+        kernel.stop()
+    return 0

@@ -1,0 +1,454 @@
+"""The AWS side of a local run: a moto server on loopback, provisioned from the template.
+
+moto's server runs in this process (``ThreadedMotoServer``), so its account state is plain Python
+objects here: the gateway looks up the secret of a calling access key directly in moto's IAM/STS
+backends to verify SigV4, exactly as API Gateway asks IAM. Everything else (creating tables,
+parameters, roles; minting partner sessions) goes through boto3 against the server's endpoint, the
+same API a deployment would use.
+
+moto is a dev-extra dependency: this module is imported only by ``kernel-access local`` and the
+end-to-end tests, never by a Lambda handler.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from kernel_access.local.template import Resolver, StackTemplate
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
+
+#: Fake credentials used only to reach moto before any moto-issued key exists.
+_BOOTSTRAP_KEY: Final = "AKIALOCALBOOTSTRAP00"
+_BOOTSTRAP_SECRET: Final = "local-bootstrap-secret-not-a-real-key"  # noqa: S105 - moto-only placeholder
+_ADMIN_ROLE: Final = "kernel-access-local-admin"
+_SESSION_PATTERN_RE: Final = re.compile(r"^(?P<partner>[A-Za-z0-9][A-Za-z0-9-]*)\.\*$")
+
+
+class ProvisioningError(RuntimeError):
+    """A resource of the template could not be created on the local backend."""
+
+
+@dataclass(frozen=True)
+class SessionCredentials:
+    """Temporary credentials issued by the local STS."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+    expiration: datetime
+    arn: str
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+            "AWS_SESSION_TOKEN": self.session_token,
+        }
+
+
+@dataclass(frozen=True)
+class CallerKey:
+    """What IAM knows about an access key: enough to verify a signature and fill the authorizer context."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None
+    account_id: str
+    user_arn: str
+    user_id: str
+    expiration: datetime | None
+
+
+@dataclass(frozen=True)
+class PartnerIdentity:
+    """A partner as the kernel stack's trust policies describe it (one trust statement)."""
+
+    partner: str
+    account_id: str
+    role_name: str
+    role_arn: str
+    external_id: str | None
+    session_pattern: str
+
+    def session_name(self, suffix: str) -> str:
+        return f"{self.partner}.{suffix}"
+
+
+@dataclass
+class ProvisionReport:
+    """What was created locally, and what was skipped (with why)."""
+
+    tables: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, str] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _statements(document: Any) -> Iterator[Mapping[str, Any]]:
+    if not isinstance(document, Mapping):
+        return
+    statements = document.get("Statement", [])
+    yield from statements if isinstance(statements, list) else [statements]
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _account_of(principal: str) -> str | None:
+    if re.fullmatch(r"[0-9]{12}", principal):
+        return principal
+    match = re.match(r"^arn:aws[a-z-]*:iam::([0-9]{12}):", principal)
+    return match.group(1) if match else None
+
+
+class LocalAws:
+    """A moto server on 127.0.0.1 holding the kernel account's tables, parameters and roles."""
+
+    def __init__(self, template: StackTemplate, resolver: Resolver, *, port: int = 0) -> None:
+        self.template = template
+        self.resolver = resolver
+        self._port = port
+        self._server: ThreadedMotoServer | None = None
+        self.endpoint_url = ""
+        self._admin: SessionCredentials | None = None
+        self.report = ProvisionReport()
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> str:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        # werkzeug logs one line per request to stderr; the gateway keeps its own access log.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    # ---- clients -------------------------------------------------------------------------------
+
+    def client(self, service: str, credentials: SessionCredentials | None = None) -> Any:
+        """A boto3 client for the local endpoint; by default acting as the kernel account's admin."""
+        creds = credentials or self.admin_credentials()
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            region_name=self.template.region,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=creds.access_key_id,
+            aws_secret_access_key=creds.secret_access_key,
+            aws_session_token=creds.session_token,
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+        )
+
+    def _bootstrap_sts(self) -> Any:
+        return boto3.client(
+            "sts",
+            region_name=self.template.region,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=_BOOTSTRAP_KEY,
+            aws_secret_access_key=_BOOTSTRAP_SECRET,
+        )
+
+    def admin_credentials(self) -> SessionCredentials:
+        """A session in the kernel account, so moto files every resource under that account.
+
+        moto decides the account of a request from its access key; keys of an assumed role belong to
+        the role's account, which is how the local stack lands in the template's account.
+        """
+        if self._admin is None:
+            arn = f"arn:{self.template.partition}:iam::{self.template.account}:role/{_ADMIN_ROLE}"
+            self._admin = self.assume(arn, "local-provisioner", duration=43200, sts=self._bootstrap_sts())
+        return self._admin
+
+    def assume(
+        self,
+        role_arn: str,
+        session_name: str,
+        *,
+        duration: int = 3600,
+        external_id: str | None = None,
+        source_identity: str | None = None,
+        sts: Any = None,
+    ) -> SessionCredentials:
+        kwargs: dict[str, Any] = {
+            "RoleArn": role_arn,
+            "RoleSessionName": session_name,
+            "DurationSeconds": duration,
+        }
+        if external_id:
+            kwargs["ExternalId"] = external_id
+        if source_identity:
+            kwargs["SourceIdentity"] = source_identity
+        response = (sts or self._bootstrap_sts()).assume_role(**kwargs)
+        creds = response["Credentials"]
+        return SessionCredentials(
+            creds["AccessKeyId"],
+            creds["SecretAccessKey"],
+            creds["SessionToken"],
+            creds["Expiration"],
+            response["AssumedRoleUser"]["Arn"],
+        )
+
+    # ---- provisioning --------------------------------------------------------------------------
+
+    def provision(self) -> ProvisionReport:
+        """Create every DynamoDB table, SSM parameter and IAM role/policy the template declares."""
+        for logical_id in self.template.of_type("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable"):
+            self._create_table(logical_id)
+        for logical_id in self.template.of_type("AWS::SSM::Parameter"):
+            self._create_parameter(logical_id)
+        for logical_id in self.template.of_type("AWS::IAM::Role"):
+            self._create_role(logical_id)
+        for logical_id in self.template.of_type("AWS::IAM::ManagedPolicy"):
+            self._create_managed_policy(logical_id)
+        for logical_id in self.template.of_type("AWS::IAM::Policy"):
+            self._attach_inline_policy(logical_id)
+        return self.report
+
+    def _create_table(self, logical_id: str) -> None:
+        resource = self.template.resources[logical_id]
+        props = self.resolver.resource_properties(logical_id)
+        name = self.resolver.physical_name(logical_id)
+        kwargs: dict[str, Any] = {
+            "TableName": name,
+            "KeySchema": props["KeySchema"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        indexes = [
+            {
+                "IndexName": gsi["IndexName"],
+                "KeySchema": gsi["KeySchema"],
+                "Projection": gsi.get("Projection", {"ProjectionType": "ALL"}),
+            }
+            for gsi in props.get("GlobalSecondaryIndexes", [])
+        ]
+        if indexes:
+            kwargs["GlobalSecondaryIndexes"] = indexes
+        local_indexes = [
+            {"IndexName": lsi["IndexName"], "KeySchema": lsi["KeySchema"], "Projection": lsi["Projection"]}
+            for lsi in props.get("LocalSecondaryIndexes", [])
+        ]
+        if local_indexes:
+            kwargs["LocalSecondaryIndexes"] = local_indexes
+        dynamodb = self.client("dynamodb")
+        dynamodb.create_table(**kwargs)
+        ttl = props.get("TimeToLiveSpecification")
+        if resource.get("Type") == "AWS::DynamoDB::GlobalTable" and not ttl:
+            ttl = props.get("TimeToLiveSpecification")
+        if isinstance(ttl, Mapping) and ttl.get("Enabled") and ttl.get("AttributeName"):
+            dynamodb.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+            )
+        self.report.tables[logical_id] = name
+
+    def _create_parameter(self, logical_id: str) -> None:
+        props = self.resolver.resource_properties(logical_id)
+        name = self.resolver.physical_name(logical_id)
+        value = props.get("Value")
+        if not isinstance(value, str):
+            value = json.dumps(value)
+        kwargs: dict[str, Any] = {"Name": name, "Value": value, "Type": props.get("Type", "String")}
+        if props.get("Description"):
+            kwargs["Description"] = props["Description"]
+        if props.get("Tier"):
+            kwargs["Tier"] = props["Tier"]
+        self.client("ssm").put_parameter(**kwargs, Overwrite=True)
+        self.report.parameters[logical_id] = name
+
+    def _create_role(self, logical_id: str) -> None:
+        props = self.resolver.resource_properties(logical_id)
+        name = self.resolver.physical_name(logical_id)
+        iam = self.client("iam")
+        kwargs: dict[str, Any] = {
+            "RoleName": name,
+            "AssumeRolePolicyDocument": json.dumps(props.get("AssumeRolePolicyDocument", {})),
+            "Path": props.get("Path", "/"),
+        }
+        if props.get("MaxSessionDuration"):
+            kwargs["MaxSessionDuration"] = int(props["MaxSessionDuration"])
+        if props.get("Description"):
+            kwargs["Description"] = str(props["Description"])[:1000]
+        if props.get("PermissionsBoundary"):
+            kwargs["PermissionsBoundary"] = props["PermissionsBoundary"]
+        if props.get("Tags"):
+            kwargs["Tags"] = props["Tags"]
+        try:
+            iam.create_role(**kwargs)
+        except ClientError as error:
+            raise ProvisioningError(f"IAM role {logical_id} ({name}): {error}") from error
+        for policy in props.get("Policies", []):
+            iam.put_role_policy(
+                RoleName=name,
+                PolicyName=policy["PolicyName"],
+                PolicyDocument=json.dumps(policy["PolicyDocument"]),
+            )
+        for arn in props.get("ManagedPolicyArns", []):
+            self._attach_managed(name, str(arn))
+        self.report.roles[logical_id] = name
+
+    def _attach_managed(self, role_name: str, policy_arn: str) -> None:
+        try:
+            self.client("iam").attach_role_policy(RoleName=role_name, PolicyArn=policy_arn)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "NoSuchEntity":
+                raise
+            self.report.skipped.append(
+                f"managed policy {policy_arn} on role {role_name}: not known to moto (not attached)"
+            )
+
+    def _create_managed_policy(self, logical_id: str) -> None:
+        props = self.resolver.resource_properties(logical_id)
+        name = self.resolver.physical_name(logical_id)
+        iam = self.client("iam")
+        arn = iam.create_policy(
+            PolicyName=name, PolicyDocument=json.dumps(props["PolicyDocument"]), Path=props.get("Path", "/")
+        )["Policy"]["Arn"]
+        for role in props.get("Roles", []):
+            self._attach_managed(str(role), arn)
+
+    def _attach_inline_policy(self, logical_id: str) -> None:
+        props = self.resolver.resource_properties(logical_id)
+        iam = self.client("iam")
+        for role in props.get("Roles", []):
+            iam.put_role_policy(
+                RoleName=str(role),
+                PolicyName=str(props["PolicyName"]),
+                PolicyDocument=json.dumps(props["PolicyDocument"]),
+            )
+        for other in ("Users", "Groups"):
+            if props.get(other):
+                self.report.skipped.append(f"{logical_id}: policy on IAM {other.lower()} not emulated")
+
+    # ---- partner identities --------------------------------------------------------------------
+
+    def partner_identities(self) -> list[PartnerIdentity]:
+        """Partners as the trust policies name them: one per statement that pins a session-name prefix.
+
+        The kernel-access roles require ``sts:RoleSessionName`` to match ``<partner>.*`` for each
+        partner account; that pattern is what tells the vending service which partner is calling, so
+        it is also how the emulator finds the partners without reading any other configuration.
+        """
+        identities: list[PartnerIdentity] = []
+        for logical_id in self.template.of_type("AWS::IAM::Role"):
+            props = self.resolver.resource_properties(logical_id)
+            role_name = self.resolver.physical_name(logical_id)
+            role_arn = self.resolver.arn(logical_id)
+            for statement in _statements(props.get("AssumeRolePolicyDocument")):
+                if statement.get("Effect") != "Allow":
+                    continue
+                condition: Mapping[str, Any] = statement.get("Condition", {})
+                patterns = [
+                    *_as_list(condition.get("StringLike", {}).get("sts:RoleSessionName")),
+                    *_as_list(condition.get("StringEquals", {}).get("sts:RoleSessionName")),
+                ]
+                external = _as_list(condition.get("StringEquals", {}).get("sts:ExternalId"))
+                principals = _as_list(statement.get("Principal", {}).get("AWS"))
+                accounts = [a for a in (_account_of(str(p)) for p in principals) if a]
+                for pattern in patterns:
+                    match = _SESSION_PATTERN_RE.match(str(pattern))
+                    if not match:
+                        continue
+                    for account in accounts or [self.template.account]:
+                        identities.append(
+                            PartnerIdentity(
+                                partner=match["partner"],
+                                account_id=account,
+                                role_name=role_name,
+                                role_arn=role_arn,
+                                external_id=str(external[0]) if external else None,
+                                session_pattern=str(pattern),
+                            )
+                        )
+        return identities
+
+    def partner_session(
+        self, identity: PartnerIdentity, suffix: str = "local", *, duration: int = 3600
+    ) -> SessionCredentials:
+        """Credentials of a partner's session of its kernel role, as the partner would hold them.
+
+        The partner first has credentials in its own account (a workload role there), then assumes the
+        kernel role with its external id and a session name that satisfies the trust policy.
+        """
+        workload = self.assume(
+            f"arn:{self.template.partition}:iam::{identity.account_id}:role/{identity.partner}-workload",
+            "workload",
+        )
+        return self.assume(
+            identity.role_arn,
+            identity.session_name(suffix),
+            duration=duration,
+            external_id=identity.external_id,
+            sts=self.client("sts", workload),
+        )
+
+    # ---- IAM's view of access keys (for SigV4 verification) ------------------------------------
+
+    def lookup_access_key(self, access_key_id: str) -> CallerKey | None:
+        """The secret and identity behind an access key, from moto's in-process backends."""
+        from moto.iam.models import iam_backends
+        from moto.sts.models import sts_backends
+
+        for account_id, partitions in list(iam_backends.items()):
+            for partition, backend in list(partitions.items()):
+                key = backend.access_keys.get(access_key_id)
+                if key is None or key.status != "Active":
+                    continue
+                if key.role_arn:
+                    sts_partitions: Mapping[str, Any] = sts_backends.get(account_id) or {}
+                    sts_backend = sts_partitions.get(partition) if sts_partitions else None
+                    for role in list(sts_backend.assumed_roles if sts_backend else []):
+                        if role.access_key_id == access_key_id:
+                            expiration = role.expiration
+                            if expiration.tzinfo is None:
+                                expiration = expiration.replace(tzinfo=UTC)
+                            return CallerKey(
+                                access_key_id,
+                                role.secret_access_key,
+                                role.session_token,
+                                str(account_id),
+                                role.arn,
+                                role.user_id,
+                                expiration,
+                            )
+                    return None
+                user = backend.get_user_from_access_key_id(access_key_id)
+                if user is None:
+                    return None
+                return CallerKey(
+                    access_key_id, key.secret_access_key, None, str(account_id), user.arn, user.id, None
+                )
+        return None
+
+    def organization_id(self) -> str | None:
+        """The organization the kernel account belongs to, as its trust policies state it."""
+        for logical_id in self.template.of_type("AWS::IAM::Role"):
+            props = self.resolver.resource_properties(logical_id)
+            for statement in _statements(props.get("AssumeRolePolicyDocument")):
+                for operator in statement.get("Condition", {}).values():
+                    if isinstance(operator, Mapping) and operator.get("aws:PrincipalOrgID"):
+                        return str(_as_list(operator["aws:PrincipalOrgID"])[0])
+        return None

@@ -1,0 +1,344 @@
+"""``LocalKernel``: the whole kernel account of a template, running on this machine.
+
+Start-up order matters and mirrors a deployment: template → local AWS (moto) → resources →
+API sockets (so ``ApiEndpoint`` attributes have values) → function environments (resource names
+resolved to the local ones, credentials of each function's execution role) → partner sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from kernel_access import settings
+from kernel_access.contract import VENDING_HANDLER
+from kernel_access.local.backend import LocalAws, PartnerIdentity, SessionCredentials
+from kernel_access.local.functions import (
+    FunctionRunner,
+    LocalFunction,
+    functions_from_template,
+    lambda_environment,
+    resolve_environment,
+)
+from kernel_access.local.gateway import Gateway, LocalApi, apis_from_template
+from kernel_access.local.jwt_issuer import LocalIssuer
+from kernel_access.local.template import Resolver, StackTemplate, load_kernel_template
+
+#: Session-name suffix of the example partner sessions (``<partner>.local``).
+EXAMPLE_SESSION_SUFFIX: Final = "local"
+STATE_FILE_NAME: Final = "state.json"
+
+
+@dataclass
+class LocalOptions:
+    """What ``kernel-access local`` was asked to run."""
+
+    project_dir: Path = field(default_factory=Path.cwd)
+    template: Path | None = None
+    cdk_out: Path | None = None
+    stack: str | None = None
+    synth: bool = True
+    #: Port of the vending API (0 = any free port); other APIs take the following ports.
+    port: int = 0
+    #: Extra environment for every function (e.g. a higher rate limit for a load test).
+    function_environment: Mapping[str, str] = field(default_factory=dict)
+    #: Where env files and the state file go (default: a fresh private temporary directory).
+    state_dir: Path | None = None
+    #: Gateway access log sink (one JSON line per request); None = quiet.
+    access_log: Callable[[str], None] | None = None
+
+
+@dataclass(frozen=True)
+class PartnerSession:
+    identity: PartnerIdentity
+    credentials: SessionCredentials
+    env_file: Path
+
+
+class LocalKernel:
+    """Runs a kernel stack template locally; ``start()`` then ``stop()`` (or use as a context manager)."""
+
+    def __init__(self, options: LocalOptions) -> None:
+        self.options = options
+        self.template: StackTemplate | None = None
+        self.resolver: Resolver | None = None
+        self.aws: LocalAws | None = None
+        self.gateway: Gateway | None = None
+        self.functions: dict[str, LocalFunction] = {}
+        self.issuers: list[LocalIssuer] = []
+        self.partners: list[PartnerSession] = []
+        self.state_dir = options.state_dir or Path(tempfile.mkdtemp(prefix="kernel-access-local-"))
+        self.startup_seconds = 0.0
+        self.timings: dict[str, float] = {}
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalKernel:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        started = time.perf_counter()
+        mark = started
+        host_environment = dict(os.environ)
+
+        def lap(name: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            self.timings[name] = now - mark
+            mark = now
+
+        o = self.options
+        template = load_kernel_template(
+            o.project_dir, template=o.template, cdk_out=o.cdk_out, stack=o.stack, synth=o.synth
+        )
+        self.template = template
+        resolver = self.resolver = Resolver(template)
+        lap("template")
+
+        aws = self.aws = LocalAws(template, resolver)
+        aws.start()
+        aws.provision()
+        lap("provision")
+
+        self.functions = functions_from_template(resolver)
+        apis = apis_from_template(resolver, self.functions, self._issuer)
+        apis.sort(key=lambda api: not _serves_vending(api))
+        runner = FunctionRunner()
+        self.gateway = Gateway(
+            apis,
+            account_id=template.account,
+            region=template.region,
+            lookup_key=aws.lookup_access_key,
+            principal_org_id=aws.organization_id(),
+            runner=runner,
+            log=o.access_log,
+        )
+        ports = {api.logical_id: (o.port + index if o.port else 0) for index, api in enumerate(apis)}
+        self.gateway.start(ports)
+        resolver.api_endpoints.update({api.logical_id: api.url for api in apis})
+        lap("gateway")
+
+        for function in self.functions.values():
+            function.template_environment = resolve_environment(resolver, function)
+            credentials: dict[str, str] = {}
+            if function.role_arn:
+                session = aws.assume(function.role_arn, function.name[:64], duration=43200)
+                credentials = session.environment()
+            function.environment = lambda_environment(
+                function,
+                region=template.region,
+                endpoint_url=aws.endpoint_url,
+                credentials=credentials,
+                base=host_environment,
+                overrides=o.function_environment,
+            )
+        lap("functions")
+
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for identity in aws.partner_identities():
+            creds = aws.partner_session(identity, EXAMPLE_SESSION_SUFFIX, duration=43200)
+            self.partners.append(PartnerSession(identity, creds, self._write_env_file(identity, creds)))
+        lap("partners")
+        self.startup_seconds = time.perf_counter() - started
+        # Written last and atomically: scripts wait for this file to know the emulator is ready.
+        partial = self.state_dir / f".{STATE_FILE_NAME}.tmp"
+        self._write_private(partial, json.dumps(self.state(), indent=2, default=str))
+        os.replace(partial, self.state_dir / STATE_FILE_NAME)
+
+    def stop(self) -> None:
+        if self.gateway is not None:
+            self.gateway.stop()
+            self.gateway = None
+        if self.aws is not None:
+            self.aws.stop()
+            self.aws = None
+
+    # ---- helpers -----------------------------------------------------------------------------------
+
+    def _issuer(self, name: str, issuer: str, audiences: tuple[str, ...], source: str) -> LocalIssuer:
+        local = LocalIssuer(name=name, issuer=issuer, audiences=audiences, identity_source=source)
+        self.issuers.append(local)
+        return local
+
+    @staticmethod
+    def _write_private(path: Path, text: str) -> None:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+
+    def _write_env_file(self, identity: PartnerIdentity, creds: SessionCredentials) -> Path:
+        assert self.template is not None
+        assert self.aws is not None
+        lines = {
+            **creds.environment(),
+            "AWS_REGION": self.template.region,
+            "AWS_DEFAULT_REGION": self.template.region,
+            # So the programs run under `kernel-access exec` reach the local STS/DynamoDB/... too.
+            "AWS_ENDPOINT_URL": self.aws.endpoint_url,
+            "KERNEL_ACCESS_API": self.vending_url,
+        }
+        path = self.state_dir / f"{identity.partner}.env"
+        self._write_private(path, "".join(f"export {k}={v}\n" for k, v in lines.items()))
+        return path
+
+    # ---- what the run looks like -------------------------------------------------------------------
+
+    @property
+    def apis(self) -> list[LocalApi]:
+        return self.gateway.apis if self.gateway else []
+
+    @property
+    def vending_url(self) -> str:
+        return self.apis[0].url if self.apis else ""
+
+    def vending_function(self) -> LocalFunction | None:
+        return next((f for f in self.functions.values() if f.handler == VENDING_HANDLER), None)
+
+    def audit_table(self) -> str | None:
+        vending = self.vending_function()
+        return vending.template_environment.get(settings.AUDIT_TABLE_NAME) if vending else None
+
+    def state(self) -> dict[str, Any]:
+        """Everything a script or test needs to use this run (written to ``state.json``, mode 0600)."""
+        assert self.template is not None
+        assert self.aws is not None
+        vending = self.vending_function()
+        target_roles: Any = {}
+        if vending is not None:
+            try:
+                target_roles = json.loads(vending.template_environment.get(settings.TARGET_ROLES, "{}"))
+            except ValueError:
+                target_roles = {}
+        return {
+            "stack": self.template.stack_name,
+            "template": str(self.template.path),
+            "account_id": self.template.account,
+            "region": self.template.region,
+            "moto_endpoint": self.aws.endpoint_url,
+            "vending_url": self.vending_url,
+            "apis": [
+                {"name": api.name, "logical_id": api.logical_id, "url": api.url, "routes": _route_list(api)}
+                for api in self.apis
+            ],
+            "tables": self.aws.report.tables,
+            "parameters": self.aws.report.parameters,
+            "roles": self.aws.report.roles,
+            "skipped": self.aws.report.skipped,
+            "audit_table": self.audit_table(),
+            "target_roles": target_roles,
+            "functions": {
+                f.logical_id: {"name": f.name, "handler": f.handler, "environment": f.template_environment}
+                for f in self.functions.values()
+            },
+            "partners": [
+                {
+                    "partner": p.identity.partner,
+                    "account_id": p.identity.account_id,
+                    "role_arn": p.identity.role_arn,
+                    "external_id": p.identity.external_id,
+                    "session_arn": p.credentials.arn,
+                    "env_file": str(p.env_file),
+                    "credentials": p.credentials.environment(),
+                }
+                for p in self.partners
+            ],
+            "issuers": [
+                {
+                    "name": i.name,
+                    "issuer": i.issuer,
+                    "audiences": list(i.audiences),
+                    "key_id": i.key_id,
+                    "jwks": i.jwks(),
+                    "private_key_pem": i.private_key_pem(),
+                }
+                for i in self.issuers
+            ],
+            "startup_seconds": round(self.startup_seconds, 3),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+    def banner(self) -> str:
+        """What ``kernel-access local`` prints: where things are and what to paste."""
+        assert self.template is not None
+        assert self.aws is not None
+        lines = [
+            f"kernel-access local: stack {self.template.stack_name} "
+            f"(account {self.template.account}, {self.template.region})",
+            f"  template      {self.template.path}",
+        ]
+        for api in self.apis:
+            lines.append(f"  API {api.name}: {api.url}")
+            lines.extend(f"      {key:<28} {auth}" for key, auth in _route_list(api))
+        lines.append(f"  local AWS     {self.aws.endpoint_url}  (moto: STS, IAM, DynamoDB, SSM)")
+        lines.append(
+            f"  created       {len(self.aws.report.tables)} tables, {len(self.aws.report.parameters)} "
+            f"parameters, {len(self.aws.report.roles)} roles"
+        )
+        lines.extend(f"  skipped       {note}" for note in self.aws.report.skipped)
+        if self.partners:
+            lines.append("")
+            lines.append(
+                "Partner identities (sessions of the kernel roles, named as the trust policies require):"
+            )
+            for p in self.partners:
+                external = f", external id {p.identity.external_id}" if p.identity.external_id else ""
+                lines.append(f"  {p.identity.partner:<16} {p.credentials.arn}{external}")
+                lines.append(f"  {'':<16} credentials: source {p.env_file}")
+        roles = sorted(json.loads(self._target_roles_json()) or {"ROLE": ""})
+        if self.partners:
+            first = self.partners[0]
+            child = "import boto3; print(boto3.client('sts').get_caller_identity()['Arn'])"
+            lines += [
+                "",
+                "Try (in another shell):",
+                f"  source {first.env_file}",
+                f'  kernel-access exec --api {self.vending_url} --role {roles[0]} -- python -c "{child}"',
+                f"  kernel-access credential-process --api {self.vending_url} --role {roles[0]}",
+            ]
+        for issuer in self.issuers:
+            lines.append(
+                f"  JWT issuer {issuer.name}: {issuer.issuer} (audiences {', '.join(issuer.audiences)}); "
+                f"mint a test token with --issuer {issuer.name}"
+            )
+        lines += ["", f"Started in {self.startup_seconds:.1f} s. Ctrl-C stops."]
+        return "\n".join(lines)
+
+    def _target_roles_json(self) -> str:
+        vending = self.vending_function()
+        return vending.template_environment.get(settings.TARGET_ROLES, "{}") if vending else "{}"
+
+    def issuer(self, name: str) -> LocalIssuer:
+        for issuer in self.issuers:
+            if name in (issuer.name, issuer.issuer):
+                return issuer
+        known = ", ".join(i.name for i in self.issuers) or "none"
+        raise KeyError(f"no JWT issuer {name!r} in this template (have: {known})")
+
+
+def _serves_vending(api: LocalApi) -> bool:
+    return any(
+        r.integration is not None
+        and r.integration.function is not None
+        and r.integration.function.handler == VENDING_HANDLER
+        for r in api.routes
+    )
+
+
+def _route_list(api: LocalApi) -> list[tuple[str, str]]:
+    return [(r.route_key, r.authorization) for r in api.routes]
+
+
+def log_to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
