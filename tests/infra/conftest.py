@@ -1,0 +1,73 @@
+"""Synthesise the app once per session, from cdk.json's context, exactly as `cdk synth` does."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Template
+from kernel_access_cdk.app import build_app
+
+REPO = Path(__file__).resolve().parents[2]
+KERNEL_STACK = "KernelAccessKernel"
+_ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
+
+
+def load_cdk_context() -> dict[str, Any]:
+    context: dict[str, Any] = json.loads((REPO / "cdk.json").read_text())["context"]
+    return context
+
+
+def synth(outdir: Path, context: dict[str, Any] | None = None) -> Path:
+    build_app(context if context is not None else load_cdk_context(), str(outdir)).synth()
+    return outdir
+
+
+def normalise_asset_hashes(text: str) -> str:
+    """Asset hashes change whenever runtime code does; snapshots pin everything else."""
+    return _ASSET_HASH.sub("<asset-hash>", text)
+
+
+@pytest.fixture(scope="session")
+def cdk_context() -> dict[str, Any]:
+    return load_cdk_context()
+
+
+@pytest.fixture
+def context_copy(cdk_context: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(cdk_context)
+
+
+@pytest.fixture(scope="session")
+def cloud_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synth(tmp_path_factory.mktemp("cdk.out"))
+
+
+@pytest.fixture(scope="session")
+def templates(cloud_assembly: Path) -> dict[str, dict[str, Any]]:
+    manifest = json.loads((cloud_assembly / "manifest.json").read_text())
+    result: dict[str, dict[str, Any]] = {}
+    for name, artifact in sorted(manifest["artifacts"].items()):
+        if artifact["type"] == "aws:cloudformation:stack":
+            template_file = artifact["properties"]["templateFile"]
+            result[name] = json.loads((cloud_assembly / template_file).read_text())
+    return result
+
+
+@pytest.fixture(scope="session")
+def kernel(templates: dict[str, dict[str, Any]]) -> Template:
+    return Template.from_json(templates[KERNEL_STACK])
+
+
+@pytest.fixture(scope="session")
+def kernel_resources(templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    resources: dict[str, Any] = templates[KERNEL_STACK]["Resources"]
+    return resources
+
+
+def of_type(resources: dict[str, Any], cfn_type: str) -> dict[str, Any]:
+    return {name: r for name, r in resources.items() if r["Type"] == cfn_type}

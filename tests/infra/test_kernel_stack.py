@@ -1,0 +1,403 @@
+"""Security properties of the synthesised kernel stack (cdk.json's example configuration)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk.assertions import Match, Template
+from kernel_access import contract, settings
+
+from tests.infra.conftest import of_type
+
+TRUST_ACTIONS = ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"]
+
+
+def _role(resources: dict[str, Any], role_name: str) -> dict[str, Any]:
+    matches = [
+        r
+        for r in of_type(resources, "AWS::IAM::Role").values()
+        if r["Properties"].get("RoleName") == role_name
+    ]
+    assert len(matches) == 1, role_name
+    return matches[0]["Properties"]
+
+
+def _logical_id(resources: dict[str, Any], role_name: str) -> str:
+    return next(
+        name
+        for name, r in of_type(resources, "AWS::IAM::Role").items()
+        if r["Properties"].get("RoleName") == role_name
+    )
+
+
+def _statements_for_role(resources: dict[str, Any], logical_id: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in of_type(resources, "AWS::IAM::Policy").values():
+        if {"Ref": logical_id} in policy["Properties"]["Roles"]:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# --- KernelAccessRoles -------------------------------------------------------------------------
+
+
+def test_in_org_role_trusts_each_in_org_partner_with_org_id_and_session_prefix(
+    kernel_resources: dict[str, Any],
+) -> None:
+    role = _role(kernel_resources, "kernel-access")
+    assert role["MaxSessionDuration"] == 3600
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Sid": "PartnerPayments",
+            "Effect": "Allow",
+            "Action": TRUST_ACTIONS,
+            "Principal": {"AWS": "arn:aws:iam::222222222222:root"},
+            "Condition": {
+                "StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"},
+                "StringLike": {"sts:RoleSessionName": "payments.*"},
+            },
+        }
+    ]
+
+
+def test_external_role_binds_exactly_one_account_to_exactly_one_external_id(
+    kernel_resources: dict[str, Any],
+) -> None:
+    role = _role(kernel_resources, "kernel-access-external")
+    assert role["MaxSessionDuration"] == 3600
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Sid": "PartnerAcmeAnalytics",
+            "Effect": "Allow",
+            "Action": TRUST_ACTIONS,
+            "Principal": {"AWS": "arn:aws:iam::333333333333:root"},
+            "Condition": {
+                "StringEquals": {"sts:ExternalId": "ka-acme-7f3c9e2a4b6d48e1a0c5d9b2e8f1a3c7"},
+                "StringLike": {"sts:RoleSessionName": "acme-analytics.*"},
+            },
+        }
+    ]
+
+
+def test_kernel_access_roles_may_only_invoke_granted_routes(kernel_resources: dict[str, Any]) -> None:
+    vending_api = next(
+        n for n in of_type(kernel_resources, "AWS::ApiGatewayV2::Api") if n.startswith("Vending")
+    )
+    echo_api = next(n for n in of_type(kernel_resources, "AWS::ApiGatewayV2::Api") if n.startswith("Echo"))
+    expected = sorted(
+        [f"{vending_api}/*/{r.method}{r.path}" for r in contract.VENDING_ROUTES] + [f"{echo_api}/*/GET/echo"]
+    )
+    for role_name in ("kernel-access", "kernel-access-external"):
+        statements = _statements_for_role(kernel_resources, _logical_id(kernel_resources, role_name))
+        assert [s["Action"] for s in statements] == ["execute-api:Invoke"]
+        rendered = []
+        for resource in _as_list(statements[0]["Resource"]):
+            prefix, ref, suffix = resource["Fn::Join"][1]
+            assert prefix == "arn:aws:execute-api:us-east-1:111111111111:"
+            rendered.append(ref["Ref"] + suffix)
+        assert sorted(rendered) == expected
+
+
+# --- every AssumeRole is scoped ------------------------------------------------------------------
+
+
+def test_no_identity_policy_allows_assume_role_on_a_wildcard(kernel_resources: dict[str, Any]) -> None:
+    for policy in of_type(kernel_resources, "AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = _as_list(statement["Action"])
+            if any(a.startswith("sts:AssumeRole") or a == "sts:*" or a == "*" for a in actions):
+                for resource in _as_list(statement["Resource"]):
+                    assert resource != "*"
+                    assert "*" not in json.dumps(resource)
+
+
+def test_vending_function_role_is_least_privilege(kernel_resources: dict[str, Any]) -> None:
+    function = next(
+        iter(
+            r
+            for n, r in of_type(kernel_resources, "AWS::Lambda::Function").items()
+            if n.startswith("Vending")
+        )
+    )
+    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = _statements_for_role(kernel_resources, role_id)
+    by_action = {tuple(_as_list(s["Action"])): s for s in statements}
+    assert set(by_action) == {
+        ("logs:CreateLogStream", "logs:PutLogEvents"),
+        ("xray:PutTelemetryRecords", "xray:PutTraceSegments"),
+        ("sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"),
+        ("dynamodb:PutItem",),
+        ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+        ("dynamodb:BatchGetItem", "dynamodb:GetItem"),
+        ("ssm:GetParameter",),
+    }
+    assumable = {
+        r["Fn::GetAtt"][0]
+        for r in by_action[("sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession")]["Resource"]
+    }
+    target_and_minting = {
+        _logical_id(kernel_resources, name)
+        for name in (
+            "kernel-reader",
+            "kernel-deployer",
+            "kernel-access-codeartifact-reader",
+            "kernel-access-codeartifact-publisher",
+        )
+    }
+    assert assumable == target_and_minting
+    audit_table = next(
+        n for n in of_type(kernel_resources, "AWS::DynamoDB::Table") if n.startswith("AuditTable")
+    )
+    assert by_action[("dynamodb:PutItem",)]["Resource"] == {"Fn::GetAtt": [audit_table, "Arn"]}
+    rate_limit = next(n for n in of_type(kernel_resources, "AWS::DynamoDB::Table") if "RateLimit" in n)
+    revocation = next(n for n in of_type(kernel_resources, "AWS::DynamoDB::Table") if "Revocation" in n)
+    assert by_action[("dynamodb:GetItem", "dynamodb:UpdateItem")]["Resource"] == {
+        "Fn::GetAtt": [rate_limit, "Arn"]
+    }
+    assert by_action[("dynamodb:BatchGetItem", "dynamodb:GetItem")]["Resource"] == {
+        "Fn::GetAtt": [revocation, "Arn"]
+    }
+    parameter = next(iter(of_type(kernel_resources, "AWS::SSM::Parameter")))
+    assert by_action[("ssm:GetParameter",)]["Resource"] == {
+        "Fn::Join": ["", ["arn:aws:ssm:us-east-1:111111111111:parameter", {"Ref": parameter}]]
+    }
+
+
+def test_target_and_minting_roles_trust_only_the_vending_function_role(
+    kernel_resources: dict[str, Any],
+) -> None:
+    function = next(
+        iter(
+            r
+            for n, r in of_type(kernel_resources, "AWS::Lambda::Function").items()
+            if n.startswith("Vending")
+        )
+    )
+    function_role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    for name in (
+        "kernel-reader",
+        "kernel-deployer",
+        "kernel-access-codeartifact-reader",
+        "kernel-access-codeartifact-publisher",
+    ):
+        role = _role(kernel_resources, name)
+        assert role["MaxSessionDuration"] == 3600
+        assert role["AssumeRolePolicyDocument"]["Statement"] == [
+            {
+                "Sid": "VendingServiceOnly",
+                "Effect": "Allow",
+                "Action": TRUST_ACTIONS,
+                "Principal": {"AWS": {"Fn::GetAtt": [function_role, "Arn"]}},
+            }
+        ]
+    assert _role(kernel_resources, "kernel-reader")["ManagedPolicyArns"] == [
+        "arn:aws:iam::aws:policy/ReadOnlyAccess"
+    ]
+
+
+# --- vending function and API -------------------------------------------------------------------
+
+
+def test_vending_function_runtime_tracing_layer_and_environment(
+    kernel: Template, kernel_resources: dict[str, Any]
+) -> None:
+    kernel.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": contract.VENDING_HANDLER,
+            "Runtime": "python3.13",
+            "Architectures": ["arm64"],
+            "MemorySize": 512,
+            "Timeout": 15,
+            "TracingConfig": {"Mode": "Active"},
+            "Layers": [
+                Match.string_like_regexp(
+                    r"^arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:\d+$"
+                )
+            ],
+            "LoggingConfig": {"LogGroup": {"Ref": Match.string_like_regexp("^VendingFunctionLogs")}},
+        },
+    )
+    function = next(
+        iter(
+            r
+            for n, r in of_type(kernel_resources, "AWS::Lambda::Function").items()
+            if n.startswith("Vending")
+        )
+    )
+    variables = function["Properties"]["Environment"]["Variables"]
+    expected_names = {
+        settings.AUDIT_TABLE_NAME, settings.RATE_LIMIT_TABLE_NAME, settings.REVOCATION_TABLE_NAME,
+        settings.POLICY_PARAMETER_NAME, settings.POLICY_MAX_STALENESS_SECONDS, settings.TARGET_ROLES,
+        settings.RATE_LIMIT_REQUESTS, settings.RATE_LIMIT_WINDOW_SECONDS, settings.AUDIT_RETENTION_DAYS,
+        settings.CODEARTIFACT_READER_ROLE_ARN, settings.CODEARTIFACT_PUBLISHER_ROLE_ARN,
+        settings.CODEARTIFACT_DOMAIN_OWNER, settings.IN_ORG_ROLE_NAME, settings.EXTERNAL_ROLE_NAME,
+        "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
+    }  # fmt: skip
+    assert set(variables) == expected_names
+    assert variables[settings.IN_ORG_ROLE_NAME] == "kernel-access"
+    assert variables[settings.EXTERNAL_ROLE_NAME] == "kernel-access-external"
+    assert variables[settings.RATE_LIMIT_REQUESTS] == "100"
+    assert variables[settings.RATE_LIMIT_WINDOW_SECONDS] == "60"
+    assert variables[settings.AUDIT_RETENTION_DAYS] == "400"
+    assert variables[settings.POLICY_MAX_STALENESS_SECONDS] == "300"
+    assert variables[settings.CODEARTIFACT_DOMAIN_OWNER] == "111111111111"
+    target_roles = variables[settings.TARGET_ROLES]["Fn::Join"][1]
+    assert target_roles[0] == '{"kernel-reader":"'
+    assert target_roles[-1] == '"}'
+
+
+def test_every_route_of_every_api_is_iam_authorized(kernel_resources: dict[str, Any]) -> None:
+    routes = of_type(kernel_resources, "AWS::ApiGatewayV2::Route")
+    assert {r["Properties"]["RouteKey"] for r in routes.values()} == {
+        r.route_key for r in contract.VENDING_ROUTES
+    } | {"GET /echo"}
+    for route in routes.values():
+        assert route["Properties"]["AuthorizationType"] == "AWS_IAM"
+
+
+def test_stages_throttle_and_write_json_access_logs(kernel_resources: dict[str, Any]) -> None:
+    stages = of_type(kernel_resources, "AWS::ApiGatewayV2::Stage")
+    assert len(stages) == 2
+    for stage in stages.values():
+        props = stage["Properties"]
+        assert props["StageName"] == "$default"
+        assert props["DefaultRouteSettings"] == {"ThrottlingBurstLimit": 100, "ThrottlingRateLimit": 50}
+        log_format = json.loads(props["AccessLogSettings"]["Format"])
+        assert log_format["requestId"] == "$context.requestId"
+        assert log_format["callerArn"] == "$context.identity.userArn"
+        assert log_format["routeKey"] == "$context.routeKey"
+        assert log_format["status"] == "$context.status"
+        assert log_format["responseLatency"] == "$context.responseLatency"
+
+
+def test_every_log_group_has_retention_and_is_retained(kernel_resources: dict[str, Any]) -> None:
+    groups = of_type(kernel_resources, "AWS::Logs::LogGroup")
+    assert len(groups) == 4  # vending function, vending access logs, echo function, echo access logs
+    for group in groups.values():
+        assert group["Properties"]["RetentionInDays"] == 365
+        assert group["DeletionPolicy"] == "Retain"
+
+
+def test_api_url_is_an_output(templates: dict[str, dict[str, Any]]) -> None:
+    outputs = templates["KernelAccessKernel"]["Outputs"]
+    assert any(name.startswith("VendingApiUrl") for name in outputs)
+
+
+def test_policy_parameter_holds_the_config_policy(
+    kernel_resources: dict[str, Any], cdk_context: dict[str, Any]
+) -> None:
+    parameters = of_type(kernel_resources, "AWS::SSM::Parameter")
+    (parameter,) = parameters.values()
+    props = parameter["Properties"]
+    assert props["Name"] == "/kernel-access/vending-policy"
+    assert props["Type"] == "String"
+    document = json.loads(props["Value"])
+    config = cdk_context["kernel-access"]
+    assert document["version"] == config["policy"]["version"]
+    assert document["rules"] == config["policy"]["rules"]
+    assert document["partners"] == {
+        "payments": {"account_id": "222222222222", "in_organization": True},
+        "acme-analytics": {"account_id": "333333333333", "in_organization": False},
+    }
+
+
+# --- tables -------------------------------------------------------------------------------------
+
+
+def _table(resources: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return next(r for n, r in of_type(resources, "AWS::DynamoDB::Table").items() if n.startswith(prefix))
+
+
+def test_audit_table_schema_encryption_pitr_protection_ttl(kernel_resources: dict[str, Any]) -> None:
+    table = _table(kernel_resources, "AuditTable")
+    props = table["Properties"]
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["DeletionProtectionEnabled"] is True
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["KeySchema"] == [
+        {"AttributeName": "request_id", "KeyType": "HASH"},
+        {"AttributeName": "recorded_at", "KeyType": "RANGE"},
+    ]
+    indexes = {i["IndexName"]: i["KeySchema"] for i in props["GlobalSecondaryIndexes"]}
+    assert indexes == {
+        "by-caller": [
+            {"AttributeName": "caller_arn", "KeyType": "HASH"},
+            {"AttributeName": "recorded_at", "KeyType": "RANGE"},
+        ],
+        "by-access-key": [
+            {"AttributeName": "access_key_id", "KeyType": "HASH"},
+            {"AttributeName": "recorded_at", "KeyType": "RANGE"},
+        ],
+    }
+
+
+def test_rate_limit_and_revocation_tables(kernel_resources: dict[str, Any]) -> None:
+    rate = _table(kernel_resources, "VendingRateLimitTable")["Properties"]
+    assert rate["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert rate["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    revocation_table = _table(kernel_resources, "VendingRevocationTable")
+    revocation = revocation_table["Properties"]
+    assert revocation["KeySchema"] == [{"AttributeName": "subject", "KeyType": "HASH"}]
+    assert revocation["DeletionProtectionEnabled"] is True
+    assert revocation_table["DeletionPolicy"] == "Retain"
+    for props in (rate, revocation):
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert props["SSESpecification"] == {"SSEEnabled": True}
+
+
+# --- CodeArtifact -------------------------------------------------------------------------------
+
+
+def test_codeartifact_domain_kms_and_org_policy(kernel_resources: dict[str, Any]) -> None:
+    (domain,) = of_type(kernel_resources, "AWS::CodeArtifact::Domain").values()
+    props = domain["Properties"]
+    key_id = props["EncryptionKey"]["Fn::GetAtt"][0]
+    key = kernel_resources[key_id]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    (statement,) = props["PermissionsPolicyDocument"]["Statement"]
+    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}
+    assert "codeartifact:GetAuthorizationToken" in statement["Action"]
+    repositories = {
+        r["Properties"]["RepositoryName"]: r["Properties"]
+        for r in of_type(kernel_resources, "AWS::CodeArtifact::Repository").values()
+    }
+    assert repositories["pypi-store"]["ExternalConnections"] == ["public:pypi"]
+    assert repositories["npmjs-store"]["ExternalConnections"] == ["public:npmjs"]
+    assert repositories["internal"]["Upstreams"] == ["pypi-store", "npmjs-store"]
+
+
+def test_minting_roles_get_bearer_token_only_for_codeartifact(kernel_resources: dict[str, Any]) -> None:
+    for name, publishes in (
+        ("kernel-access-codeartifact-reader", False),
+        ("kernel-access-codeartifact-publisher", True),
+    ):
+        statements = _statements_for_role(kernel_resources, _logical_id(kernel_resources, name))
+        bearer = [s for s in statements if s["Action"] == "sts:GetServiceBearerToken"]
+        assert bearer == [
+            {
+                "Action": "sts:GetServiceBearerToken",
+                "Effect": "Allow",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"sts:AWSServiceName": "codeartifact.amazonaws.com"}},
+            }
+        ]
+        actions = {a for s in statements for a in _as_list(s["Action"])}
+        assert ("codeartifact:PublishPackageVersion" in actions) is publishes
+        publish = [s for s in statements if "codeartifact:PublishPackageVersion" in _as_list(s["Action"])]
+        for statement in publish:
+            assert (
+                statement["Resource"]
+                == "arn:aws:codeartifact:us-east-1:111111111111:package/kernel/internal/*"
+            )
