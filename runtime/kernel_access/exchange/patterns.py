@@ -1,0 +1,63 @@
+"""Anchored regular expressions for claim matching, and how claim values become text.
+
+octo-sts anchors every trust-policy regex (``^…$``); we get the same guarantee with
+``re.fullmatch`` so a pattern written without anchors can never match a prefix or a suffix of a
+longer value (``repo:acme/app`` must not match ``repo:acme/app-evil``). Operators still write
+``[^/]+`` rather than ``.*`` when a segment must not cross ``/``: full matching alone cannot know
+where a path segment ends, and the docs say so.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Final
+
+#: Longest pattern we accept: configuration is operator-written, but a bound keeps a typo from
+#: becoming a catastrophic-backtracking expression over a huge alternation.
+MAX_PATTERN_LENGTH: Final = 1024
+#: Longest claim value we try to match; longer values never match (no claim we care about is
+#: that long, and it bounds the regex engine's work per request).
+MAX_CLAIM_TEXT_LENGTH: Final = 2048
+
+
+@dataclass(frozen=True)
+class AnchoredPattern:
+    """A regex that must match the whole claim value (``fullmatch`` semantics)."""
+
+    source: str
+    compiled: re.Pattern[str] = field(repr=False, compare=False)
+
+    @classmethod
+    def compile(cls, source: str) -> AnchoredPattern:
+        """Compile ``source``; raises ``ValueError`` with a readable message when invalid."""
+        if not source:
+            raise ValueError("pattern must not be empty")
+        if len(source) > MAX_PATTERN_LENGTH:
+            raise ValueError(f"pattern longer than {MAX_PATTERN_LENGTH} characters")
+        try:
+            compiled = re.compile(source)
+        except re.error as error:
+            raise ValueError(f"invalid regular expression {source!r}: {error}") from None
+        return cls(source=source, compiled=compiled)
+
+    def matches(self, value: str | None) -> bool:
+        if value is None or len(value) > MAX_CLAIM_TEXT_LENGTH:
+            return False
+        return self.compiled.fullmatch(value) is not None
+
+
+def claim_text(value: object) -> str | None:
+    """The text a claim pattern is matched against, or None when the claim is not matchable.
+
+    Strings match as they are, booleans as ``"true"``/``"false"`` (as octo-sts compares them).
+    Every other type (numbers, lists, objects) is not matchable, so a pattern on it never matches:
+    guessing a textual form for a list would let ``.*`` patterns match things nobody meant.
+    Note: API Gateway HTTP API JWT authorizers hand claims to the Lambda already turned into
+    strings (``true`` stays ``"true"``), so in production nearly every claim arrives as a string.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    return None

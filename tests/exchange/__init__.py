@@ -1,0 +1,1 @@
+"""Tests of the OIDC token exchange (issue 6)."""
