@@ -232,13 +232,24 @@ def test_vending_function_runtime_tracing_layer_and_environment(
     )
     variables = function["Properties"]["Environment"]["Variables"]
     expected_names = {
-        settings.AUDIT_TABLE_NAME, settings.RATE_LIMIT_TABLE_NAME, settings.REVOCATION_TABLE_NAME,
-        settings.POLICY_PARAMETER_NAME, settings.POLICY_MAX_STALENESS_SECONDS, settings.TARGET_ROLES,
-        settings.RATE_LIMIT_REQUESTS, settings.RATE_LIMIT_WINDOW_SECONDS, settings.AUDIT_RETENTION_DAYS,
-        settings.CODEARTIFACT_READER_ROLE_ARN, settings.CODEARTIFACT_PUBLISHER_ROLE_ARN,
-        settings.CODEARTIFACT_DOMAIN_OWNER, settings.IN_ORG_ROLE_NAME, settings.EXTERNAL_ROLE_NAME,
-        "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
-    }  # fmt: skip
+        settings.AUDIT_TABLE_NAME,
+        settings.RATE_LIMIT_TABLE_NAME,
+        settings.REVOCATION_TABLE_NAME,
+        settings.POLICY_PARAMETER_NAME,
+        settings.POLICY_MAX_STALENESS_SECONDS,
+        settings.TARGET_ROLES,
+        settings.RATE_LIMIT_REQUESTS,
+        settings.RATE_LIMIT_WINDOW_SECONDS,
+        settings.AUDIT_RETENTION_DAYS,
+        settings.CODEARTIFACT_READER_ROLE_ARN,
+        settings.CODEARTIFACT_PUBLISHER_ROLE_ARN,
+        settings.CODEARTIFACT_DOMAIN_OWNER,
+        settings.IN_ORG_ROLE_NAME,
+        settings.EXTERNAL_ROLE_NAME,
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "POWERTOOLS_LOG_LEVEL",
+    }
     assert set(variables) == expected_names
     assert variables[settings.IN_ORG_ROLE_NAME] == "kernel-access"
     assert variables[settings.EXTERNAL_ROLE_NAME] == "kernel-access-external"

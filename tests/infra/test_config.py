@@ -1,0 +1,189 @@
+"""Config errors fail synth with a message naming the partner (where there is one) and the field."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kernel_access_cdk.config import ConfigError, load_config
+
+Mutation = Callable[[dict[str, Any]], None]
+
+
+def _partner(config: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(p for p in config["partners"] if p["name"] == name)
+
+
+def test_example_config_loads(cdk_context: dict[str, Any]) -> None:
+    config = load_config(cdk_context["kernel-access"])
+    assert [p.name for p in config.in_org_partners] == ["payments"]
+    assert [p.name for p in config.external_partners] == ["acme-analytics"]
+    assert config.partner("acme-analytics").external_id == "ka-acme-7f3c9e2a4b6d48e1a0c5d9b2e8f1a3c7"
+    assert config.policy_document["partners"]["payments"] == {
+        "account_id": "222222222222",
+        "in_organization": True,
+    }
+    assert [r.name for r in config.target_roles] == ["kernel-reader", "kernel-deployer"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "partner", "field"),
+    [
+        pytest.param(
+            lambda c: _partner(c, "payments").update(account_id="12345"),
+            "payments",
+            "account_id",
+            id="short-account",
+        ),
+        pytest.param(
+            lambda c: _partner(c, "payments").update(account_id="12345678901a"),
+            "payments",
+            "account_id",
+            id="non-digit-account",
+        ),
+        pytest.param(
+            lambda c: _partner(c, "acme-analytics").update(external_id="x"),
+            "acme-analytics",
+            "external_id",
+            id="external-id-too-short",
+        ),
+        pytest.param(
+            lambda c: _partner(c, "acme-analytics").update(external_id="has space"),
+            "acme-analytics",
+            "external_id",
+            id="external-id-bad-char",
+        ),
+        pytest.param(
+            lambda c: _partner(c, "acme-analytics").update(external_id="a" * 1225),
+            "acme-analytics",
+            "external_id",
+            id="external-id-too-long",
+        ),
+        pytest.param(
+            lambda c: _partner(c, "acme-analytics").pop("external_id"),
+            "acme-analytics",
+            "external_id",
+            id="external-without-id",
+        ),
+        pytest.param(
+            lambda c: _partner(c, "payments").update(external_id="ka-payments-1234"),
+            "payments",
+            "external_id",
+            id="in-org-with-external-id",
+        ),
+        pytest.param(
+            lambda c: _partner(c, "payments").update(in_organization="yes"),
+            "payments",
+            "in_organization",
+            id="in-org-not-bool",
+        ),
+        pytest.param(
+            lambda c: c["partners"].append(dict(_partner(c, "payments"), account_id="444444444444")),
+            "payments",
+            "name",
+            id="duplicate-partner",
+        ),
+        pytest.param(
+            lambda c: c["partners"].append(
+                {
+                    "name": "globex",
+                    "account_id": "555555555555",
+                    "in_organization": False,
+                    "external_id": "ka-acme-7f3c9e2a4b6d48e1a0c5d9b2e8f1a3c7",
+                }
+            ),
+            "globex",
+            "external_id",
+            id="same-external-id-twice",
+        ),
+        pytest.param(
+            lambda c: _partner(c, "payments").update(colour="blue"),
+            "payments",
+            "colour",
+            id="unknown-partner-field",
+        ),
+        pytest.param(
+            lambda c: c["policy"]["rules"][0].update(partners=["nobody"]),
+            "nobody",
+            "policy.rules[deny-external-deployer].partners",
+            id="unknown-partner-in-policy",
+        ),
+    ],
+)
+def test_partner_errors_name_partner_and_field(
+    context_copy: dict[str, Any], mutate: Mutation, partner: str, field: str
+) -> None:
+    config = context_copy["kernel-access"]
+    mutate(config)
+    with pytest.raises(ConfigError) as raised:
+        load_config(config)
+    assert raised.value.partner == partner
+    assert raised.value.field == field
+    assert f"partner {partner!r}" in str(raised.value)
+    assert field in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        pytest.param(lambda c: c.update(organization_id="o-short"), "organization_id", id="org-id"),
+        pytest.param(lambda c: c.update(organization_id="O-A1B2C3D4E5"), "organization_id", id="org-id-case"),
+        pytest.param(
+            lambda c: c.pop("organization_id"), "organization_id", id="in-org-partner-without-org-id"
+        ),
+        pytest.param(lambda c: c.update(kernel_account="1111"), "kernel_account", id="kernel-account"),
+        pytest.param(
+            lambda c: c["partners"][0].update(name="Bad Name"), "partners[0].name", id="partner-name"
+        ),
+        pytest.param(
+            lambda c: c["policy"]["rules"][1].update(roles=["kernel-admin"]),
+            "policy.rules[payments-deployer-business-hours].roles",
+            id="unknown-role",
+        ),
+        pytest.param(lambda c: c.update(log_retention_days=42), "log_retention_days", id="retention"),
+        pytest.param(
+            lambda c: c["codeartifact"].update(upstreams=["maven"]),
+            "codeartifact.upstreams[0]",
+            id="upstream",
+        ),
+        pytest.param(
+            lambda c: c["target_roles"].append(dict(c["target_roles"][0])),
+            "target_roles",
+            id="duplicate-role",
+        ),
+        pytest.param(lambda c: c.update(surprise=1), "surprise", id="unknown-top-level"),
+        pytest.param(
+            lambda c: c.update(vending_api_url="http://plain"), "vending_api_url", id="url-not-https"
+        ),
+    ],
+)
+def test_field_errors_name_the_field(context_copy: dict[str, Any], mutate: Mutation, field: str) -> None:
+    config = context_copy["kernel-access"]
+    mutate(config)
+    with pytest.raises(ConfigError) as raised:
+        load_config(config)
+    assert raised.value.field == field
+    assert field in str(raised.value)
+
+
+def test_policy_is_validated_by_the_runtime_parser(context_copy: dict[str, Any]) -> None:
+    config = context_copy["kernel-access"]
+    config["policy"]["rules"][2]["max_duration"] = 7200  # role chaining caps sessions at 3600 s
+    with pytest.raises(ConfigError) as raised:
+        load_config(config)
+    assert raised.value.field.startswith("policy")
+    assert "max_duration" in str(raised.value)
+
+
+def test_policy_unknown_rule_field_is_rejected(context_copy: dict[str, Any]) -> None:
+    config = context_copy["kernel-access"]
+    config["policy"]["rules"][0]["colour"] = "red"
+    with pytest.raises(ConfigError, match="colour"):
+        load_config(config)
+
+
+def test_config_is_frozen(cdk_context: dict[str, Any]) -> None:
+    config = load_config(cdk_context["kernel-access"])
+    with pytest.raises(AttributeError):
+        config.kernel_account = "999999999999"  # type: ignore[misc]
