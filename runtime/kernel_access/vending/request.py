@@ -39,14 +39,15 @@ TOKEN_PARAMETERS: Final = frozenset({"domain", "repository", "duration"})
 @dataclass(frozen=True)
 class CredentialsRequest:
     role: str
-    duration: int
+    #: ``None`` when not given: the policy then grants min(3600, the rule's maximum).
+    duration: int | None
 
 
 @dataclass(frozen=True)
 class TokenRequest:
     domain: str
     repository: str | None
-    duration: int
+    duration: int | None
 
 
 def _invalid(message: str, **details: Any) -> KernelAccessError:
@@ -83,9 +84,10 @@ def query_parameters(event: Mapping[str, Any], allowed: frozenset[str]) -> dict[
     return params
 
 
-def parse_duration(value: str | None) -> int:
+def parse_duration(value: str | None) -> int | None:
+    """Seconds in 900-3600, or ``None`` when absent (the policy's default then applies)."""
     if value is None:
-        return DEFAULT_DURATION
+        return None
     if not _DURATION_RE.match(value):
         raise _invalid("duration must be a whole number of seconds", parameter="duration")
     duration = int(value)

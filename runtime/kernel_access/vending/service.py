@@ -63,8 +63,9 @@ if TYPE_CHECKING:
 ROUTE_CREDENTIALS: Final = "GET /credentials"
 ROUTE_TOKEN: Final = "GET /codeartifact/token"  # noqa: S105 - a route, not a secret
 ROUTE_HEALTH: Final = "GET /health"
-#: Bounded client behaviour (no retry storms): two attempts in total, 3 s to connect and to read.
-CLIENT_RETRIES: Final = {"max_attempts": 2, "mode": "standard"}
+#: Bounded client behaviour (no retry storms): two attempts in total (the first and one retry;
+#: botocore's ``max_attempts`` would count retries only), 3 s to connect and to read.
+CLIENT_RETRIES: Final = {"total_max_attempts": 2, "mode": "standard"}
 CLIENT_TIMEOUT_SECONDS: Final = 3
 _REQUEST_ID_RE: Final = re.compile(r"^[\x21-\x7e]{1,128}$")
 BREAKER_VALUES: Final = {"closed": 0.0, "half-open": 1.0, "open": 2.0}
@@ -90,6 +91,23 @@ def request_id_of(event: Mapping[str, Any]) -> str:
     if isinstance(value, str) and _REQUEST_ID_RE.match(value):
         return value
     return f"local-{uuid.uuid4().hex}"
+
+
+_botocore_session: Any = None
+_botocore_session_lock = threading.Lock()
+
+
+def _shared_botocore_session() -> Any:
+    """One botocore session per process: its loader caches the parsed service models, so clients
+    created later (a CodeArtifact client per mint, a rebuilt service) skip re-reading them."""
+    global _botocore_session  # noqa: PLW0603 - process-wide cache on purpose
+    if _botocore_session is None:
+        with _botocore_session_lock:
+            if _botocore_session is None:
+                import botocore.session
+
+                _botocore_session = botocore.session.get_session()
+    return _botocore_session
 
 
 class Clients:
@@ -119,7 +137,9 @@ class Clients:
                     import boto3
 
                     if self._session is None:
-                        self._session = boto3.session.Session(region_name=self._region)
+                        self._session = boto3.session.Session(
+                            region_name=self._region, botocore_session=_shared_botocore_session()
+                        )
                     client = self._session.client(service, config=self._config())
                     self._clients[service] = client
         return client
@@ -140,7 +160,8 @@ class Clients:
         """A CodeArtifact client signing with a minting-role session (one per mint: rare)."""
         import boto3
 
-        client: CodeArtifactClient = boto3.session.Session(region_name=self._region).client(
+        session = boto3.session.Session(region_name=self._region, botocore_session=_shared_botocore_session())
+        client: CodeArtifactClient = session.client(
             "codeartifact",
             aws_access_key_id=credentials.access_key_id,
             aws_secret_access_key=credentials.secret_access_key,
@@ -148,6 +169,31 @@ class Clients:
             config=self._config(),
         )
         return client
+
+
+class _LazySSMProvider:
+    """Powertools' SSMProvider on our bounded-retry SSM client, created on first fetch."""
+
+    def __init__(self, clients: Clients) -> None:
+        self._clients = clients
+        self._provider: Any = None
+
+    def get(
+        self,
+        name: str,
+        max_age: int | None = None,
+        transform: Any = None,
+        force_fetch: bool = False,
+        **sdk_options: Any,
+    ) -> str | bytes | dict[str, Any] | None:
+        if self._provider is None:
+            from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+            self._provider = SSMProvider(boto3_client=self._clients.ssm())
+        value: str | bytes | dict[str, Any] | None = self._provider.get(
+            name, max_age=max_age, transform=transform, force_fetch=force_fetch, **sdk_options
+        )
+        return value
 
 
 class Telemetry:
@@ -178,19 +224,27 @@ class Telemetry:
         with self._tracer.provider.in_subsegment(name=f"## {name}"):
             yield
 
-    def count(self, name: str, route: str, error_code: str | None = None) -> None:
+    def allowed(self, route: str, milliseconds: float) -> None:
+        """Allowed and Latency go into the invocation's metric set (flushed by ``log_metrics``)."""
+        from aws_lambda_powertools import Metrics
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        metrics = Metrics()
+        metrics.add_dimension(name="route", value=route)
+        metrics.add_metric(name="Allowed", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=milliseconds)
+
+    def denied(self, route: str, error_code: str, milliseconds: float) -> None:
+        """Denied carries the error code as a dimension, so it is its own EMF document."""
+        from aws_lambda_powertools import Metrics
         from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-        with single_metric(name=name, unit=MetricUnit.Count, value=1) as metric:
+        metrics = Metrics()
+        metrics.add_dimension(name="route", value=route)
+        metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=milliseconds)
+        with single_metric(name="Denied", unit=MetricUnit.Count, value=1) as metric:
             metric.add_dimension(name="route", value=route)
-            if error_code:
-                metric.add_dimension(name="error_code", value=error_code)
-
-    def latency(self, route: str, milliseconds: float) -> None:
-        from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
-        with single_metric(name="Latency", unit=MetricUnit.Milliseconds, value=milliseconds) as metric:
-            metric.add_dimension(name="route", value=route)
+            metric.add_dimension(name="error_code", value=error_code)
 
     def breaker(self, name: str, state: str) -> None:
         from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -242,7 +296,9 @@ class VendingService:
             from kernel_access.policy import PolicyStore
 
             policy_store = PolicyStore(
-                config.policy_parameter, max_staleness=float(config.policy_max_staleness)
+                config.policy_parameter,
+                max_staleness=float(config.policy_max_staleness),
+                provider=_LazySSMProvider(self.clients),
             )
         self.policy_store = policy_store
         self.audit = audit or AuditLog(
@@ -427,8 +483,7 @@ class VendingService:
             self.telemetry.logger.exception("unexpected error while serving the request")
             error = KernelAccessError.internal()
         else:
-            self.telemetry.count("Allowed", route)
-            self.telemetry.latency(route, (time.perf_counter() - started) * 1000)
+            self.telemetry.allowed(route, (time.perf_counter() - started) * 1000)
             return Outcome(200, body)
 
         record.decision = "deny" if error.status < 500 else "error"
@@ -445,8 +500,7 @@ class VendingService:
             except AuditWriteError:
                 self.telemetry.logger.error("audit write failed; refusing to answer")
                 error = KernelAccessError.internal()
-        self.telemetry.count("Denied", route, error.code.value)
-        self.telemetry.latency(route, (time.perf_counter() - started) * 1000)
+        self.telemetry.denied(route, error.code.value, (time.perf_counter() - started) * 1000)
         return Outcome(error.status, error_body(error, request_id), error_headers(error))
 
     @staticmethod
@@ -543,11 +597,12 @@ class VendingService:
         """``GET /health``: version, policy version and age, breaker states. Not audited: it vends
         nothing and decides nothing (API Gateway's access log records the call); still refused to
         anyone without the IAM authorizer context."""
+        started = time.perf_counter()
         request_id = request_id_of(event)
         try:
             caller_from_event(event)
         except KernelAccessError as exc:
-            self.telemetry.count("Denied", ROUTE_HEALTH, exc.code.value)
+            self.telemetry.denied(ROUTE_HEALTH, exc.code.value, (time.perf_counter() - started) * 1000)
             return Outcome(exc.status, error_body(exc, request_id), error_headers(exc))
         from kernel_access.policy import PolicyUnavailable
 
@@ -572,5 +627,7 @@ class VendingService:
             error = KernelAccessError(
                 ErrorCode.POLICY_LOAD_FAILED, "the access policy is unavailable", report
             )
+            self.telemetry.denied(ROUTE_HEALTH, error.code.value, (time.perf_counter() - started) * 1000)
             return Outcome(error.status, error_body(error, request_id), error_headers(error))
+        self.telemetry.allowed(ROUTE_HEALTH, (time.perf_counter() - started) * 1000)
         return Outcome(200, report)
