@@ -126,6 +126,8 @@ class LocalAws:
         self.endpoint_url = ""
         self._admin: SessionCredentials | None = None
         self.report = ProvisionReport()
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._bootstrap: Any = None
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -152,6 +154,13 @@ class LocalAws:
     def client(self, service: str, credentials: SessionCredentials | None = None) -> Any:
         """A boto3 client for the local endpoint; by default acting as the kernel account's admin."""
         creds = credentials or self.admin_credentials()
+        key = (service, creds.access_key_id)
+        if key not in self._clients:
+            # Creating a client costs tens of milliseconds and start-up makes dozens of calls.
+            self._clients[key] = self._new_client(service, creds)
+        return self._clients[key]
+
+    def _new_client(self, service: str, creds: SessionCredentials) -> Any:
         return boto3.client(
             service,  # type: ignore[call-overload]
             region_name=self.template.region,
@@ -163,6 +172,11 @@ class LocalAws:
         )
 
     def _bootstrap_sts(self) -> Any:
+        if self._bootstrap is None:
+            self._bootstrap = self._new_bootstrap_sts()
+        return self._bootstrap
+
+    def _new_bootstrap_sts(self) -> Any:
         return boto3.client(
             "sts",
             region_name=self.template.region,
@@ -179,7 +193,7 @@ class LocalAws:
         """
         if self._admin is None:
             arn = f"arn:{self.template.partition}:iam::{self.template.account}:role/{_ADMIN_ROLE}"
-            self._admin = self.assume(arn, "local-provisioner", duration=43200, sts=self._bootstrap_sts())
+            self._admin = self.assume(arn, "local-provisioner", duration=43200)
         return self._admin
 
     def assume(
