@@ -11,7 +11,7 @@ Behaviour:
   not valid. A refresh is due at ``min(issued + refresh_fraction·lifetime, end - refresh_margin)``
   where ``lifetime = end - issued`` (with ``min_remaining=0`` this is exactly
   ``min(issued + 0.8·lifetime, expiry - 30 s)``), moved *earlier* by a random amount of at most
-  ``jitter`` seconds (and at most the lifetime), chosen once per minted value so a fleet of
+  ``jitter`` seconds (and never before the value was issued), chosen once per minted value so a fleet of
   processes does not refresh in lock-step.
 * Single flight: at most one mint runs at a time. While it runs, callers that hold a valid value
   get it at once; only callers with nothing valid wait for the mint in flight. If that mint fails,
@@ -315,9 +315,11 @@ class RefreshingValue(Generic[T]):
             minted.issued_at + timedelta(seconds=self.refresh_fraction * lifetime),
             usable_end - timedelta(seconds=self.refresh_margin),
         )
-        if self.jitter > 0 and lifetime > 0:
-            # Only ever earlier: a later refresh could outlive the value.
-            due -= timedelta(seconds=self._rng() * min(self.jitter, lifetime))
+        if self.jitter > 0 and due > minted.issued_at:
+            # Only ever earlier (a later refresh could outlive the value), and never before the
+            # value was issued.
+            room = (due - minted.issued_at).total_seconds()
+            due -= timedelta(seconds=self._rng() * min(self.jitter, room))
         return due
 
     def _emit(self, events: list[tuple[str, dict[str, object]]]) -> None:
