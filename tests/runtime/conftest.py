@@ -446,7 +446,13 @@ class CodeArtifactStub:
                 expected,
             )
             self.mints.append(
-                {"token": token, "access_key_id": credentials.access_key_id, "expiration": expiration}
+                {
+                    "token": token,
+                    "access_key_id": credentials.access_key_id,
+                    "secret_access_key": credentials.secret_access_key,
+                    "session_token": credentials.session_token,
+                    "expiration": expiration,
+                }
             )
         stubber.activate()
         return client
