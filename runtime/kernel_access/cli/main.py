@@ -16,7 +16,14 @@ from collections.abc import Sequence
 from kernel_access import __version__
 
 #: Sub-command modules, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("policy", "local")
+COMMAND_MODULES: tuple[str, ...] = (
+    "policy",
+    "local",
+    "credential_process",
+    "serve",
+    "exec_cmd",
+    "codeartifact",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

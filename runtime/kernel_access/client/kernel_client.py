@@ -254,6 +254,14 @@ class KernelClient:
                 f"could not assume {self.role_arn} as session {self.session_name}: {exc}"
             ) from exc
 
+    def current_credentials(self) -> StaticCredentials:
+        """The kernel-role credentials this client signs with (assumed or refreshed if due).
+
+        For tools that sign requests themselves (the CLI signs vending calls with them); raises
+        ``KernelCredentialsError`` when the role cannot be assumed.
+        """
+        return self._current_credentials()
+
     def _on_refresh_event(self, event: str, fields: Mapping[str, object]) -> None:
         if self._logger is not None:
             self._logger.info("kernel credentials", extra={"event": event, **dict(fields)})
