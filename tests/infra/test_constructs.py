@@ -1,0 +1,226 @@
+"""Construct behaviour outside the example app: options, proxy routes, grants, the asset."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import kernel_access
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Template
+from kernel_access_cdk.audit_table import AuditTable
+from kernel_access_cdk.config import PartnerConfig
+from kernel_access_cdk.lambda_asset import package_directory, stage_package
+from kernel_access_cdk.roles import KernelAccessRoles
+from kernel_access_cdk.service_api import CALLER_ACCOUNT_HEADER, CALLER_ARN_HEADER, KernelServiceApi
+
+from tests.infra.conftest import load_cdk_context, of_type
+
+PARTNERS = (
+    PartnerConfig("alpha", "444444444444", True, "us-east-1"),
+    PartnerConfig("beta", "555555555555", False, "us-east-1", "beta-external-id-1"),
+    PartnerConfig("gamma", "666666666666", False, "us-east-1", "gamma-external-id-2"),
+)
+
+
+def feature_flags() -> dict[str, Any]:
+    """cdk.json's feature flags without the example configuration."""
+    return {k: v for k, v in load_cdk_context().items() if k != "kernel-access"}
+
+
+@pytest.fixture(scope="module")
+def custom() -> dict[str, Any]:
+    """One stack exercising the options the example config does not use (synthesised once)."""
+    app = App(context=feature_flags())
+    stack = Stack(app, "Custom", env={"account": "111111111111", "region": "eu-west-1"})
+    boundary = iam.ManagedPolicy(
+        stack, "Boundary", statements=[iam.PolicyStatement(actions=["execute-api:Invoke"], resources=["*"])]
+    )
+    KernelAccessRoles(
+        stack,
+        "Roles",
+        partners=PARTNERS,
+        organization_id="o-abcdefghij",
+        name_suffix="-staging",
+        permissions_boundary=boundary,
+    )
+    key = kms.Key(stack, "AuditKey", enable_key_rotation=True)
+    audit = AuditTable(stack, "Audit", encryption_key=key)
+    api = KernelServiceApi(stack, "Service", throttling_rate_limit=7, throttling_burst_limit=9)
+    api.add_http_proxy_route("GET", "/orders/{id}", "https://backend.example.com/orders/{id}")
+    api.add_http_proxy_route("POST", "/orders", "https://backend.example.com/orders")
+    reader = iam.Role(stack, "Reader", assumed_by=iam.AccountPrincipal("111111111111"))
+    api.grant_invoke(reader, routes=[("GET", "/orders/{id}")])
+    writer = iam.Role(stack, "Writer", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    audit.grant_append(writer)
+    template: dict[str, Any] = Template.from_stack(stack).to_json()
+    return template
+
+
+def _role_props(template: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(
+        r["Properties"]
+        for r in of_type(template["Resources"], "AWS::IAM::Role").values()
+        if r["Properties"].get("RoleName") == name
+    )
+
+
+def test_one_trust_statement_per_external_partner_with_its_own_external_id(custom: dict[str, Any]) -> None:
+    role = _role_props(custom, "kernel-access-external-staging")
+    statements = role["AssumeRolePolicyDocument"]["Statement"]
+    assert [(s["Principal"]["AWS"], s["Condition"]["StringEquals"]) for s in statements] == [
+        ("arn:aws:iam::555555555555:root", {"sts:ExternalId": "beta-external-id-1"}),
+        ("arn:aws:iam::666666666666:root", {"sts:ExternalId": "gamma-external-id-2"}),
+    ]
+    assert [s["Condition"]["StringLike"] for s in statements] == [
+        {"sts:RoleSessionName": "beta.*"},
+        {"sts:RoleSessionName": "gamma.*"},
+    ]
+
+
+def test_suffix_and_permissions_boundary(custom: dict[str, Any]) -> None:
+    for name in ("kernel-access-staging", "kernel-access-external-staging"):
+        role = _role_props(custom, name)
+        assert role["PermissionsBoundary"]["Ref"].startswith("Boundary")
+        assert role["MaxSessionDuration"] == 3600
+
+
+def test_http_proxy_routes_overwrite_identity_headers(custom: dict[str, Any]) -> None:
+    integrations = of_type(custom["Resources"], "AWS::ApiGatewayV2::Integration")
+    assert len(integrations) == 2
+    for integration in integrations.values():
+        assert integration["Properties"]["RequestParameters"] == {
+            f"overwrite:header.{CALLER_ARN_HEADER}": "$context.identity.userArn",
+            f"overwrite:header.{CALLER_ACCOUNT_HEADER}": "$context.identity.accountId",
+        }
+    for route in of_type(custom["Resources"], "AWS::ApiGatewayV2::Route").values():
+        assert route["Properties"]["AuthorizationType"] == "AWS_IAM"
+    (stage,) = of_type(custom["Resources"], "AWS::ApiGatewayV2::Stage").values()
+    assert stage["Properties"]["DefaultRouteSettings"] == {
+        "ThrottlingBurstLimit": 9,
+        "ThrottlingRateLimit": 7,
+    }
+
+
+def test_grant_invoke_only_on_the_named_route(custom: dict[str, Any]) -> None:
+    policies = [
+        p["Properties"]
+        for p in of_type(custom["Resources"], "AWS::IAM::Policy").values()
+        if p["Properties"]["Roles"][0]["Ref"].startswith("Reader")
+    ]
+    (policy,) = policies
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "execute-api:Invoke"
+    assert statement["Resource"]["Fn::Join"][1][2] == "/*/GET/orders/{id}"
+
+
+def test_grant_append_is_put_item_only_plus_the_cmk(custom: dict[str, Any]) -> None:
+    (policy,) = [
+        p["Properties"]
+        for p in of_type(custom["Resources"], "AWS::IAM::Policy").values()
+        if p["Properties"]["Roles"][0]["Ref"].startswith("Writer")
+    ]
+    actions = sorted(
+        a
+        for s in policy["PolicyDocument"]["Statement"]
+        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    )
+    assert actions == ["dynamodb:PutItem", "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*"]
+    (table,) = of_type(custom["Resources"], "AWS::DynamoDB::Table").values()
+    sse = table["Properties"]["SSESpecification"]
+    assert sse["SSEEnabled"] is True
+    assert sse["SSEType"] == "KMS"
+    assert sse["KMSMasterKeyId"]["Fn::GetAtt"][0].startswith("AuditKey")
+
+
+def test_grant_invoke_rejects_unknown_routes() -> None:
+    stack = Stack(App(), "S")
+    api = KernelServiceApi(stack, "Api")
+    role = iam.Role(stack, "R", assumed_by=iam.AccountPrincipal("111111111111"))
+    with pytest.raises(ValueError, match="no routes"):
+        api.grant_invoke(role)
+    api.add_lambda_route(
+        "GET",
+        "/x",
+        lambda_.Function(
+            stack,
+            "F",
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            handler="index.handler",
+            code=lambda_.Code.from_inline("def handler(e, c): return 1"),
+        ),
+    )
+    with pytest.raises(ValueError, match="not defined"):
+        api.grant_invoke(role, routes=[("POST", "/x")])
+    with pytest.raises(ValueError, match="already defined"):
+        api.add_http_proxy_route("GET", "/x", "https://example.com")
+
+
+def test_kernel_access_roles_need_partners() -> None:
+    with pytest.raises(ValueError, match="partners"):
+        KernelAccessRoles(Stack(App(), "S"), "Roles", partners=(), organization_id="o-abcdefghij")
+
+
+# --- the Lambda asset -----------------------------------------------------------------------------
+
+
+def test_asset_holds_only_kernel_access_sources(tmp_path: Path) -> None:
+    staged = stage_package(tmp_path)
+    assert staged.files
+    for name in staged.files:
+        assert name.startswith("kernel_access/")
+        assert name.endswith((".py", "py.typed"))
+        assert "__pycache__" not in name
+    on_disk = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert on_disk == sorted(staged.files)
+    assert "kernel_access/handlers/vending.py" in staged.files
+    assert not any(name.startswith(("kernel_access_cdk", "tests")) for name in staged.files)
+
+
+def test_asset_hash_is_stable_and_content_addressed(tmp_path: Path) -> None:
+    first = stage_package(tmp_path / "a")
+    second = stage_package(tmp_path / "b")
+    assert first.sha256 == second.sha256
+    assert first.files == second.files
+    assert package_directory() == Path(kernel_access.__file__).parent
+
+
+def test_asset_skips_byte_code_and_hashes_content_not_timestamps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "src" / "fakepkg"
+    (source / "__pycache__").mkdir(parents=True)
+    (source / "sub").mkdir()
+    (source / "__init__.py").write_text("X = 1\n")
+    (source / "sub" / "mod.py").write_text("Y = 2\n")
+    (source / "py.typed").write_text("")
+    (source / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"\0")
+    (source / "notes.txt").write_text("not code")
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    importlib.invalidate_caches()
+    first = stage_package(tmp_path / "a", "fakepkg")
+    assert first.files == ("fakepkg/__init__.py", "fakepkg/py.typed", "fakepkg/sub/mod.py")
+    os.utime(source / "__init__.py", (1, 1))
+    assert stage_package(tmp_path / "b", "fakepkg").sha256 == first.sha256
+    (source / "sub" / "mod.py").write_text("Y = 3\n")
+    assert stage_package(tmp_path / "c", "fakepkg").sha256 != first.sha256
+
+
+def test_vending_function_uses_the_staged_asset(cloud_assembly: Path, templates: dict[str, Any]) -> None:
+    function = next(
+        r
+        for n, r in of_type(templates["KernelAccessKernel"]["Resources"], "AWS::Lambda::Function").items()
+        if n.startswith("Vending")
+    )
+    asset_dir = cloud_assembly / function["Metadata"]["aws:asset:path"]
+    files = sorted(p.relative_to(asset_dir).as_posix() for p in asset_dir.rglob("*") if p.is_file())
+    staged = stage_package(cloud_assembly.parent / "restage")
+    assert files == sorted(staged.files)
+    assert json.dumps(function).count("kernel_access.handlers.vending.handler") == 1
