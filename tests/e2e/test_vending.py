@@ -1,0 +1,186 @@
+"""The example kernel stack, as `cdk synth` produces it, running locally: the vending API end to end.
+
+Caller (partner session of a kernel role, SigV4) → emulator's IAM authorizer → vending handler
+(in-process, template environment) → moto STS/DynamoDB/SSM. Every decision must be in the audit table.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.e2e.conftest import Emulator, Response, http
+
+
+@pytest.fixture(scope="module")
+def vending(kernel_emulator: Emulator) -> str:
+    return str(kernel_emulator.state["vending_url"])
+
+
+def audit_record(emulator: Emulator, request_id: str) -> dict[str, Any]:
+    """The one audit record of a request (by its API Gateway request id), flattened."""
+    dynamodb = emulator.client("dynamodb")
+    items = dynamodb.query(
+        TableName=emulator.state["audit_table"],
+        KeyConditionExpression="request_id = :r",
+        ExpressionAttributeValues={":r": {"S": request_id}},
+        ConsistentRead=True,
+    )["Items"]
+    assert len(items) == 1, f"expected one audit record for {request_id}, found {len(items)}"
+    return {k: next(iter(v.values())) for k, v in items[0].items()}
+
+
+def get_credentials(emulator: Emulator, url: str, creds: dict[str, str], query: str) -> Response:
+    return emulator.call("GET", f"{url}/credentials?{query}", creds)
+
+
+def test_stack_resources_come_from_the_template(kernel_emulator: Emulator) -> None:
+    state = kernel_emulator.state
+    assert state["account_id"] == "111111111111"
+    assert state["audit_table"] in state["tables"].values()
+    assert set(state["target_roles"]) == {"kernel-reader", "kernel-deployer"}
+    parameter = kernel_emulator.client("ssm").get_parameter(Name=next(iter(state["parameters"].values())))
+    policy = json.loads(parameter["Parameter"]["Value"])
+    assert {"payments", "acme-analytics"} <= set(policy["partners"])
+    indexes = kernel_emulator.client("dynamodb").describe_table(TableName=state["audit_table"])["Table"]
+    assert {i["IndexName"] for i in indexes["GlobalSecondaryIndexes"]} == {"by-caller", "by-access-key"}
+
+
+def test_vended_credentials_work_and_are_audited(kernel_emulator: Emulator, vending: str) -> None:
+    caller = kernel_emulator.partner_session("payments", "e2e-vend")
+    response = get_credentials(kernel_emulator, vending, caller, "role=kernel-reader&duration=900")
+    assert response.status == 200, response.body
+    body = response.json()
+    assert set(body) == {"AccessKeyId", "SecretAccessKey", "Token", "Expiration", "AccountId"}
+    assert body["Expiration"].endswith("Z")
+    assert body["AccountId"] == "111111111111"
+    identity = boto3.client(
+        "sts",
+        region_name="us-east-1",
+        endpoint_url=kernel_emulator.moto,
+        aws_access_key_id=body["AccessKeyId"],
+        aws_secret_access_key=body["SecretAccessKey"],
+        aws_session_token=body["Token"],
+    ).get_caller_identity()
+    assert identity["Arn"].startswith("arn:aws:sts::111111111111:assumed-role/kernel-reader/")
+    record = audit_record(kernel_emulator, response.headers["apigw-requestid"])
+    assert record["decision"] == "allow"
+    assert record["partner"] == "payments"
+    assert record["caller_arn"] == "arn:aws:sts::111111111111:assumed-role/kernel-access/payments.e2e-vend"
+    assert record["access_key_id"] == body["AccessKeyId"]
+    flat = json.dumps(record)
+    assert body["SecretAccessKey"] not in flat
+    assert body["Token"] not in flat
+
+
+def test_policy_deny_is_403_and_audited(kernel_emulator: Emulator, vending: str) -> None:
+    caller = kernel_emulator.partner_session("acme-analytics", "e2e-deny")
+    response = get_credentials(kernel_emulator, vending, caller, "role=kernel-deployer")
+    assert response.status == 403
+    body = response.json()
+    assert body["error_code"] == "POLICY_DENY"
+    assert body["details"]["rule_id"] == "deny-external-deployer"
+    record = audit_record(kernel_emulator, body["request_id"])
+    assert record["decision"] == "deny"
+    assert record["error_code"] == "POLICY_DENY"
+    assert "access_key_id" not in record
+
+
+def test_session_not_named_for_a_partner_is_denied(kernel_emulator: Emulator, vending: str) -> None:
+    """A kernel-access session whose name does not start with a known partner is nobody."""
+    role = kernel_emulator.partner("payments")["role_arn"]
+    caller = kernel_emulator.assume(role, "stranger.e2e")
+    response = get_credentials(kernel_emulator, vending, caller, "role=kernel-reader")
+    assert response.status == 403
+    assert response.json()["error_code"] in {"ACCESS_DENIED", "POLICY_DENY"}
+
+
+def test_revoked_caller_gets_session_revoked(kernel_emulator: Emulator, vending: str) -> None:
+    caller = kernel_emulator.partner_session("payments", "e2e-revoked")
+    arn = "arn:aws:sts::111111111111:assumed-role/kernel-access/payments.e2e-revoked"
+    assert get_credentials(kernel_emulator, vending, caller, "role=kernel-reader").status == 200
+    revocations = kernel_emulator.state["functions"]
+    table = next(
+        f["environment"]["KERNEL_ACCESS_REVOCATION_TABLE"]
+        for f in revocations.values()
+        if "KERNEL_ACCESS_REVOCATION_TABLE" in f["environment"]
+    )
+    kernel_emulator.client("dynamodb").put_item(
+        TableName=table,
+        Item={
+            "subject": {"S": f"caller#{arn}"},
+            "reason": {"S": "e2e test"},
+            "revoked_by": {"S": "e2e"},
+            "revoked_at": {"S": "2026-11-23T00:00:00Z"},
+        },
+    )
+    response = get_credentials(kernel_emulator, vending, caller, "role=kernel-reader")
+    assert response.status == 403
+    body = response.json()
+    assert body["error_code"] == "SESSION_REVOKED"
+    assert audit_record(kernel_emulator, body["request_id"])["error_code"] == "SESSION_REVOKED"
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "code"),
+    [
+        ("role=kernel-reader&duration=abc", 400, "INVALID_REQUEST"),
+        ("role=kernel-reader&duration=60", 400, "INVALID_REQUEST"),
+        ("role=kernel-reader&duration=7200", 400, "INVALID_REQUEST"),
+        ("role=../../etc", 400, "INVALID_REQUEST"),
+        ("role=kernel-reader&role=kernel-deployer", 400, "INVALID_REQUEST"),
+        ("role=kernel-reader&admin=true", 400, "INVALID_REQUEST"),
+        ("", 400, "INVALID_REQUEST"),
+        # An unknown role is reported as ROLE_NOT_FOUND only to callers a rule would allow (no
+        # enumeration of role names): for this caller no rule matches, so it is a policy deny.
+        ("role=no-such-role", 403, "POLICY_DENY"),
+    ],
+)
+def test_malformed_requests_get_documented_codes(
+    kernel_emulator: Emulator, vending: str, query: str, status: int, code: str
+) -> None:
+    caller = dict(kernel_emulator.partner("payments")["credentials"])
+    response = get_credentials(kernel_emulator, vending, caller, query)
+    assert response.status == status, response.body
+    body = response.json()
+    assert body["error_code"] == code
+    assert body["request_id"] == response.headers["apigw-requestid"]
+    assert audit_record(kernel_emulator, body["request_id"])["decision"] != "allow"
+
+
+def test_unsigned_request_never_reaches_the_handler(kernel_emulator: Emulator, vending: str) -> None:
+    response = http("GET", f"{vending}/credentials?role=kernel-reader")
+    assert response.status == 403
+    assert response.json() == {"message": "Forbidden"}
+
+
+def test_rate_limit_returns_429_with_retry_after(kernel_emulator: Emulator, vending: str) -> None:
+    """Default config: 100 requests per 60 s per caller ARN. One fresh caller, up to 205 requests."""
+    caller = kernel_emulator.partner_session("payments", "e2e-ratelimit")
+
+    def one(_: int) -> Response:
+        return kernel_emulator.call("GET", f"{vending}/credentials?role=kernel-reader&duration=900", caller)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(one, range(205)))
+    statuses = [r.status for r in responses]
+    assert set(statuses) <= {200, 429}
+    # A fixed window may roll over once during the burst: at most 200 can pass.
+    assert 100 <= statuses.count(200) <= 200
+    limited = next(r for r in responses if r.status == 429)
+    body = limited.json()
+    assert body["error_code"] == "RATE_LIMITED"
+    assert int(limited.headers["retry-after"]) >= 1
+    assert body["retry_after_seconds"] >= 1
+    assert audit_record(kernel_emulator, body["request_id"])["error_code"] == "RATE_LIMITED"
+
+
+def test_health(kernel_emulator: Emulator, vending: str) -> None:
+    caller = dict(kernel_emulator.partner("payments")["credentials"])
+    response = kernel_emulator.call("GET", f"{vending}/health", caller)
+    assert response.status == 200
+    assert response.json()["status"] == "ok"
