@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "serve",
     "exec_cmd",
     "codeartifact",
+    "revoke",
 )
 
 
