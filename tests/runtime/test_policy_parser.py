@@ -72,6 +72,16 @@ def test_example_from_cdk_json_parses() -> None:
     assert policy.rules[3].codeartifact.access == "publish"
 
 
+def test_documented_example_parses() -> None:
+    """The full example in docs/policy.md (README material) stays a valid policy."""
+    text = (ROOT / "docs" / "policy.md").read_text()
+    block = text.split("```json\n", 1)[1].split("```", 1)[0]
+    policy = parse_policy(block)
+    assert len(policy.rules) == 6
+    assert policy.rules[2].session_policy is not None
+    assert policy.rules[2].session_policy.inline_json is not None
+
+
 def test_json_text_and_bytes_parse_like_the_mapping() -> None:
     text = json.dumps(example_document())
     assert parse_policy(text) == parse_policy(text.encode()) == parse_policy(example_document())
