@@ -306,9 +306,18 @@ def test_empty_intersection_is_a_denial_not_an_empty_credential(harness: Harness
     status, body = harness.exchange({"target": "deploy", "requested_permissions": ["iam:CreateUser"]})
     assert (status, body["error_code"]) == (403, "POLICY_NOT_FOUND")
     assert body["details"]["reason"] == "no_effective_permissions"
-    # A CodeArtifact request naming no access level gets nothing.
-    status, body = harness.exchange({"target": "packages", "requested_permissions": ["s3:GetObject"]})
-    assert body["error_code"] == "POLICY_NOT_FOUND"
+    assert harness.sts_calls == []
+
+
+@pytest.mark.parametrize(
+    ("target", "requested"),
+    [("packages", ["s3:GetObject"]), ("deploy", ["read"]), ("deploy", ["*"]), ("deploy", ['s3:Get","x'])],
+)
+def test_permissions_of_the_wrong_kind_are_invalid_request(
+    harness: Harness, target: str, requested: list[str]
+) -> None:
+    status, body = harness.exchange({"target": target, "requested_permissions": requested})
+    assert (status, body["error_code"]) == (400, "INVALID_REQUEST")
     assert harness.sts_calls == []
 
 

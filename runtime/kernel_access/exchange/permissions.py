@@ -85,7 +85,9 @@ def effective_actions(
     requested: Sequence[str] | None, trust: Sequence[str], maximum: Sequence[str]
 ) -> tuple[str, ...]:
     """IAM actions granted: requested (default: all the trust policy offers) ∩ trust ∩ maximum."""
-    wanted = trust if requested is None else requested
+    # Requested items that are not action patterns are dropped (the service refuses them earlier
+    # with INVALID_REQUEST; this keeps the function safe on its own).
+    wanted = trust if requested is None else [item for item in requested if is_action_pattern(item)]
     return intersect(intersect(wanted, trust), [m for m in maximum if is_action_pattern(m)])
 
 

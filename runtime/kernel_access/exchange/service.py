@@ -30,10 +30,16 @@ from kernel_access.audit import AuditLog, AuditRecord, AuditWriteError, token_fi
 from kernel_access.contract import ErrorCode
 from kernel_access.errors import KernelAccessError
 from kernel_access.exchange.claims import check_central, check_lifetime, read_claims, select_policy
-from kernel_access.exchange.config import AwsRoleTarget
+from kernel_access.exchange.config import AwsRoleTarget, Target
 from kernel_access.exchange.issued import IssuedToken, IssuedTokenStore
 from kernel_access.exchange.minting import Issued, Minter, session_tags, source_identity
-from kernel_access.exchange.permissions import effective_actions, effective_level, level_permissions
+from kernel_access.exchange.permissions import (
+    CODEARTIFACT_LEVELS,
+    effective_actions,
+    effective_level,
+    is_action_pattern,
+    level_permissions,
+)
 from kernel_access.exchange.refusal import ExchangeRefused
 from kernel_access.exchange.replay import ReplayGuard
 from kernel_access.exchange.request import decode_body, effective_ttl, parse_request
@@ -211,6 +217,7 @@ class ExchangeService:
         tags = session_tags(token.all, issuer_name=context.issuer_name, request_id=context.request_id)
         record.source_identity, record.session_name = subject_identity, session
 
+        _check_requested(request.requested_permissions, target)
         if isinstance(target, AwsRoleTarget):
             actions = effective_actions(
                 request.requested_permissions, policy.permissions, issuer.max_permissions
@@ -277,6 +284,24 @@ class ExchangeService:
 
     def _spend(self, issuer: str, jti: str, expires_at: int, request_id: str) -> None:
         self.replay_guard.accept_once(issuer=issuer, jti=jti, expires_at=expires_at, request_id=request_id)
+
+
+def _check_requested(requested: tuple[str, ...] | None, target: Target) -> None:
+    """Requested permissions must be of the target's kind: IAM action patterns or access levels."""
+    if requested is None:
+        return
+    if isinstance(target, AwsRoleTarget):
+        bad = [item for item in requested if not is_action_pattern(item)]
+        expected = "IAM action patterns like 's3:GetObject' or 's3:Get*'"
+    else:
+        bad = [item for item in requested if item not in CODEARTIFACT_LEVELS]
+        expected = "'read' or 'publish'"
+    if bad:
+        raise ExchangeRefused(
+            ErrorCode.INVALID_REQUEST,
+            f"requested_permissions for target {target.name!r} must be {expected}",
+            details={"field": "requested_permissions", "invalid": [item[:64] for item in bad[:5]]},
+        )
 
 
 def _require_some(permissions: tuple[str, ...], target: str) -> None:
