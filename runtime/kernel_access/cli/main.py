@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "exec_cmd",
     "codeartifact",
     "revoke",
+    "exchange",
 )
 
 
