@@ -151,6 +151,11 @@ class RefreshingValue(Generic[T]):
     def get(self) -> T:
         """The current value, refreshing it when due. Raises :class:`RefreshError` only when no
         valid value is left (and none could be minted)."""
+        with self._cond:
+            # Fast path: a fresh value (due time is never after the end of the usable life).
+            current, due_at = self._current, self._due_at
+            if current is not None and due_at is not None and self._clock() < due_at:
+                return current.value
         events: list[tuple[str, dict[str, object]]] = []
         try:
             with self._cond:
