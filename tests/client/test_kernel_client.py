@@ -11,13 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-
 from kernel_access.client import (
     KernelCallError,
     KernelClient,
     KernelConfigError,
     KernelConnectionError,
 )
+
 from tests.client.conftest import KERNEL_ACCOUNT, AssumeRoleRecorder
 from tests.client.fake_kernel import FakeKernel, Reply, Request
 

@@ -24,6 +24,7 @@ from kernel_access.client.response import (
 from kernel_access.client.signing import region_from_url
 from kernel_access.client.transport import SignedTransport
 from kernel_access.client.vending import VendingApi, ambient_credentials
+from kernel_access.refresh import RefreshError
 
 EXIT_OK: Final = 0
 EXIT_USAGE: Final = 2
@@ -115,6 +116,8 @@ def report_failure(exc: Exception, *, output: str = "text", stream: TextIO | Non
         code = EXIT_USAGE
     elif isinstance(exc, KernelCredentialsError):
         record["error_code"] = "CREDENTIALS_ERROR"
+    elif isinstance(exc, RefreshError):
+        record["error_code"] = "CREDENTIALS_UNAVAILABLE"
     elif isinstance(exc, KernelConnectionError):
         record["error_code"] = "CONNECTION_ERROR"
     if output == "json":
@@ -126,4 +129,4 @@ def report_failure(exc: Exception, *, output: str = "text", stream: TextIO | Non
 
 
 #: What a command's ``func`` may raise and ``report_failure`` knows how to print.
-HANDLED_ERRORS: Final = (KernelClientError, ValueError)
+HANDLED_ERRORS: Final = (KernelClientError, RefreshError, ValueError)

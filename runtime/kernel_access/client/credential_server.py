@@ -24,12 +24,13 @@ import json
 import secrets
 import threading
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
+from kernel_access.client.response import KernelClientError
 from kernel_access.client.vending import VendedCredentials
-from kernel_access.refresh import Minted, RefreshError, RefreshingValue
+from kernel_access.refresh import Minted, RefreshError, RefreshingValue, utc_now
 
 #: SDKs refresh credentials with less than 15 minutes left; never hand out such credentials.
 SDK_REFRESH_WINDOW_SECONDS: Final = 900
@@ -50,14 +51,20 @@ class CredentialServer:
         token: str | None = None,
         min_remaining: float = SDK_REFRESH_WINDOW_SECONDS,
         on_event: Callable[[str, Mapping[str, object]], None] | None = None,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.token = token if token is not None else secrets.token_urlsafe(32)
         if len(self.token) < 32 or any(c in self.token for c in "\r\n"):
             raise ValueError("token: must be at least 32 characters without CR/LF")
         self._fetch = fetch
         self._credentials: RefreshingValue[VendedCredentials] = RefreshingValue(
-            self._mint, min_remaining=min_remaining, name="container-credentials", on_event=on_event
+            self._mint,
+            min_remaining=min_remaining,
+            name="container-credentials",
+            on_event=on_event,
+            clock=clock,
         )
+        self._clock = clock
         self.requests_served = 0
         self.requests_refused = 0
         self._counter_lock = threading.Lock()
@@ -70,7 +77,7 @@ class CredentialServer:
         self._thread: threading.Thread | None = None
 
     def _mint(self) -> Minted[VendedCredentials]:
-        issued_at = datetime.now(UTC)
+        issued_at = self._clock()
         credentials = self._fetch()
         return Minted(credentials, expires_at=credentials.expiration, issued_at=issued_at)
 
@@ -89,8 +96,17 @@ class CredentialServer:
         return {ENV_FULL_URI: self.full_uri, ENV_AUTHORIZATION_TOKEN: self.token}
 
     def prime(self) -> VendedCredentials:
-        """Fetch credentials now, so a misconfiguration fails before any SDK asks."""
-        return self._credentials.get()
+        """Fetch credentials now, so a misconfiguration fails before any SDK asks.
+
+        Raises the kernel client's own error (e.g. ``KernelCallError`` with the API's
+        ``error_code``) rather than the refresh engine's wrapper, so the CLI can report it.
+        """
+        try:
+            return self._credentials.get()
+        except RefreshError as exc:
+            if isinstance(exc.cause, KernelClientError):
+                raise exc.cause from None
+            raise
 
     def start(self) -> None:
         """Serve in a background (daemon) thread."""
@@ -156,6 +172,24 @@ class CredentialServer:
                 self.requests_served += 1
 
 
+class _LineRecorder:
+    """A read-only file wrapper that keeps the lines ``readline`` returned (headers only)."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.lines: list[bytes] = []
+
+    def readline(self, limit: int = -1) -> bytes:
+        line: bytes = self.raw.readline(limit)
+        if len(self.lines) < 200:
+            self.lines.append(line)
+        return line
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self.raw.read(size)
+        return data
+
+
 class _LoopbackServer(ThreadingHTTPServer):
     #: SDKs in many processes may refresh at once; the stdlib default backlog of 5 resets them.
     request_queue_size = 64
@@ -164,16 +198,47 @@ class _LoopbackServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     owner: CredentialServer
+    raw_header_lines: list[bytes]
     protocol_version = "HTTP/1.1"
     server_version = "kernel-access"
     sys_version = ""
+
+    def parse_request(self) -> bool:
+        """Record the raw header lines while the stdlib parses them.
+
+        Why: the stdlib's header parser treats a lone CR as a line break and drops it, so
+        ``Authorization: <token>\\r`` would look clean afterwards. We take the Authorization
+        values from the raw bytes instead, so a CR or LF inside one is seen (and refused).
+        """
+        recorder = _LineRecorder(self.rfile)
+        self.rfile = recorder  # type: ignore[assignment]
+        try:
+            return super().parse_request()
+        finally:
+            self.rfile = recorder.raw
+            self.raw_header_lines = recorder.lines
+
+    def _authorization_values(self) -> list[str]:
+        values = []
+        for line in getattr(self, "raw_header_lines", []):
+            name, colon, rest = line.partition(b":")
+            if not colon or name.strip().lower() != b"authorization":
+                continue
+            for terminator in (b"\r\n", b"\n"):
+                if rest.endswith(terminator):
+                    rest = rest[: -len(terminator)]
+                    break
+            values.append(rest.lstrip(b" \t").decode("latin-1"))
+        if getattr(self.headers, "defects", None):
+            values.append("\n")  # a malformed header block: refuse, whatever the token
+        return values
 
     def _handle(self) -> None:
         length = self.headers.get("Content-Length")
         if length and length.isdigit() and int(length) <= 65536:
             self.rfile.read(int(length))  # drain; nothing we serve takes a body
         status, body = self.owner.respond(
-            self.command, self.path, self.headers.get("Host"), self.headers.get_all("Authorization") or []
+            self.command, self.path, self.headers.get("Host"), self._authorization_values()
         )
         payload = json.dumps(body).encode("utf-8")
         self.send_response(status)
