@@ -126,6 +126,12 @@ def test_duration_above_rule_maximum_is_denied_not_clamped(example: Policy) -> N
     assert "3600s exceeds the maximum of 1800s" in decision.reason
 
 
+def test_duration_below_the_sts_minimum_is_denied(example: Policy) -> None:
+    decision = example.evaluate(request(duration=899))
+    assert not decision.allowed
+    assert "below the minimum of 900s" in decision.reason
+
+
 @pytest.mark.parametrize(("requested", "granted"), [(None, 1800), (900, 900), (1800, 1800)])
 def test_duration_within_maximum(example: Policy, requested: int | None, granted: int) -> None:
     decision = example.evaluate(request(role="kernel-deployer", duration=requested))

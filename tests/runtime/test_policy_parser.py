@@ -248,6 +248,16 @@ def test_document_level_errors() -> None:
     )
 
 
+def test_absurd_nesting_is_an_error_not_a_crash() -> None:
+    deep: dict[str, Any] = {}
+    cursor = deep
+    for _ in range(5000):
+        cursor["a"] = {}
+        cursor = cursor["a"]
+    assert ("r", "session_policy.inline") in fields(with_rule(session_policy={"inline": deep}))
+    assert (None, "document") in fields("[" * 100_000)
+
+
 def test_rule_without_usable_id_is_reported_by_position() -> None:
     document = example_document()
     document["rules"].append({"effect": "allow"})

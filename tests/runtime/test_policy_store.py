@@ -187,6 +187,16 @@ def test_custom_staleness(ssm: Any, clock: Clock) -> None:
         store.get()
 
 
+def test_non_string_parameter_value_is_a_failed_load(clock: Clock) -> None:
+    class DictProvider:
+        def get(self, name: str, max_age: int | None = None, *, force_fetch: bool = False) -> Any:
+            return json.loads(document("v1"))
+
+    store = PolicyStore(NAME, provider=DictProvider(), clock=clock)
+    with pytest.raises(PolicyUnavailable, match="TypeError"):
+        store.get()
+
+
 def test_default_provider_reads_ssm(ssm: Any, clock: Clock) -> None:
     store = PolicyStore(NAME, clock=clock)
     assert store.get().version == "v1"

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from kernel_access.policy.model import (
     MAX_DURATION,
+    MIN_DURATION,
     AccessRequest,
     Decision,
     IPNetwork,
@@ -86,6 +87,11 @@ def _decide(rule: Rule, request: AccessRequest) -> Decision:
     if rule.effect == "deny":
         description = f": {rule.description}" if rule.description else ""
         return _deny(f"denied by rule {rule.id!r}{description}", rule.id)
+    if request.duration is not None and request.duration < MIN_DURATION:
+        # The API validates durations first; this keeps evaluation total on its own.
+        return _deny(
+            f"requested duration {request.duration}s is below the minimum of {MIN_DURATION}s", rule.id
+        )
     if request.duration is not None and request.duration > rule.max_duration:
         # Never clamp silently: the caller asked for more than the rule grants and must know.
         return _deny(

@@ -343,8 +343,10 @@ def _parse_session_policy(value: object, rule_id: str | None, c: _Collector) -> 
         else:
             try:
                 inline_json = json.dumps(inline, separators=(",", ":"), allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                c.error(rule_id, "session_policy.inline", f"cannot be serialised as JSON ({exc})")
+            except (TypeError, ValueError, RecursionError) as exc:
+                c.error(
+                    rule_id, "session_policy.inline", f"cannot be serialised as JSON ({type(exc).__name__})"
+                )
                 ok = False
             if inline_json is not None and len(inline_json) > MAX_INLINE_POLICY_CHARS:
                 c.error(

@@ -109,7 +109,7 @@ class PolicyStore:
             self.parameter_name, max_age=int(self.cache_seconds), force_fetch=True
         )
         if not isinstance(value, str | bytes):
-            raise PolicyValidationError([])  # pragma: no cover - SSM strings are str
+            raise TypeError(f"parameter value is {type(value).__name__}, not a JSON string")
         return parse_policy(value)
 
     def _next_attempt_due(self, now: float) -> bool:
