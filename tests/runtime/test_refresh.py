@@ -493,3 +493,28 @@ def test_event_payloads() -> None:
         "breaker_opened",
         {"name": "codeartifact:kernel", "consecutive_failures": 2, "open_seconds": 60.0},
     )
+
+
+def test_interrupted_mint_releases_the_flight() -> None:
+    value, mint, _, _ = make()
+    mint.fail_with = KeyboardInterrupt()
+    with pytest.raises(KeyboardInterrupt):
+        value.get()
+    mint.fail_with = None
+    assert value.get() == "v2"  # not stuck behind a mint that never finished
+
+
+def test_naive_expiry_counts_as_failure() -> None:
+    clock = Clock()
+    value = RefreshingValue(
+        lambda: Minted("x", datetime(2030, 1, 1), datetime(2026, 1, 1)),
+        clock=clock,
+    )
+    with pytest.raises(RefreshError, match="naive"):
+        value.get()
+
+
+def test_mint_returning_garbage_is_a_failure() -> None:
+    value = RefreshingValue(lambda: None, clock=Clock())  # type: ignore[arg-type, return-value]
+    with pytest.raises(RefreshError, match="AttributeError"):
+        value.get()
