@@ -26,17 +26,25 @@ _POST_CLI_CONTEXT: Final[Mapping[str, Any]] = {
 }
 
 
-def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> App:
+def build_app(
+    context: Mapping[str, Any] | None = None,
+    outdir: str | None = None,
+    *,
+    builtin_validation: bool | None = None,
+) -> App:
     """An app with the kernel stack, one stack per partner and the cdk-nag packs registered.
 
     ``context`` is cdk.json's ``"context"`` object (feature flags + ``"kernel-access"``); None
-    means "whatever the CDK CLI passed", which is what ``app.py`` uses.
+    means "whatever the CDK CLI passed", which is what ``app.py`` uses. ``builtin_validation``
+    switches CDK's own CloudFormation validation plugin (None: CDK's default, i.e. on unless
+    ``CDK_VALIDATION=false``); it never changes the templates, only what is checked.
     """
     app = App(
         context=dict(context) if context is not None else None,
         outdir=outdir,
         post_cli_context=dict(_POST_CLI_CONTEXT),
         analytics_reporting=False,
+        builtin_cloud_formation_validation=builtin_validation,
     )
     config = load_config(app.node.try_get_context(CONTEXT_KEY))
     build_stacks(app, config)

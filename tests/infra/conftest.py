@@ -22,8 +22,15 @@ def load_cdk_context() -> dict[str, Any]:
     return context
 
 
-def synth(outdir: Path, context: dict[str, Any] | None = None) -> Path:
-    build_app(context if context is not None else load_cdk_context(), str(outdir)).synth()
+def synth(
+    outdir: Path, context: dict[str, Any] | None = None, *, builtin_validation: bool | None = None
+) -> Path:
+    app = build_app(
+        context if context is not None else load_cdk_context(),
+        str(outdir),
+        builtin_validation=builtin_validation,
+    )
+    app.synth()
     return outdir
 
 

@@ -90,7 +90,9 @@ def test_cfn_lint_reports_nothing(cloud_assembly: Path) -> None:
 
 
 def test_two_synths_are_byte_identical(cloud_assembly: Path, tmp_path: Path) -> None:
-    second = synth(tmp_path / "second")
+    # CDK's built-in CloudFormation validation already ran on the first synth and never changes a
+    # template; skipping it here keeps the test fast.
+    second = synth(tmp_path / "second", builtin_validation=False)
     first_files = sorted(p.name for p in cloud_assembly.glob("*.template.json"))
     assert first_files == sorted(p.name for p in second.glob("*.template.json"))
     for name in first_files:

@@ -1,0 +1,476 @@
+"""``TokenExchange``: the OIDC token exchange — JWT-authorized routes, its Lambda, tables and IAM.
+
+One HTTP API JWT authorizer per trusted issuer (issuer https, audiences from the issuer's central
+rules) guards that issuer's own route ``POST /exchange/{issuer-name}`` (``contract.exchange_route``),
+so the Lambda only ever sees tokens the issuer's authorizer verified, and the route key it sees
+names the issuer. The exchange configuration (central issuer rules, trust policies, targets) is
+validated at synth with the runtime's own parser (``kernel_access.exchange.parse_exchange_config``)
+and stored as JSON in one SSM parameter.
+
+Least privilege: the function may assume exactly the AWS-role targets some trust policy names and
+the CodeArtifact minting roles for the access levels the trust policies can grant; it may only
+PutItem into the replay and issued-tokens tables, append to the audit table, count in the rate-
+limit table and read its one parameter.
+
+AWS-role targets in the configuration name a role either by ARN (``"role_arn"``) or, for roles
+created in the same app, by a key of the ``target_roles`` prop (``"role": KEY``). Every target role
+must trust this construct's ``function_role`` for ``sts:AssumeRole``, ``sts:SetSourceIdentity`` and
+``sts:TagSession``; :meth:`TokenExchange.trust_statement` gives the statement to add.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+import jsii
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+from kernel_access import contract, settings
+from kernel_access.exchange import ExchangeConfig, ExchangeConfigError, parse_exchange_config
+
+from .audit_table import AuditTable, pitr
+from .codeartifact import CodeArtifactRegistry
+from .lambda_asset import kernel_access_code
+from .vending import (
+    ASSUME_ACTIONS,
+    DEFAULT_POWERTOOLS_LAYER_VERSION,
+    finish_function,
+    function_role,
+    powertools_layer_arn,
+)
+
+DEFAULT_EXCHANGE_PARAMETER: Final = "/kernel-access/exchange-config"
+_STANDARD_PARAMETER_LIMIT: Final = 4096
+#: Placeholder account used only to validate documents whose role ARNs are CDK tokens.
+_PLACEHOLDER_ACCOUNT: Final = "000000000000"
+
+#: Access log of the exchange API: who (issuer + subject from the verified token) did what.
+ACCESS_LOG_FORMAT: Final = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "requestTime": "$context.requestTime",
+        "routeKey": "$context.routeKey",
+        "issuer": "$context.authorizer.claims.iss",
+        "subject": "$context.authorizer.claims.sub",
+        "sourceIp": "$context.identity.sourceIp",
+        "userAgent": "$context.identity.userAgent",
+        "status": "$context.status",
+        "responseLatency": "$context.responseLatency",
+        "integrationError": "$context.integrationErrorMessage",
+        "authorizerError": "$context.authorizer.error",
+    },
+    separators=(",", ":"),
+)
+
+
+@jsii.implements(apigwv2.IAccessLogSettings)
+class _AccessLogSettings:
+    def __init__(self, log_group: logs.ILogGroup) -> None:
+        self._destination = apigwv2.LogGroupLogDestination(log_group)
+
+    @property
+    def destination(self) -> apigwv2.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw.AccessLogFormat:
+        return apigw.AccessLogFormat.custom(ACCESS_LOG_FORMAT)
+
+
+def _construct_id(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.replace("_", "-").split("-"))
+
+
+def resolve_targets(
+    document: Mapping[str, Any], target_roles: Mapping[str, iam.IRole]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(document with real role ARNs — maybe tokens —, the same with placeholder ARNs to validate).
+
+    ``{"type": "aws_role", "role": KEY}`` becomes ``"role_arn": target_roles[KEY].role_arn``.
+    """
+    deployed = copy.deepcopy(dict(document))
+    checkable = copy.deepcopy(dict(document))
+    errors: list[str] = []
+    targets = deployed.get("targets")
+    if isinstance(targets, dict):
+        for name, spec in targets.items():
+            if not isinstance(spec, dict) or spec.get("type") != "aws_role" or "role" not in spec:
+                continue
+            key = spec["role"]
+            role = target_roles.get(key) if isinstance(key, str) else None
+            if role is None:
+                errors.append(f"targets.{name}.role: {key!r} is not a key of the target_roles prop")
+                continue
+            spec.pop("role")
+            spec["role_arn"] = role.role_arn
+            check = checkable["targets"][name]
+            check.pop("role")
+            check["role_arn"] = f"arn:aws:iam::{_PLACEHOLDER_ACCOUNT}:role/{key}"
+    if errors:
+        raise ValueError("TokenExchange: " + "; ".join(errors))
+    return deployed, checkable
+
+
+class TokenExchange(Construct):
+    """The OIDC token exchange: CI pipelines trade an OIDC token for scoped, audited credentials.
+
+    Props (keyword-only):
+        exchange_config: the exchange configuration document (``{"version", "issuers",
+            "trust_policies", "targets"}``; see docs/exchange.md). Validated at synth: an invalid
+            document fails with every error listed. AWS-role targets give ``role_arn`` or ``role``
+            (a key of ``target_roles``).
+        audit_table: the shared ``AuditTable`` (records are appended, fail-closed).
+        rate_limit_table: table with partition key ``pk`` and TTL ``expires_at`` (the vending
+            service's ``rate_limit_table``). Exchange counters use keys ``caller#oidc:<issuer>:<sub>#…``.
+        target_roles: roles created in this app that targets may name by key. Default: none.
+        codeartifact_reader_role / codeartifact_publisher_role: minting roles to assume for read /
+            publish tokens. Default: when ``codeartifact`` is given, this construct creates its
+            own minting roles (trusted by its function role only) for the levels the trust
+            policies can grant; otherwise none (CodeArtifact targets then fail with 503).
+        codeartifact: the ``CodeArtifactRegistry`` (its ``grant_read``/``grant_publish`` and
+            domain owner are used). Default: none.
+        codeartifact_domain_owner: Default: ``codeartifact.domain_owner`` or none.
+        http_api: an existing ``HttpApi`` to add the exchange routes to. Default: a new one
+            (child "Api") with a throttled ``$default`` stage and JSON access logs.
+        parameter_name: SSM parameter of the configuration. Default: "/kernel-access/exchange-config"
+            + ``name_suffix``.
+        name_suffix: appended to physical names. Default: "".
+        policy_max_staleness_seconds: how long the last good configuration may serve when SSM is
+            unreadable. Default: 300.
+        rate_limit_requests / rate_limit_window_seconds: per subject. Default: 20 per 60 s.
+        audit_retention_days: Default: 400.
+        log_retention: function and access logs. Default: one year.
+        memory_size: Default: 512. timeout: Default: 15 s.
+        reserved_concurrent_executions: Default: none.
+        powertools_layer_version: Default: the vending default.
+        throttling_rate_limit / throttling_burst_limit: of the created API's stage. Default: 20 / 40.
+        code: Lambda code. Default: the installed ``kernel_access`` package.
+        log_level: Default: "INFO". metrics_namespace: Default: "KernelAccess".
+
+    Attributes: ``function``, ``function_role``, ``log_group``, ``http_api``, ``stage`` (None when
+    an API was passed in), ``authorizers`` (issuer name -> ``HttpJwtAuthorizer``), ``routes``
+    (issuer name -> ``HttpRoute``), ``replay_table``, ``issued_tokens_table``,
+    ``config_parameter``, ``config`` (the parsed ``ExchangeConfig``), ``reader_role`` /
+    ``publisher_role`` (or None), ``url``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        exchange_config: Mapping[str, Any],
+        audit_table: AuditTable,
+        rate_limit_table: dynamodb.ITable,
+        target_roles: Mapping[str, iam.IRole] | None = None,
+        codeartifact: CodeArtifactRegistry | None = None,
+        codeartifact_reader_role: iam.IRole | None = None,
+        codeartifact_publisher_role: iam.IRole | None = None,
+        codeartifact_domain_owner: str | None = None,
+        http_api: apigwv2.HttpApi | None = None,
+        parameter_name: str | None = None,
+        name_suffix: str = "",
+        policy_max_staleness_seconds: int = 300,
+        rate_limit_requests: int = 20,
+        rate_limit_window_seconds: int = 60,
+        audit_retention_days: int = 400,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
+        memory_size: int = 512,
+        timeout: Duration | None = None,
+        reserved_concurrent_executions: int | None = None,
+        powertools_layer_version: int = DEFAULT_POWERTOOLS_LAYER_VERSION,
+        throttling_rate_limit: int = 20,
+        throttling_burst_limit: int = 40,
+        code: lambda_.Code | None = None,
+        log_level: str = "INFO",
+        metrics_namespace: str = "KernelAccess",
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self._metrics_namespace = metrics_namespace
+        deployed, checkable = resolve_targets(exchange_config, target_roles or {})
+        try:
+            self.config: ExchangeConfig = parse_exchange_config(checkable)
+        except ExchangeConfigError as error:
+            raise ValueError(f"TokenExchange: {error}") from None
+        if not self.config.issuers:
+            raise ValueError("TokenExchange: exchange_config.issuers is empty; no route could be created")
+
+        self.replay_table, self.issued_tokens_table = self._tables()
+        config_json = stack.to_json_string(deployed)
+        size_estimate = len(json.dumps(checkable, separators=(",", ":")).encode())
+        self.config_parameter = ssm.StringParameter(
+            self,
+            "ConfigParameter",
+            parameter_name=parameter_name or f"{DEFAULT_EXCHANGE_PARAMETER}{name_suffix}",
+            description="kernel-access OIDC exchange configuration (JSON); read by the exchange Lambda",
+            string_value=config_json,
+            tier=(
+                ssm.ParameterTier.ADVANCED
+                if size_estimate > _STANDARD_PARAMETER_LIMIT - 512
+                else ssm.ParameterTier.STANDARD
+            ),
+        )
+
+        # --- function ---
+        self.log_group = logs.LogGroup(
+            self, "FunctionLogs", retention=log_retention, removal_policy=RemovalPolicy.RETAIN
+        )
+        self.function_role = function_role(
+            self, "FunctionRole", self.log_group, "Execution role of the kernel-access OIDC token exchange"
+        )
+        levels = self.config.codeartifact_levels()
+        self.reader_role, self.publisher_role = self._minting_roles(
+            codeartifact, codeartifact_reader_role, codeartifact_publisher_role, levels, name_suffix
+        )
+        domain_owner = codeartifact_domain_owner or (codeartifact.domain_owner if codeartifact else None)
+
+        environment: dict[str, str] = {
+            settings.EXCHANGE_POLICY_PARAMETER_NAME: self.config_parameter.parameter_name,
+            settings.POLICY_MAX_STALENESS_SECONDS: str(policy_max_staleness_seconds),
+            settings.REPLAY_TABLE_NAME: self.replay_table.table_name,
+            settings.ISSUED_TOKENS_TABLE_NAME: self.issued_tokens_table.table_name,
+            settings.AUDIT_TABLE_NAME: audit_table.table_name,
+            settings.RATE_LIMIT_TABLE_NAME: rate_limit_table.table_name,
+            settings.RATE_LIMIT_REQUESTS: str(rate_limit_requests),
+            settings.RATE_LIMIT_WINDOW_SECONDS: str(rate_limit_window_seconds),
+            settings.AUDIT_RETENTION_DAYS: str(audit_retention_days),
+            "POWERTOOLS_SERVICE_NAME": "kernel-access-exchange",
+            "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
+            "POWERTOOLS_LOG_LEVEL": log_level,
+        }
+        if self.reader_role is not None:
+            environment[settings.CODEARTIFACT_READER_ROLE_ARN] = self.reader_role.role_arn
+        if self.publisher_role is not None:
+            environment[settings.CODEARTIFACT_PUBLISHER_ROLE_ARN] = self.publisher_role.role_arn
+        if domain_owner:
+            environment[settings.CODEARTIFACT_DOMAIN_OWNER] = domain_owner
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description="kernel-access OIDC token exchange",
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=contract.EXCHANGE_HANDLER,
+            code=code or kernel_access_code(),
+            role=self.function_role,
+            memory_size=memory_size,
+            timeout=timeout or Duration.seconds(15),
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.log_group,
+            reserved_concurrent_executions=reserved_concurrent_executions,
+            layers=[
+                lambda_.LayerVersion.from_layer_version_arn(
+                    self, "PowertoolsLayer", powertools_layer_arn(self, powertools_layer_version)
+                )
+            ],
+            environment=environment,
+        )
+
+        # --- least privilege ---
+        role_arns = self._assumable_role_arns(deployed)
+        if self.reader_role is not None and "read" in levels:
+            role_arns.append(self.reader_role.role_arn)
+        if self.publisher_role is not None and "publish" in levels:
+            role_arns.append(self.publisher_role.role_arn)
+        if role_arns:
+            iam.Grant.add_to_principal(
+                grantee=self.function_role, actions=list(ASSUME_ACTIONS), resource_arns=role_arns
+            )
+        iam.Grant.add_to_principal(
+            grantee=self.function_role,
+            actions=["dynamodb:PutItem"],
+            resource_arns=[self.replay_table.table_arn, self.issued_tokens_table.table_arn],
+        )
+        audit_table.grant_append(self.function_role)
+        iam.Grant.add_to_principal(
+            grantee=self.function_role,
+            actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+            resource_arns=[rate_limit_table.table_arn],
+        )
+        iam.Grant.add_to_principal(
+            grantee=self.function_role,
+            actions=["ssm:GetParameter"],
+            resource_arns=[self.config_parameter.parameter_arn],
+        )
+        finish_function(self.function)
+
+        self._add_api(http_api, log_retention, throttling_rate_limit, throttling_burst_limit)
+
+    def _tables(self) -> tuple[dynamodb.Table, dynamodb.Table]:
+        replay = dynamodb.Table(
+            self,
+            "ReplayTable",
+            partition_key=dynamodb.Attribute(name="jti", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=pitr(),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            time_to_live_attribute="expires_at",
+            # Entries matter only until the token they record expires (minutes).
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        issued = dynamodb.Table(
+            self,
+            "IssuedTokensTable",
+            partition_key=dynamodb.Attribute(name="fingerprint", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=pitr(),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            time_to_live_attribute="expires_at",
+            deletion_protection=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        return replay, issued
+
+    def _add_api(
+        self,
+        http_api: apigwv2.HttpApi | None,
+        log_retention: logs.RetentionDays,
+        throttling_rate_limit: int,
+        throttling_burst_limit: int,
+    ) -> None:
+        """One JWT authorizer and one route per trusted issuer (on ``http_api`` or a new API)."""
+        self.stage: apigwv2.HttpStage | None = None
+        if http_api is None:
+            http_api = apigwv2.HttpApi(
+                self,
+                "Api",
+                description="kernel-access OIDC token exchange (JWT-authorized per issuer)",
+                create_default_stage=False,
+            )
+            access_logs = logs.LogGroup(
+                self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.RETAIN
+            )
+            self.stage = apigwv2.HttpStage(
+                self,
+                "DefaultStage",
+                http_api=http_api,
+                auto_deploy=True,
+                throttle=apigwv2.ThrottleSettings(
+                    rate_limit=throttling_rate_limit, burst_limit=throttling_burst_limit
+                ),
+                access_log_settings=_AccessLogSettings(access_logs),
+            )
+        self.http_api = http_api
+        integration = integrations.HttpLambdaIntegration("ExchangeIntegration", self.function)
+        self.authorizers: dict[str, authorizers.HttpJwtAuthorizer] = {}
+        self.routes: dict[str, apigwv2.HttpRoute] = {}
+        for name, issuer in sorted(self.config.issuers.items()):
+            route = contract.exchange_route(name)
+            if route.auth != "JWT":  # pragma: no cover - guards a future contract change
+                raise ValueError(f"exchange route {route.route_key} must be JWT-authorized")
+            authorizer = authorizers.HttpJwtAuthorizer(
+                f"{_construct_id(name)}Authorizer",
+                issuer.issuer,
+                jwt_audience=list(issuer.audiences),
+                authorizer_name=f"oidc-{name}",
+            )
+            [http_route] = http_api.add_routes(
+                path=route.path,
+                methods=[apigwv2.HttpMethod(route.method)],
+                integration=integration,
+                authorizer=authorizer,
+            )
+            self.authorizers[name] = authorizer
+            self.routes[name] = http_route
+        if self.stage is not None:
+            CfnOutput(
+                self, "ApiUrl", value=self.stage.url, description="URL of the kernel-access token exchange"
+            )
+
+    def _minting_roles(
+        self,
+        codeartifact: CodeArtifactRegistry | None,
+        reader: iam.IRole | None,
+        publisher: iam.IRole | None,
+        levels: tuple[str, ...],
+        name_suffix: str,
+    ) -> tuple[iam.IRole | None, iam.IRole | None]:
+        """The given minting roles, or (with a registry) our own for the levels policies can grant."""
+        if codeartifact is not None:
+            if reader is None and "read" in levels:
+                reader = self._minting_role("CodeArtifactReaderRole", "reader", name_suffix)
+                codeartifact.grant_read(reader)
+            if publisher is None and "publish" in levels:
+                publisher = self._minting_role("CodeArtifactPublisherRole", "publisher", name_suffix)
+                codeartifact.grant_publish(publisher)
+        return reader, publisher
+
+    def _minting_role(self, construct_id: str, kind: str, name_suffix: str) -> iam.Role:
+        role = iam.Role(
+            self,
+            construct_id,
+            role_name=f"kernel-access-exchange-codeartifact-{kind}{name_suffix}",
+            description=f"Assumed by the kernel-access token exchange to mint CodeArtifact {kind} tokens",
+            assumed_by=iam.ArnPrincipal(self.function_role.role_arn),
+            max_session_duration=Duration.hours(1),
+        )
+        from .roles import set_trust_statements
+
+        set_trust_statements(role, [self.trust_statement()])
+        return role
+
+    def _assumable_role_arns(self, deployed: Mapping[str, Any]) -> list[str]:
+        """ARNs of the aws_role targets some trust policy names (the only roles it may assume)."""
+        targets = deployed.get("targets", {})
+        arns: list[str] = []
+        for name in sorted(self.config.trust_policies):
+            spec = targets.get(name, {})
+            if spec.get("type") == "aws_role" and self.config.trust_policies[name]:
+                arns.append(spec["role_arn"])
+        return arns
+
+    def trust_statement(self, sid: str = "TokenExchangeOnly") -> iam.PolicyStatement:
+        """The trust statement a target role needs so this exchange can assume it."""
+        return iam.PolicyStatement(
+            sid=sid,
+            actions=list(ASSUME_ACTIONS),
+            principals=[iam.ArnPrincipal(self.function_role.role_arn)],
+        )
+
+    @property
+    def url(self) -> str:
+        """Base URL of the created stage (``http_api.api_endpoint`` when an API was passed in)."""
+        return self.stage.url if self.stage is not None else self.http_api.api_endpoint
+
+    def grant_list_issued(self, grantee: iam.IGrantable) -> iam.Grant:
+        """What ``kernel-access exchange list`` needs (Scan/GetItem on the issued-tokens table)."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["dynamodb:Scan", "dynamodb:GetItem"],
+            resource_arns=[self.issued_tokens_table.table_arn],
+        )
+
+    def grant_revoke_issued(self, grantee: iam.IGrantable) -> iam.Grant:
+        """What ``kernel-access exchange revoke`` needs (GetItem/UpdateItem on the issued-tokens table)."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+            resource_arns=[self.issued_tokens_table.table_arn],
+        )
+
+    def metric_errors(self) -> cloudwatch.Metric:
+        return self.function.metric_errors(statistic="Sum")
+
+    def metric_granted(self) -> cloudwatch.Metric:
+        """Exchanges granted (EMF metric ``ExchangeGranted`` of the handler)."""
+        return cloudwatch.Metric(
+            namespace=self._metrics_namespace,
+            metric_name="ExchangeGranted",
+            dimensions_map={"service": "kernel-access-exchange"},
+            statistic="Sum",
+        )
