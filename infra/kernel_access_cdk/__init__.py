@@ -13,3 +13,39 @@ except ImportError as error:  # pragma: no cover - exercised by the fresh-venv p
     raise ImportError(
         "kernel_access_cdk needs the AWS CDK libraries: pip install 'kernel-access[cdk]'"
     ) from error
+
+from kernel_access_cdk.app import build_app
+from kernel_access_cdk.audit_table import AuditTable
+from kernel_access_cdk.codeartifact import CodeArtifactRegistry
+from kernel_access_cdk.config import (
+    CodeArtifactConfig,
+    ConfigError,
+    KernelAccessConfig,
+    PartnerConfig,
+    TargetRoleConfig,
+    load_config,
+)
+from kernel_access_cdk.lambda_asset import kernel_access_code
+from kernel_access_cdk.roles import KernelAccessRoles
+from kernel_access_cdk.service_api import KernelServiceApi, RouteSpec
+from kernel_access_cdk.stacks import KernelAccountStack, PartnerAccountStack
+from kernel_access_cdk.vending import CredentialVendingService
+
+__all__ = [
+    "AuditTable",
+    "CodeArtifactConfig",
+    "CodeArtifactRegistry",
+    "ConfigError",
+    "CredentialVendingService",
+    "KernelAccessConfig",
+    "KernelAccessRoles",
+    "KernelAccountStack",
+    "KernelServiceApi",
+    "PartnerAccountStack",
+    "PartnerConfig",
+    "RouteSpec",
+    "TargetRoleConfig",
+    "build_app",
+    "kernel_access_code",
+    "load_config",
+]
