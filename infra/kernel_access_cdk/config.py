@@ -92,7 +92,8 @@ class CodeArtifactConfig:
 class KernelAccessConfig:
     kernel_account: str
     region: str
-    organization_id: str
+    #: None only when no partner is in the organization and there is no CodeArtifact registry.
+    organization_id: str | None
     partners: tuple[PartnerConfig, ...]
     target_roles: tuple[TargetRoleConfig, ...]
     #: Canonical JSON of the policy document ``{"version", "partners", "rules"}`` (a string keeps
@@ -279,23 +280,8 @@ def _check_policy(
         raise ConfigError(field_name, str(error)) from error
 
 
-def load_config(context: object) -> KernelAccessConfig:
-    """Validate the ``"kernel-access"`` context value and return it as a frozen config."""
-    raw = _require_mapping(context, "kernel-access")
-    _reject_unknown(raw, _TOP_LEVEL_FIELDS, "", None)
-    kernel_account: str = _checked(
-        None, validation.require_account_id, raw.get("kernel_account"), "kernel_account"
-    )
-    region = _require_str(raw.get("region"), "region")
-    organization_id: str = _checked(
-        None, validation.require_org_id, raw.get("organization_id"), "organization_id"
-    )
-    name_suffix = raw.get("name_suffix", "")
-    if not isinstance(name_suffix, str) or not validation.ROLE_NAME_RE.match(
-        "kernel-access-external" + name_suffix
-    ):
-        raise ConfigError("name_suffix", f"must keep role names valid IAM names, got {name_suffix!r}")
-
+def _load_partners(raw: Mapping[str, Any], region: str, organization_id: str | None) -> list[PartnerConfig]:
+    """Partners, each valid on its own and together: unique names, unique external IDs."""
     partners: list[PartnerConfig] = []
     seen_external: dict[str, str] = {}
     for index, entry in enumerate(_require_list(raw.get("partners"), "partners")):
@@ -314,6 +300,39 @@ def load_config(context: object) -> KernelAccessConfig:
         partners.append(partner)
     if not partners:
         raise ConfigError("partners", "must list at least one partner")
+    if organization_id is None:
+        for partner in partners:
+            if partner.in_organization:
+                raise ConfigError(
+                    "organization_id",
+                    "in-organization partners are trusted by aws:PrincipalOrgID: set the kernel's "
+                    "organization_id or set in_organization to false",
+                    partner=partner.name,
+                )
+
+    return partners
+
+
+def load_config(context: object) -> KernelAccessConfig:
+    """Validate the ``"kernel-access"`` context value and return it as a frozen config."""
+    raw = _require_mapping(context, "kernel-access")
+    _reject_unknown(raw, _TOP_LEVEL_FIELDS, "", None)
+    kernel_account: str = _checked(
+        None, validation.require_account_id, raw.get("kernel_account"), "kernel_account"
+    )
+    region = _require_str(raw.get("region"), "region")
+    # Needed by in-organization partners (aws:PrincipalOrgID) and by the CodeArtifact domain policy;
+    # a kernel with only external partners and no registry can do without it.
+    organization_id: str | None = None
+    if raw.get("organization_id") is not None:
+        organization_id = _checked(None, validation.require_org_id, raw["organization_id"], "organization_id")
+    name_suffix = raw.get("name_suffix", "")
+    if not isinstance(name_suffix, str) or not validation.ROLE_NAME_RE.match(
+        "kernel-access-external" + name_suffix
+    ):
+        raise ConfigError("name_suffix", f"must keep role names valid IAM names, got {name_suffix!r}")
+
+    partners = _load_partners(raw, region, organization_id)
 
     target_roles = [
         _load_target_role(e, i)
@@ -325,6 +344,8 @@ def load_config(context: object) -> KernelAccessConfig:
             raise ConfigError("target_roles", f"role {name!r} is listed twice")
 
     codeartifact = _load_codeartifact(raw["codeartifact"]) if raw.get("codeartifact") is not None else None
+    if codeartifact is not None and organization_id is None:
+        raise ConfigError("codeartifact", "the domain permissions policy needs organization_id")
     audit = _require_mapping(raw.get("audit", {}), "audit")
     audit_retention_days = _require_int(audit.get("retention_days", 400), "audit.retention_days", 1, 36500)
     log_retention_days = raw.get("log_retention_days", 365)

@@ -42,13 +42,16 @@ def set_trust_statements(role: iam.Role, statements: Sequence[iam.PolicyStatemen
     cfn_role.assume_role_policy_document = iam.PolicyDocument(statements=list(statements))
 
 
-def partner_trust_statement(partner: PartnerConfig, organization_id: str) -> iam.PolicyStatement:
+def partner_trust_statement(partner: PartnerConfig, organization_id: str | None) -> iam.PolicyStatement:
     """The one trust statement of ``partner`` (in-org: PrincipalOrgID; external: ExternalId)."""
-    binding = (
-        {"aws:PrincipalOrgID": organization_id}
-        if partner.in_organization
-        else {"sts:ExternalId": cast(str, partner.external_id)}
-    )
+    if partner.in_organization:
+        if not organization_id:
+            raise ValueError(f"partner {partner.name!r} is in the organization: organization_id is required")
+        binding = {"aws:PrincipalOrgID": organization_id}
+    else:
+        if not partner.external_id:
+            raise ValueError(f"partner {partner.name!r} is external: it needs an external_id")
+        binding = {"sts:ExternalId": partner.external_id}
     return iam.PolicyStatement(
         sid=_sid(partner.name),
         actions=list(TRUST_ACTIONS),
@@ -69,7 +72,8 @@ class KernelAccessRoles(Construct):
 
     Props (keyword-only):
         partners: the partner accounts (``config.PartnerConfig``); at least one.
-        organization_id: the AWS Organization id in-org partners must belong to.
+        organization_id: the AWS Organization id in-org partners must belong to. Default: None
+            (allowed only when every partner is external).
         name_suffix: appended to both role names so two environments can share an account.
             Default: "".
         permissions_boundary: managed policy set as both roles' permissions boundary. Default: none.
@@ -87,7 +91,7 @@ class KernelAccessRoles(Construct):
         construct_id: str,
         *,
         partners: Sequence[PartnerConfig],
-        organization_id: str,
+        organization_id: str | None = None,
         name_suffix: str = "",
         permissions_boundary: iam.IManagedPolicy | None = None,
         in_org_role_name: str = IN_ORG_ROLE_NAME,
@@ -133,7 +137,7 @@ class KernelAccessRoles(Construct):
         *,
         role_name: str,
         partners: Sequence[PartnerConfig],
-        organization_id: str,
+        organization_id: str | None,
         boundary: iam.IManagedPolicy | None,
         description: str,
     ) -> iam.Role | None:

@@ -69,7 +69,8 @@ class KernelAccountStack(Stack):
             name_suffix=config.name_suffix,
         )
         self.codeartifact: CodeArtifactRegistry | None = None
-        if config.codeartifact is not None:
+        if config.codeartifact is not None and config.organization_id is not None:
+            # (load_config guarantees an organization_id whenever CodeArtifact is configured.)
             self.codeartifact = CodeArtifactRegistry(
                 self,
                 "CodeArtifact",

@@ -167,6 +167,31 @@ def test_field_errors_name_the_field(context_copy: dict[str, Any], mutate: Mutat
     assert field in str(raised.value)
 
 
+def test_in_org_partner_without_org_id_names_the_partner(context_copy: dict[str, Any]) -> None:
+    config = context_copy["kernel-access"]
+    del config["organization_id"]
+    with pytest.raises(ConfigError) as raised:
+        load_config(config)
+    assert raised.value.partner == "payments"
+    assert raised.value.field == "organization_id"
+
+
+def test_external_partners_only_need_no_org_id(context_copy: dict[str, Any]) -> None:
+    config = context_copy["kernel-access"]
+    del config["organization_id"]
+    del config["codeartifact"]
+    config["partners"] = [p for p in config["partners"] if not p["in_organization"]]
+    for rule in config["policy"]["rules"]:
+        rule["partners"] = [p for p in rule["partners"] if p != "payments"]
+    config["policy"]["rules"] = [r for r in config["policy"]["rules"] if r["partners"]]
+    loaded = load_config(config)
+    assert loaded.organization_id is None
+    assert loaded.codeartifact is None
+    with pytest.raises(ConfigError) as raised:
+        load_config({**config, "codeartifact": {"domain": "kernel"}})
+    assert raised.value.field == "codeartifact"
+
+
 def test_policy_is_validated_by_the_runtime_parser(context_copy: dict[str, Any]) -> None:
     config = context_copy["kernel-access"]
     config["policy"]["rules"][2]["max_duration"] = 7200  # role chaining caps sessions at 3600 s

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from kernel_access_cdk.nag import acknowledge, register_nag
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from tests.infra.conftest import normalise_asset_hashes, synth
+from tests.infra.conftest import REPO, normalise_asset_hashes, synth
 
 
 def test_cdk_nag_packs_pass(cloud_assembly: Path) -> None:
@@ -109,3 +110,30 @@ def test_template_snapshot(
 ) -> None:
     normalised = json.loads(normalise_asset_hashes(json.dumps(templates[stack])))
     assert normalised == snapshot(extension_class=JSONSnapshotExtension)
+
+
+def test_cdk_cli_synth_matches_build_app(cloud_assembly: Path, tmp_path: Path) -> None:
+    """`cdk synth` (what `make synth` runs) writes the very templates the tests check."""
+    cdk = REPO / "node_modules" / ".bin" / "cdk"
+    if not cdk.exists():
+        pytest.skip("CDK CLI not installed (make synth / make test install it)")
+    env = {
+        **os.environ,
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "1",
+        "CDK_DISABLE_VERSION_CHECK": "1",
+    }
+    result = subprocess.run(
+        [str(cdk), "synth", "--quiet", "--no-notices", "--no-version-reporting", "--output", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    names = sorted(p.name for p in cloud_assembly.glob("*.template.json"))
+    assert names == sorted(p.name for p in tmp_path.glob("*.template.json"))
+    for name in names:
+        assert normalise_asset_hashes((tmp_path / name).read_text()) == normalise_asset_hashes(
+            (cloud_assembly / name).read_text()
+        ), name
