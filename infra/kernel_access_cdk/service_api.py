@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import jsii
-from aws_cdk import CfnOutput, RemovalPolicy
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
@@ -248,9 +248,3 @@ class KernelServiceApi(Construct):
 def _id_for_path(path: str) -> str:
     parts = [p.strip("{}+") for p in path.split("/") if p]
     return "".join(part[:1].upper() + part[1:].replace("-", "").replace("_", "") for part in parts) or "Root"
-
-
-def add_api_url_output(
-    scope: Construct, construct_id: str, api: KernelServiceApi, description: str
-) -> CfnOutput:
-    return CfnOutput(scope, construct_id, value=api.url, description=description)

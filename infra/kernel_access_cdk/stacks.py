@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from aws_cdk import Duration, Environment, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Duration, Environment, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -136,8 +136,6 @@ class KernelAccountStack(Stack):
         )
         service.add_lambda_route("GET", "/echo", echo)
         service.grant_invoke_many(self.kernel_roles.roles)
-        from aws_cdk import CfnOutput
-
         CfnOutput(self, "EchoServiceUrl", value=service.url, description="URL of the example echo service")
         return service
 
