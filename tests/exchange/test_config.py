@@ -136,3 +136,21 @@ def test_empty_configuration_is_valid_but_trusts_nobody() -> None:
     config = parse_exchange_config({"version": "1"})
     assert config.issuers == {}
     assert config.role_arns() == ()
+
+
+def test_lint_support_for_policy_lint() -> None:
+    from kernel_access.exchange.lint import is_exchange_document, lint_exchange
+
+    assert is_exchange_document(example_config())
+    assert is_exchange_document(json.dumps(example_config()))
+    assert not is_exchange_document({"version": "1", "partners": {}, "rules": []})
+    assert not is_exchange_document("not json")
+    good = lint_exchange(example_config())
+    assert good.valid
+    assert "2 issuer(s), 3 target(s), 5 trust polic(ies)" in good.text("x.json")
+    broken = example_config()
+    broken["issuers"]["github"]["issuer"] = "http://x"
+    bad = lint_exchange(broken)
+    assert not bad.valid
+    assert bad.errors[0]["path"] == "issuers.github.issuer"
+    assert bad.text("x.json").endswith("1 error(s)")
