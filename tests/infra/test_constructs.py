@@ -20,6 +20,8 @@ from kernel_access_cdk.config import PartnerConfig
 from kernel_access_cdk.lambda_asset import package_directory, stage_package
 from kernel_access_cdk.roles import KernelAccessRoles
 from kernel_access_cdk.service_api import CALLER_ACCOUNT_HEADER, CALLER_ARN_HEADER, KernelServiceApi
+from kernel_access_cdk.stacks import PartnerAccountStack
+from kernel_access_cdk.vending import CredentialVendingService
 
 from tests.infra.conftest import load_cdk_context, of_type
 
@@ -43,7 +45,7 @@ def custom() -> dict[str, Any]:
     boundary = iam.ManagedPolicy(
         stack, "Boundary", statements=[iam.PolicyStatement(actions=["execute-api:Invoke"], resources=["*"])]
     )
-    KernelAccessRoles(
+    roles = KernelAccessRoles(
         stack,
         "Roles",
         partners=PARTNERS,
@@ -60,7 +62,29 @@ def custom() -> dict[str, Any]:
     api.grant_invoke(reader, routes=[("GET", "/orders/{id}")])
     writer = iam.Role(stack, "Writer", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
     audit.grant_append(writer)
+    CredentialVendingService(
+        stack,
+        "Vending",
+        kernel_roles=roles,
+        policy_document={"version": "1", "partners": {}, "rules": []},
+        audit_table=audit,
+        reserved_concurrent_executions=5,
+        memory_size=1024,
+        powertools_layer_version=99,
+        name_suffix="-staging",
+    )
+    PartnerAccountStack(
+        app,
+        "Partner",
+        partner=PARTNERS[1],
+        kernel_account="111111111111",
+        kernel_region="eu-west-1",
+        name_suffix="-staging",
+        vending_api_url="https://abc123.execute-api.eu-west-1.amazonaws.com/",
+        workload_principal=iam.AccountPrincipal("555555555555"),
+    )
     template: dict[str, Any] = Template.from_stack(stack).to_json()
+    template["partner"] = app.synth().get_stack_by_name("Partner").template
     return template
 
 
@@ -93,7 +117,11 @@ def test_suffix_and_permissions_boundary(custom: dict[str, Any]) -> None:
 
 
 def test_http_proxy_routes_overwrite_identity_headers(custom: dict[str, Any]) -> None:
-    integrations = of_type(custom["Resources"], "AWS::ApiGatewayV2::Integration")
+    integrations = {
+        n: r
+        for n, r in of_type(custom["Resources"], "AWS::ApiGatewayV2::Integration").items()
+        if n.startswith("Service")
+    }
     assert len(integrations) == 2
     for integration in integrations.values():
         assert integration["Properties"]["RequestParameters"] == {
@@ -102,7 +130,11 @@ def test_http_proxy_routes_overwrite_identity_headers(custom: dict[str, Any]) ->
         }
     for route in of_type(custom["Resources"], "AWS::ApiGatewayV2::Route").values():
         assert route["Properties"]["AuthorizationType"] == "AWS_IAM"
-    (stage,) = of_type(custom["Resources"], "AWS::ApiGatewayV2::Stage").values()
+    (stage,) = [
+        r
+        for n, r in of_type(custom["Resources"], "AWS::ApiGatewayV2::Stage").items()
+        if n.startswith("Service")
+    ]
     assert stage["Properties"]["DefaultRouteSettings"] == {
         "ThrottlingBurstLimit": 9,
         "ThrottlingRateLimit": 7,
@@ -133,11 +165,51 @@ def test_grant_append_is_put_item_only_plus_the_cmk(custom: dict[str, Any]) -> N
         for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
     )
     assert actions == ["dynamodb:PutItem", "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*"]
-    (table,) = of_type(custom["Resources"], "AWS::DynamoDB::Table").values()
+    (table,) = [
+        r for n, r in of_type(custom["Resources"], "AWS::DynamoDB::Table").items() if n.startswith("Audit")
+    ]
     sse = table["Properties"]["SSESpecification"]
     assert sse["SSEEnabled"] is True
     assert sse["SSEType"] == "KMS"
     assert sse["KMSMasterKeyId"]["Fn::GetAtt"][0].startswith("AuditKey")
+
+
+def test_vending_options_and_no_codeartifact(custom: dict[str, Any]) -> None:
+    (function,) = [
+        r["Properties"]
+        for n, r in of_type(custom["Resources"], "AWS::Lambda::Function").items()
+        if n.startswith("Vending")
+    ]
+    assert function["ReservedConcurrentExecutions"] == 5
+    assert function["MemorySize"] == 1024
+    assert function["Layers"] == [
+        "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:99"
+    ]
+    variables = function["Environment"]["Variables"]
+    assert not any("CODEARTIFACT" in name for name in variables)
+    assert variables["KERNEL_ACCESS_IN_ORG_ROLE_NAME"] == "kernel-access-staging"
+    assert variables["KERNEL_ACCESS_EXTERNAL_ROLE_NAME"] == "kernel-access-external-staging"
+    assert variables["KERNEL_ACCESS_TARGET_ROLES"] == "{}"
+    (parameter,) = of_type(custom["Resources"], "AWS::SSM::Parameter").values()
+    assert parameter["Properties"]["Name"] == "/kernel-access/vending-policy-staging"
+
+
+def test_partner_stack_with_vending_url_and_custom_principal(custom: dict[str, Any]) -> None:
+    resources = custom["partner"]["Resources"]
+    names = {
+        p["Properties"]["Name"]: p["Properties"]["Value"]
+        for p in of_type(resources, "AWS::SSM::Parameter").values()
+    }
+    assert names["/kernel-access/vending-api-url"] == "https://abc123.execute-api.eu-west-1.amazonaws.com/"
+    assert (
+        names["/kernel-access/kernel-role-arn"]
+        == "arn:aws:iam::111111111111:role/kernel-access-external-staging"
+    )
+    assert names["/kernel-access/external-id"] == "beta-external-id-1"
+    (role,) = of_type(resources, "AWS::IAM::Role").values()
+    assert role["Properties"]["RoleName"] == "kernel-access-client-staging"
+    (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"AWS": "arn:aws:iam::555555555555:root"}
 
 
 def test_grant_invoke_rejects_unknown_routes() -> None:
