@@ -55,7 +55,9 @@ def echo(request: Request) -> Reply:
 class FakeKernel:
     def __init__(self, *, region: str = "us-east-1") -> None:
         self.known: dict[str, KnownCredential] = {}
-        self.verifier = SigV4Verifier(self.known.get, region=region)
+        #: Consulted for keys not in ``known`` (e.g. keys moto minted for a process we cannot hook).
+        self.fallback: Callable[[str], KnownCredential | None] | None = None
+        self.verifier = SigV4Verifier(self._lookup, region=region)
         self.routes: dict[str, Route] = {"/echo": echo, "/open/echo": echo}
         self.hits: Counter[str] = Counter()
         self.rejections: list[SigV4Result] = []
@@ -70,6 +72,12 @@ class FakeKernel:
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
+
+    def _lookup(self, access_key: str) -> KnownCredential | None:
+        known = self.known.get(access_key)
+        if known is None and self.fallback is not None:
+            known = self.fallback(access_key)
+        return known
 
     @property
     def url(self) -> str:

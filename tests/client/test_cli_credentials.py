@@ -265,3 +265,62 @@ def test_exec_reports_signal_death_and_fails_fast_on_denial(vending: FakeVending
     assert denied.returncode == 3
     assert "ran" not in denied.stdout
     assert "POLICY_DENY" in denied.stderr
+
+
+def test_exec_forwards_signals_to_the_child(vending: FakeVending) -> None:
+    child = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: sys.exit(42))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(30)\n"
+        "sys.exit(1)\n"
+    )
+    process = subprocess.Popen(
+        [CLI, "exec", "--api", vending.url, "--role", "kernel-reader", "--", sys.executable, "-c", child],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready"
+        process.send_signal(signal.SIGTERM)  # to kernel-access only: the child must get it from us
+        assert process.wait(timeout=20) == 42
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_cli_can_assume_the_kernel_role_itself(
+    aws: None, vending: FakeVending, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kernel_access.cli.main import main
+    from kernel_access.local.sigv4 import KnownCredential
+    from moto.sts.models import sts_backends
+
+    from tests.client.conftest import KERNEL_ACCOUNT
+
+    backend = sts_backends[KERNEL_ACCOUNT]["aws"]
+    signers: list[object] = []
+
+    def from_moto(access_key: str) -> KnownCredential | None:
+        role = backend.get_assumed_role_from_access_key(access_key)
+        if role is None:
+            return None
+        signers.append(role)
+        return KnownCredential(role.secret_access_key, role.session_token, role.arn)
+
+    vending.kernel.fallback = from_moto
+    code = main(
+        [
+            "credential-process", "--api", vending.url, "--role", "kernel-reader",
+            "--kernel-account-id", KERNEL_ACCOUNT, "--partner", "acme", "--external-id", "ext-0123456789",
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["Version"] == 1
+    assert printed["AccessKeyId"]
+    (role,) = signers
+    assert role.role_arn == f"arn:aws:iam::{KERNEL_ACCOUNT}:role/kernel-access-external"  # type: ignore[attr-defined]
+    assert role.session_name.startswith("acme.")  # type: ignore[attr-defined]
+    assert role.external_id == "ext-0123456789"  # type: ignore[attr-defined]
