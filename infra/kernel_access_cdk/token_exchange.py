@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import jsii
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
@@ -201,6 +201,7 @@ class TokenExchange(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self._metrics_namespace = metrics_namespace
+        self._roles_to_trust: list[iam.Role] = []
         deployed, checkable = resolve_targets(exchange_config, target_roles or {})
         try:
             self.config: ExchangeConfig = parse_exchange_config(checkable)
@@ -208,6 +209,12 @@ class TokenExchange(Construct):
             raise ValueError(f"TokenExchange: {error}") from None
         if not self.config.issuers:
             raise ValueError("TokenExchange: exchange_config.issuers is empty; no route could be created")
+
+        # Roles created in this app and named by a target with trust policies must trust us.
+        for key in self._referenced_role_keys(exchange_config):
+            role = (target_roles or {})[key]
+            if isinstance(role, iam.Role):
+                self._roles_to_trust.append(role)
 
         self.replay_table, self.issued_tokens_table = self._tables()
         config_json = stack.to_json_string(deployed)
@@ -308,6 +315,8 @@ class TokenExchange(Construct):
             resource_arns=[self.config_parameter.parameter_arn],
         )
         finish_function(self.function)
+        for role in self._roles_to_trust:
+            self.allow_assume(role)
 
         self._add_api(http_api, log_retention, throttling_rate_limit, throttling_burst_limit)
 
@@ -424,6 +433,15 @@ class TokenExchange(Construct):
         set_trust_statements(role, [self.trust_statement()])
         return role
 
+    def _referenced_role_keys(self, document: Mapping[str, Any]) -> list[str]:
+        targets = document.get("targets", {})
+        keys: list[str] = []
+        for name in sorted(self.config.trust_policies):
+            spec = targets.get(name, {})
+            if spec.get("type") == "aws_role" and "role" in spec and self.config.trust_policies[name]:
+                keys.append(spec["role"])
+        return keys
+
     def _assumable_role_arns(self, deployed: Mapping[str, Any]) -> list[str]:
         """ARNs of the aws_role targets some trust policy names (the only roles it may assume)."""
         targets = deployed.get("targets", {})
@@ -433,6 +451,19 @@ class TokenExchange(Construct):
             if spec.get("type") == "aws_role" and self.config.trust_policies[name]:
                 arns.append(spec["role_arn"])
         return arns
+
+    def allow_assume(self, role: iam.Role) -> None:
+        """Add :meth:`trust_statement` to ``role``'s trust policy, keeping its existing statements.
+
+        Works both for roles whose trust document was written with ``set_trust_statements`` (an
+        L1 ``PolicyDocument``) and for ordinary ``iam.Role`` trust policies.
+        """
+        cfn_role = cast(iam.CfnRole, role.node.default_child)
+        document = cfn_role.assume_role_policy_document
+        if isinstance(document, iam.PolicyDocument):
+            document.add_statements(self.trust_statement())
+        else:
+            role.assume_role_policy.add_statements(self.trust_statement())  # type: ignore[union-attr]
 
     def trust_statement(self, sid: str = "TokenExchangeOnly") -> iam.PolicyStatement:
         """The trust statement a target role needs so this exchange can assume it."""

@@ -14,6 +14,7 @@ from aws_cdk.assertions import Match, Template
 from kernel_access import contract, settings
 from kernel_access_cdk.audit_table import AuditTable
 from kernel_access_cdk.nag import register_nag
+from kernel_access_cdk.roles import set_trust_statements
 from kernel_access_cdk.token_exchange import TokenExchange
 
 from tests.exchange.conftest import DEPLOY_ROLE, GITHUB, GITLAB, example_config
@@ -197,6 +198,15 @@ def test_role_targets_by_key_and_read_only_configs_need_no_publisher() -> None:
     app = App()
     stack = Stack(app, "S", env={"account": "111111111111", "region": "us-east-1"})
     deployer = iam.Role(stack, "Deployer", assumed_by=iam.AccountRootPrincipal())
+    # Like the vending construct's target roles: trust document written at L1, one statement.
+    set_trust_statements(
+        deployer,
+        [
+            iam.PolicyStatement(
+                sid="VendingServiceOnly", actions=["sts:AssumeRole"], principals=[iam.AccountRootPrincipal()]
+            )
+        ],
+    )
     audit = AuditTable(stack, "Audit")
     rate = dynamodb.Table(
         stack, "Rate", partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING)
@@ -221,6 +231,14 @@ def test_role_targets_by_key_and_read_only_configs_need_no_publisher() -> None:
     assert "000000000000" not in rendered
     [parameter] = template.find_resources("AWS::SSM::Parameter").values()
     assert "000000000000" not in json.dumps(parameter)
+    # The referenced role now trusts the exchange function too, and keeps its own statement.
+    trust = template.to_json()["Resources"][stack.get_logical_id(deployer.node.default_child)]["Properties"][
+        "AssumeRolePolicyDocument"
+    ]["Statement"]
+    assert [statement["Sid"] for statement in trust] == ["VendingServiceOnly", "TokenExchangeOnly"]
+    function_role_id = stack.get_logical_id(exchange.function_role.node.default_child)
+    assert trust[1]["Principal"] == {"AWS": {"Fn::GetAtt": [function_role_id, "Arn"]}}
+    assert sorted(trust[1]["Action"]) == ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"]
 
 
 def test_invalid_configuration_fails_at_synth_listing_every_error() -> None:
