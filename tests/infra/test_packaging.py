@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from kernel_access_cdk.lambda_asset import stage_package
 
 from tests.infra.conftest import REPO
 
@@ -43,7 +44,8 @@ CredentialVendingService(
 PartnerAccountStack(app, "Globex", partner=partner, kernel_account="111111111111", kernel_region="us-east-1")
 app.synth()
 import kernel_access_cdk
-print(json.dumps({"cdk_package": kernel_access_cdk.__file__}))
+from kernel_access_cdk.lambda_asset import staged_kernel_access
+print(json.dumps({"cdk_package": kernel_access_cdk.__file__, "asset_sha256": staged_kernel_access().sha256}))
 """
 
 RUNTIME_ONLY = """
@@ -100,6 +102,7 @@ def test_wheel_in_fresh_environments(tmp_path_factory: pytest.TempPathFactory) -
     work = tmp_path_factory.mktemp("packaging")
     assert REPO not in work.parents
     started = time.monotonic()
+    repo_asset = stage_package(work / "repo-asset")
     wheel = _build_wheel(work)
     built = time.monotonic()
     with zipfile.ZipFile(wheel) as archive:
@@ -129,6 +132,8 @@ def test_wheel_in_fresh_environments(tmp_path_factory: pytest.TempPathFactory) -
         ).splitlines()[-1]
     )
     assert str(work / "with-cdk") in report["cdk_package"], "constructs must come from the wheel"
+    # Same sources, other machine layout (site-packages vs editable checkout): same asset hash.
+    assert report["asset_sha256"] == repo_asset.sha256
     manifest = json.loads((out / "manifest.json").read_text())
     assert {"GlobexKernel", "Globex"} <= set(manifest["artifacts"])
     (asset_dir,) = out.glob("asset.*")
