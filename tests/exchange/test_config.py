@@ -154,3 +154,15 @@ def test_lint_support_for_policy_lint() -> None:
     assert not bad.valid
     assert bad.errors[0]["path"] == "issuers.github.issuer"
     assert bad.text("x.json").endswith("1 error(s)")
+
+
+def test_the_documented_example_parses() -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "exchange.md").read_text()
+    blocks = [b for b in re.findall(r"```json\n(.*?)```", text, re.S) if '"issuers"' in b]
+    assert blocks
+    for block in blocks:
+        config = parse_exchange_config(block)
+        assert config.issuers

@@ -101,3 +101,21 @@ def test_intersection_never_grants_what_a_layer_denies(
 def test_covers_is_sound(pattern: str, item: str, action: str) -> None:
     if covers(pattern, item) and matches(item, action):
         assert matches(pattern, action)
+
+
+levels = st.lists(st.sampled_from(["read", "publish"]), max_size=2, unique=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.none(), levels), levels, levels, st.sampled_from(["read", "publish"]))
+def test_codeartifact_level_never_exceeds_a_layer(
+    requested: list[str] | None, trust: list[str], maximum: list[str], target: str
+) -> None:
+    order = {"read": 0, "publish": 1}
+    granted = effective_level(requested, trust, maximum, target)  # type: ignore[arg-type]
+    if granted is None:
+        return
+    for layer in ([requested] if requested else []) + [trust, maximum]:
+        assert layer, "an empty layer must grant nothing"
+        assert order[granted] <= max(order[item] for item in layer)
+    assert order[granted] <= order[target]
