@@ -42,10 +42,10 @@ def kernel() -> Iterator[FakeKernel]:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def aws() -> Iterator[None]:
-    # One moto context for the whole session: entering mock_aws costs ~1 s; AssumeRole mints fresh
-    # keys on every call anyway, so tests stay independent.
+    # One moto context for this package (never leaking into other test folders): entering mock_aws
+    # costs ~1 s; AssumeRole mints fresh keys on every call anyway, so tests stay independent.
     with mock_aws():
         yield
 
@@ -64,7 +64,7 @@ TARGET_ACCOUNT = "222222222222"
 CODEARTIFACT_TOKEN = "eyJ2ZXIiOjF9.tok+en/with=chars"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def moto_server() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 

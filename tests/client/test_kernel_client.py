@@ -316,3 +316,30 @@ def test_powertools_logger_metrics_and_tracer(
     assert [(c["status"], c["attempt"]) for c in calls] == [(503, 1), (200, 2)]
     (key,) = kernel.known
     assert all(kernel.known[key].secret_access_key not in json.dumps(line) for line in lines)
+
+
+def test_expired_session_rejected_by_the_gateway_is_reassumed_once(
+    kernel: FakeKernel, sts: tuple[Any, AssumeRoleRecorder]
+) -> None:
+    state = {"first": True}
+
+    def gateway(_: Request) -> Reply:
+        if state["first"]:
+            state["first"] = False
+            return Reply(403, {"message": "The security token included in the request is expired"})
+        return Reply(200, {"ok": True})
+
+    kernel.routes["/gw"] = gateway
+    client = make_client(sts)
+    assert client.call(kernel.url, "/gw", method="POST", body={}).json() == {"ok": True}
+    assert len(sts[1].calls) == 2
+    kernel.routes["/gw"] = lambda _: Reply(
+        403, {"message": "The security token included in the request is expired"}
+    )
+    with pytest.raises(KernelCallError):
+        client.call(kernel.url, "/gw", method="POST", body={})
+    assert len(sts[1].calls) == 3  # one re-assume per call, never a loop
+    kernel.routes["/gw"] = lambda _: Reply(403, {"error_code": "POLICY_DENY", "error": "no"})
+    with pytest.raises(KernelCallError):
+        client.call(kernel.url, "/gw", method="POST", body={})
+    assert len(sts[1].calls) == 3  # a kernel refusal is not a credentials problem

@@ -107,7 +107,10 @@ def report_failure(exc: Exception, *, output: str = "text", stream: TextIO | Non
     record: dict[str, Any] = {"error": str(exc)}
     code = EXIT_UNAVAILABLE
     if isinstance(exc, KernelCallError):
-        record.update(status=exc.status, error_code=exc.error_code, request_id=exc.request_id)
+        # API Gateway's own refusals ({"message": "Forbidden"}) carry no error_code: name the status.
+        record.update(
+            status=exc.status, error_code=exc.error_code or f"HTTP_{exc.status}", request_id=exc.request_id
+        )
         if exc.retry_after is not None:
             record["retry_after_seconds"] = exc.retry_after
         code = EXIT_REFUSED if 400 <= exc.status < 500 and exc.status != 429 else EXIT_UNAVAILABLE

@@ -25,7 +25,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 
-from kernel_access.client.response import KernelConfigError, KernelCredentialsError, KernelResponse
+from kernel_access.client.response import (
+    KernelCallError,
+    KernelConfigError,
+    KernelCredentialsError,
+    KernelResponse,
+)
 from kernel_access.client.signing import StaticCredentials
 from kernel_access.client.transport import SignedTransport
 from kernel_access.refresh import Minted, RefreshError, RefreshingValue
@@ -57,6 +62,21 @@ DEFAULT_SESSION_SECONDS: Final = 3600
 _ROLE_ARN_RE: Final = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>[0-9]{12}):role/(?:[\w+=,.@/-]*/)?(?P<name>[\w+=,.@-]{1,64})$"
 )
+
+
+#: What API Gateway answers (403, ``{"message": ...}``) when the signing session is no longer valid.
+_REJECTED_TOKEN_MESSAGES: Final = (
+    "the security token included in the request is expired",
+    "the security token included in the request is invalid",
+)
+
+
+def _rejected_credentials(exc: KernelCallError) -> bool:
+    if exc.status != 403 or exc.error_code is not None:
+        return False  # our own refusals always carry an error_code
+    body = exc.json()
+    message = body.get("message") if isinstance(body, dict) else None
+    return isinstance(message, str) and message.strip().rstrip(".").lower() in _REJECTED_TOKEN_MESSAGES
 
 
 def partition_for(region: str) -> str:
@@ -143,6 +163,8 @@ class KernelClient:
         self._credentials = RefreshingValue(
             self._assume_role,
             eager=False,
+            # Containers started together would otherwise all re-assume at the same second.
+            jitter=60.0,
             name="kernel-credentials",
             on_event=self._on_refresh_event if logger is not None else None,
         )
@@ -290,15 +312,32 @@ class KernelClient:
         status >= 400, ``KernelConnectionError`` when no response came, ``KernelCredentialsError``
         when the kernel role cannot be assumed.
         """
-        return self._transport.request(
-            base_url,
-            endpoint,
-            method,
-            body,
-            headers,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-        )
+        try:
+            return self._transport.request(
+                base_url,
+                endpoint,
+                method,
+                body,
+                headers,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+            )
+        except KernelCallError as exc:
+            if not _rejected_credentials(exc):
+                raise
+            # API Gateway's IAM authorizer refused the session itself (expired or revoked before
+            # its time): the request never reached the kernel, so re-assuming and sending it once
+            # more is safe for any method.
+            self._credentials.invalidate()
+            return self._transport.request(
+                base_url,
+                endpoint,
+                method,
+                body,
+                headers,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+            )
 
     def close(self) -> None:
         self._transport.close()
