@@ -476,3 +476,29 @@ def test_service_build_failure_is_internal_error(harness: Harness, monkeypatch: 
     )
     assert response["statusCode"] == 500
     assert json.loads(response["body"])["error_code"] == "INTERNAL_ERROR"
+
+
+def test_lambda_entry_point_with_powertools_decorators(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from types import SimpleNamespace
+
+    from kernel_access.handlers import exchange as exchange_handler
+
+    exchange_handler.reset_for_tests(harness.service)
+    context = SimpleNamespace(
+        function_name="exchange",
+        memory_limit_in_mb=512,
+        invoked_function_arn="arn:aws:lambda:us-east-1:111111111111:function:exchange",
+        aws_request_id="lambda-req",
+        function_version="$LATEST",
+    )
+    claims = harness.tokens.claims()
+    token = harness.tokens.sign(claims)
+    response = exchange_handler.handler(make_event(token, claims, {"target": "deploy"}), context)
+    assert response["statusCode"] == 200
+    secret = json.loads(response["body"])["credentials"]["SecretAccessKey"]
+    output = capsys.readouterr().out
+    assert "ExchangeGranted" in output  # EMF metric flushed
+    assert secret not in output
+    assert token not in output
