@@ -27,6 +27,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     auth: SigV4Result | None
+    raw_query: str = ""
 
 
 @dataclass
@@ -122,7 +123,9 @@ class FakeKernel:
             return Reply(
                 404, {"error_code": "INVALID_REQUEST", "error": "no such route", "request_id": "req-404"}
             )
-        request = Request(method, parts.path, dict(parse_qsl(parts.query)), dict(headers), body, auth)
+        request = Request(
+            method, parts.path, dict(parse_qsl(parts.query)), dict(headers), body, auth, parts.query
+        )
         return route(request)
 
 
