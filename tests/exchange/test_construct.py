@@ -284,3 +284,12 @@ def test_routes_on_an_existing_api() -> None:
     )
     assert exchange.stage is None
     Template.from_stack(stack).resource_count_is("AWS::ApiGatewayV2::Route", 2)
+
+
+def test_template_snapshot_and_determinism(snapshot: Any) -> None:
+    from syrupy.extensions.json import JSONSnapshotExtension
+
+    first = Template.from_stack(build()[1]).to_json()
+    second = Template.from_stack(build()[1]).to_json()
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+    assert first == snapshot(extension_class=JSONSnapshotExtension)
