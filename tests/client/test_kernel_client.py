@@ -343,3 +343,19 @@ def test_expired_session_rejected_by_the_gateway_is_reassumed_once(
     with pytest.raises(KernelCallError):
         client.call(kernel.url, "/gw", method="POST", body={})
     assert len(sts[1].calls) == 3  # a kernel refusal is not a credentials problem
+
+
+@pytest.mark.parametrize(
+    ("base_url", "endpoint"),
+    [
+        ("http://kernel.example.com", "/x"),  # a signed request would carry the token in clear
+        ("ftp://127.0.0.1", "/x"),
+        ("https://abc.execute-api.us-east-1.amazonaws.com", "https://evil.example.com/x"),
+    ],
+)
+def test_refuses_unsafe_urls_before_signing(
+    sts: tuple[Any, AssumeRoleRecorder], base_url: str, endpoint: str
+) -> None:
+    with pytest.raises(KernelConfigError):
+        make_client(sts).call(base_url, endpoint, method="GET")
+    assert sts[1].calls == []

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import socket
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -92,7 +93,7 @@ def default_session_name(partner: str) -> str:
     calling (the Lambda function name or host name, for CloudTrail) and 8 random hex digits so two
     processes never share a session name."""
     prefix = partner_session_prefix(partner)
-    workload = os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or os.uname().nodename or "client"
+    workload = os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or socket.gethostname() or "client"
     suffix = f".{secrets.token_hex(4)}"
     middle = sts_safe_name(workload, max_length=64 - len(prefix) - len(suffix))
     return f"{prefix}{middle}{suffix}"

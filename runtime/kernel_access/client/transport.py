@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.exceptions import (
@@ -25,7 +26,12 @@ from urllib3.exceptions import (
     NewConnectionError,
 )
 
-from kernel_access.client.response import KernelCallError, KernelConnectionError, KernelResponse
+from kernel_access.client.response import (
+    KernelCallError,
+    KernelConfigError,
+    KernelConnectionError,
+    KernelResponse,
+)
 from kernel_access.client.signing import (
     EXECUTE_API_SERVICE,
     SigningCredentials,
@@ -271,11 +277,21 @@ class SignedTransport:
             subsegment.put_metadata("kernel_call", {"endpoint": path, "method": method, "attempt": attempt})
 
 
+_LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 def join_url(base_url: str, endpoint: str) -> str:
-    if not base_url.startswith(("https://", "http://")):
-        raise ValueError("base_url: must start with https:// (or http:// for local servers)")
-    if endpoint.startswith(("http://", "https://")):
-        raise ValueError("endpoint: must be a path, not a URL")
+    """``base_url`` + ``endpoint``; plain ``http://`` only to loopback (a signed request carries the
+    session token in a header: it must never cross a network unencrypted)."""
+    scheme = base_url.split("://", 1)[0].lower() if "://" in base_url else ""
+    if scheme == "http":
+        host = urlsplit(base_url).hostname or ""
+        if host not in _LOOPBACK_HOSTS:
+            raise KernelConfigError("base_url: must be https:// (http:// only for 127.0.0.1/localhost)")
+    elif scheme != "https":
+        raise KernelConfigError("base_url: must start with https://")
+    if endpoint.startswith(("http://", "https://")) or "://" in endpoint.split("?", 1)[0]:
+        raise KernelConfigError("endpoint: must be a path, not a URL")
     return f"{base_url.rstrip('/')}/{endpoint.lstrip('/')}"
 
 
