@@ -324,3 +324,15 @@ def test_cli_can_assume_the_kernel_role_itself(
     assert role.role_arn == f"arn:aws:iam::{KERNEL_ACCOUNT}:role/kernel-access-external"  # type: ignore[attr-defined]
     assert role.session_name.startswith("acme.")  # type: ignore[attr-defined]
     assert role.external_id == "ext-0123456789"  # type: ignore[attr-defined]
+
+
+def test_exec_reports_a_command_that_cannot_start(vending: FakeVending) -> None:
+    result = subprocess.run(
+        [CLI, "exec", "--api", vending.url, "--role", "kernel-reader", "--", "/nonexistent/command"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 127
+    assert "cannot run" in result.stderr

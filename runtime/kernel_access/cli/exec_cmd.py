@@ -58,13 +58,11 @@ SHADOWING_VARIABLES: Final = (
     "AWS_CONTAINER_AUTHORIZATION_TOKEN",
     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
 )
-FORWARDED_SIGNALS: Final = (
-    signal.SIGINT,
-    signal.SIGTERM,
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
+#: Signals passed on to the child (those this platform has: Windows lacks most).
+FORWARDED_SIGNALS: Final = tuple(
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+    if hasattr(signal, name)
 )
 
 
@@ -110,18 +108,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_child(command: Sequence[str], environment: dict[str, str]) -> int:
-    try:
-        child = subprocess.Popen(list(command), env=environment)  # noqa: S603 - running it is the point
-    except OSError as exc:
-        print(f"kernel-access: error: cannot run {command[0]!r}: {exc.strerror}", file=sys.stderr)
-        return 127
+    # Handlers go in before the child starts, so no signal can slip between start and install;
+    # one that arrives before the child exists is delivered to it as soon as it does.
+    child: subprocess.Popen[bytes] | None = None
+    pending: list[int] = []
 
     def forward(signum: int, _frame: FrameType | None) -> None:
-        if child.poll() is None:
+        if child is None:
+            pending.append(signum)
+        elif child.poll() is None:
             child.send_signal(signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
     try:
+        try:
+            child = subprocess.Popen(list(command), env=environment)  # noqa: S603 - running it is the point
+        except OSError as exc:
+            print(f"kernel-access: error: cannot run {command[0]!r}: {exc.strerror}", file=sys.stderr)
+            return 127
+        for signum in pending:
+            child.send_signal(signum)
         returncode = child.wait()
     finally:
         for sig, handler in previous.items():
