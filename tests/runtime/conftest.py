@@ -136,9 +136,8 @@ class SecretsLedger:
                     if candidates:
                         for secret in candidates:
                             if text.startswith(secret, i):
-                                found.append(
-                                    f"{where} contains an issued secret ({secret[:4]}…): {text[:200]}"
-                                )
+                                shown = text.replace(secret, "<SECRET>")[:200]
+                                found.append(f"{where} contains an issued secret ({secret[:4]}…): {shown}")
         return found
 
 
