@@ -6,10 +6,12 @@ its execution role. Locally the same holds: template variables are resolved to t
 names, credentials come from assuming the function's role on the local STS, and
 ``AWS_ENDPOINT_URL`` sends every boto3 call of the handler to the local moto server.
 
-Environment variables are process-wide, so two functions with different environments cannot run at
-the same instant in one process. :class:`EnvironmentGate` lets any number of invocations of the same
-function run concurrently and switches the environment only when none is in flight (a readers/writer
-lock keyed by function).
+Invocations are serial, one at a time, as in a single Lambda execution environment. Two reasons:
+environment variables are process-wide, so two functions with different environments cannot run at
+the same instant; and handlers keep per-invocation state in module globals, as Lambda allows (the
+Powertools resolver's ``app.current_event`` is one), so two concurrent invocations of the *same*
+handler in one process would read each other's requests. The e2e load test caught exactly that (an
+audit record carrying another request's id) before invocations were serialised.
 """
 
 from __future__ import annotations
@@ -192,30 +194,20 @@ def lambda_environment(
 
 
 class EnvironmentGate:
-    """Readers/writer lock keyed by function: same-function invocations share, a switch waits."""
+    """One invocation at a time, each inside its own function's environment (see the module doc)."""
 
     def __init__(self) -> None:
-        self._condition = threading.Condition()
+        self._lock = threading.Lock()
         self._current: str | None = None
-        self._active = 0
 
     @contextmanager
     def enter(self, function: LocalFunction) -> Iterator[None]:
-        with self._condition:
-            while self._current != function.logical_id and self._active > 0:
-                self._condition.wait()
+        with self._lock:
             if self._current != function.logical_id:
                 os.environ.clear()
                 os.environ.update(function.environment)
                 self._current = function.logical_id
-            self._active += 1
-        try:
             yield
-        finally:
-            with self._condition:
-                self._active -= 1
-                if self._active == 0:
-                    self._condition.notify_all()
 
 
 @dataclass
@@ -233,15 +225,13 @@ class FunctionRunner:
 
     def __init__(self) -> None:
         self.gate = EnvironmentGate()
-        self._load_lock = threading.Lock()
 
     def invoke(self, function: LocalFunction, event: dict[str, Any]) -> Invocation:
         context = function.context()
         started = time.perf_counter()
         with self.gate.enter(function):
             try:
-                with self._load_lock:
-                    handler = function.load()
+                handler = function.load()
                 result = handler(event, context)
                 error: BaseException | None = None
             except Exception as caught:  # the Lambda service reports any handler error the same way

@@ -27,8 +27,20 @@ DEFAULT_REGION: Final = "us-east-1"
 _ENV_RE: Final = re.compile(r"^aws://(?P<account>[^/]+)/(?P<region>.+)$")
 _SUB_RE: Final = re.compile(r"\$\{(?!!)([^}]+)\}")
 
-#: Files and folders whose change makes a synthesised template stale.
-_SOURCE_GLOBS: Final = ("app.py", "cdk.json", "infra/**/*.py", "runtime/**/*.py")
+#: Files whose change makes a synthesised template stale: the app, its config, the constructs, and
+#: the runtime modules the constructs read at synth time (contract, env names, validators, the policy
+#: parser). Handler code is not among them: the emulator imports handlers from the installed package,
+#: so editing a handler never needs a new synth (only the asset hash would differ).
+_SOURCE_GLOBS: Final = (
+    "app.py",
+    "cdk.json",
+    "infra/**/*.py",
+    "runtime/kernel_access/contract.py",
+    "runtime/kernel_access/settings.py",
+    "runtime/kernel_access/validation.py",
+    "runtime/kernel_access/policy/**/*.py",
+    "runtime/kernel_access/exchange/**/*.py",
+)
 
 
 class TemplateError(RuntimeError):
