@@ -4,7 +4,11 @@ Every invalid value fails synth with a :class:`ConfigError` whose message names 
 there is one) and the field, so a platform team can fix cdk.json without reading a stack trace.
 Identifier formats come from :mod:`kernel_access.validation`, the same validators the runtime uses,
 and the vending policy is checked with :func:`kernel_access.policy.parse_policy`, the same parser the
-Lambda uses: a policy that synthesises is a policy the Lambda accepts.
+Lambda uses: a policy that synthesises is a policy the Lambda accepts. The optional ``exchange``
+section (OIDC token exchange) is checked the same way with
+:func:`kernel_access.exchange.parse_exchange_config`, plus the cross-checks only the kernel config
+can make (target roles exist, CodeArtifact targets name the kernel's domain, trust policies name a
+configured issuer).
 """
 
 from __future__ import annotations
@@ -42,10 +46,15 @@ _TOP_LEVEL_FIELDS: Final = frozenset(
         "policy",
         "vending_api_url",
         "powertools_layer_version",
+        "exchange",
     }
 )
 _PARTNER_FIELDS: Final = frozenset({"name", "account_id", "in_organization", "region", "external_id"})
 _TARGET_ROLE_FIELDS: Final = frozenset({"name", "description", "managed_policy_arns"})
+#: Keys of the ``exchange`` section that form the exchange configuration document (what the
+#: exchange Lambda reads from SSM); the others are deployment settings of the ``TokenExchange``.
+_EXCHANGE_DOCUMENT_FIELDS: Final = frozenset({"version", "issuers", "trust_policies", "targets"})
+_EXCHANGE_FIELDS: Final = _EXCHANGE_DOCUMENT_FIELDS | {"rate_limit", "api_throttling"}
 
 
 class ConfigError(ValueError):
@@ -89,6 +98,29 @@ class CodeArtifactConfig:
 
 
 @dataclass(frozen=True)
+class ExchangeSettings:
+    """The ``exchange`` section: the OIDC token exchange (``TokenExchange`` in the kernel stack).
+
+    ``document_json`` is the exchange configuration document as written in cdk.json (AWS-role
+    targets may still say ``"role": NAME``; the construct substitutes the role's ARN).
+    """
+
+    document_json: str
+    #: CodeArtifact access levels the trust policies can grant (which minting roles are trusted).
+    codeartifact_levels: tuple[str, ...] = ()
+    rate_limit_requests: int = 20
+    rate_limit_window_seconds: int = 60
+    api_throttling_rate_limit: int = 20
+    api_throttling_burst_limit: int = 40
+
+    @property
+    def document(self) -> dict[str, Any]:
+        """The exchange configuration document (a fresh copy on every access)."""
+        document: dict[str, Any] = json.loads(self.document_json)
+        return document
+
+
+@dataclass(frozen=True)
 class KernelAccessConfig:
     kernel_account: str
     region: str
@@ -111,6 +143,8 @@ class KernelAccessConfig:
     #: URL of the deployed vending API (a CfnOutput of the kernel stack); partner stacks publish it.
     vending_api_url: str | None = None
     powertools_layer_version: int | None = None
+    #: The OIDC token exchange; None (no ``exchange`` section) = no exchange is deployed.
+    exchange: ExchangeSettings | None = None
     _partner_index: Mapping[str, PartnerConfig] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -280,6 +314,110 @@ def _check_policy(
         raise ConfigError(field_name, str(error)) from error
 
 
+def _resolve_exchange_roles(
+    document: dict[str, Any], target_roles: Sequence[TargetRoleConfig], kernel_account: str, name_suffix: str
+) -> dict[str, Any]:
+    """A copy of ``document`` whose ``"role": NAME`` targets carry the role's ARN instead.
+
+    The copy is only for validation (the real ARN is a CloudFormation token the construct fills in);
+    naming the kernel account and suffix makes it the very ARN the role will have.
+    """
+    checkable: dict[str, Any] = json.loads(json.dumps(document))
+    targets = checkable.get("targets")
+    if not isinstance(targets, dict):
+        return checkable
+    role_names = sorted(role.name for role in target_roles)
+    for name, spec in targets.items():
+        if not isinstance(spec, dict) or spec.get("type") != "aws_role" or "role" not in spec:
+            continue
+        where = f"exchange.targets.{name}"
+        if "role_arn" in spec:
+            raise ConfigError(f"{where}.role", "give either 'role' (a target_roles name) or 'role_arn'")
+        role = spec.pop("role")
+        if role not in role_names:
+            raise ConfigError(f"{where}.role", f"unknown role {role!r}; target_roles are {role_names}")
+        spec["role_arn"] = f"arn:aws:iam::{kernel_account}:role/{role}{name_suffix}"
+    return checkable
+
+
+def _load_exchange(
+    raw: object,
+    *,
+    kernel_account: str,
+    name_suffix: str,
+    target_roles: Sequence[TargetRoleConfig],
+    codeartifact: CodeArtifactConfig | None,
+) -> ExchangeSettings:
+    """The ``exchange`` section, validated by the exchange Lambda's own parser plus cross-checks."""
+    from kernel_access.exchange import ExchangeConfigError, parse_exchange_config
+    from kernel_access.exchange.config import CodeArtifactTarget
+
+    entry = _require_mapping(raw, "exchange")
+    _reject_unknown(entry, _EXCHANGE_FIELDS, "exchange.", None)
+    document = {key: entry[key] for key in sorted(_EXCHANGE_DOCUMENT_FIELDS) if key in entry}
+    issuers = _require_mapping(document.get("issuers", {}), "exchange.issuers")
+    if not issuers:
+        raise ConfigError(
+            "exchange.issuers",
+            "must name at least one trusted OIDC issuer (each gets a JWT authorizer and a route); "
+            "remove the exchange section to deploy no exchange",
+        )
+    checkable = _resolve_exchange_roles(document, target_roles, kernel_account, name_suffix)
+    try:
+        parsed = parse_exchange_config(checkable)
+    except ExchangeConfigError as error:
+        first = error.errors[0].path if error.errors else ""
+        field_name = "exchange" if first in ("", "<document>") else f"exchange.{first}"
+        raise ConfigError(field_name, str(error)) from error
+
+    for name, target in sorted(parsed.targets.items()):
+        if not isinstance(target, CodeArtifactTarget):
+            continue
+        where = f"exchange.targets.{name}"
+        if codeartifact is None:
+            raise ConfigError(
+                where, "codeartifact targets need the kernel's registry (the codeartifact section)"
+            )
+        if target.domain != codeartifact.domain:
+            raise ConfigError(
+                f"{where}.domain",
+                f"must be the kernel's domain {codeartifact.domain!r}: the minting roles may use no other",
+            )
+        if target.domain_owner not in (None, kernel_account):
+            raise ConfigError(f"{where}.domain_owner", f"must be the kernel account {kernel_account}")
+
+    # A trust policy whose issuer matches no configured issuer could never admit a token: a typo.
+    urls = sorted(issuer.issuer for issuer in parsed.issuers.values())
+    for target_name, policies in sorted(parsed.trust_policies.items()):
+        for index, policy in enumerate(policies):
+            if not any(policy.issuer.matches(url) for url in urls):
+                raise ConfigError(
+                    f"exchange.trust_policies.{target_name}[{index}].issuer",
+                    f"{policy.issuer.describe()!r} matches none of the issuers in exchange.issuers {urls}",
+                )
+
+    rate_limit = _require_mapping(entry.get("rate_limit", {}), "exchange.rate_limit")
+    _reject_unknown(rate_limit, frozenset({"requests", "window_seconds"}), "exchange.rate_limit.", None)
+    throttling = _require_mapping(entry.get("api_throttling", {}), "exchange.api_throttling")
+    _reject_unknown(throttling, frozenset({"rate_limit", "burst_limit"}), "exchange.api_throttling.", None)
+    return ExchangeSettings(
+        document_json=json.dumps(document, sort_keys=True, separators=(",", ":")),
+        codeartifact_levels=parsed.codeartifact_levels(),
+        rate_limit_requests=_require_int(
+            rate_limit.get("requests", 20), "exchange.rate_limit.requests", 1, 100_000
+        ),
+        rate_limit_window_seconds=_require_int(
+            rate_limit.get("window_seconds", 60), "exchange.rate_limit.window_seconds", 1, 86_400
+        ),
+        api_throttling_rate_limit=_require_int(
+            throttling.get("rate_limit", 20), "exchange.api_throttling.rate_limit", 1, 100_000
+        ),
+        api_throttling_burst_limit=_require_int(
+            throttling.get("burst_limit", 40), "exchange.api_throttling.burst_limit", 1, 100_000
+        ),
+    )
+
+
 def _load_partners(raw: Mapping[str, Any], region: str, organization_id: str | None) -> list[PartnerConfig]:
     """Partners, each valid on its own and together: unique names, unique external IDs."""
     partners: list[PartnerConfig] = []
@@ -368,6 +506,15 @@ def load_config(context: object) -> KernelAccessConfig:
     _reject_unknown(raw_policy, frozenset({"version", "rules"}), "policy.", None)
     document = build_policy_document(raw_policy, partners)
     _check_policy(document, partners, target_roles)
+    exchange: ExchangeSettings | None = None
+    if raw.get("exchange") is not None:
+        exchange = _load_exchange(
+            raw["exchange"],
+            kernel_account=kernel_account,
+            name_suffix=name_suffix,
+            target_roles=target_roles,
+            codeartifact=codeartifact,
+        )
 
     return KernelAccessConfig(
         kernel_account=kernel_account,
@@ -395,5 +542,6 @@ def load_config(context: object) -> KernelAccessConfig:
         ),
         vending_api_url=vending_api_url,
         powertools_layer_version=layer_version,
+        exchange=exchange,
         _partner_index={p.name: p for p in partners},
     )

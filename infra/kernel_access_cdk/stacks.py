@@ -16,6 +16,7 @@ from .codeartifact import CodeArtifactRegistry
 from .config import KernelAccessConfig, PartnerConfig
 from .roles import EXTERNAL_ROLE_NAME, IN_ORG_ROLE_NAME, KernelAccessRoles
 from .service_api import KernelServiceApi, retention_days
+from .token_exchange import TokenExchange
 from .vending import CredentialVendingService, finish_function, function_role
 
 #: Where partner stacks publish what partner applications need to reach the kernel.
@@ -39,11 +40,17 @@ class KernelAccountStack(Stack):
 
     Props (keyword-only): ``config``; ``example_service`` (Default: True) adds an ``EchoService``
     ``KernelServiceApi`` with one Lambda route ``GET /echo`` the partner roles may call;
-    ``powertools_layer_version`` overrides the config/default layer version; ``code`` overrides the
-    vending Lambda's code; the rest are ``Stack`` props.
+    ``code`` overrides the vending (and exchange) Lambda's code; the rest are ``Stack`` props.
+
+    When the config has an ``exchange`` section, a ``TokenExchange`` (child "TokenExchange") is
+    added on its own JWT-authorized HTTP API. It shares the audit table and the vending service's
+    rate-limit table, may name the vending target roles by ``"role": NAME`` (those it can reach get
+    a ``TokenExchangeOnly`` trust statement) and mints CodeArtifact tokens through the registry's
+    existing minting roles (trusted by the exchange only for the levels its trust policies grant).
+    Without the section no exchange resource is created.
 
     Attributes: ``config``, ``kernel_roles``, ``codeartifact`` (or None), ``audit_table``,
-    ``vending``, ``echo_service`` (or None).
+    ``vending``, ``token_exchange`` (or None), ``echo_service`` (or None).
     """
 
     def __init__(
@@ -103,9 +110,56 @@ class KernelAccountStack(Stack):
             code=code,
             **extra,
         )
+        self.token_exchange: TokenExchange | None = None
+        if config.exchange is not None:
+            self.token_exchange = self._token_exchange(config, retention, code, extra)
         self.echo_service: KernelServiceApi | None = None
         if example_service:
             self.echo_service = self._echo_service(retention, config)
+
+    def _token_exchange(
+        self,
+        config: KernelAccessConfig,
+        retention: logs.RetentionDays,
+        code: lambda_.Code | None,
+        extra: dict[str, Any],
+    ) -> TokenExchange:
+        """The OIDC token exchange, reusing the audit table, rate-limit table and minting roles."""
+        assert config.exchange is not None
+        exchange_settings = config.exchange
+        # Reuse the registry's minting roles, but only for the levels some trust policy can grant:
+        # the exchange gets neither the assume grant nor the trust for the others.
+        reader = publisher = None
+        if self.codeartifact is not None:
+            if "read" in exchange_settings.codeartifact_levels:
+                reader = self.codeartifact.reader_role
+            if "publish" in exchange_settings.codeartifact_levels:
+                publisher = self.codeartifact.publisher_role
+        exchange = TokenExchange(
+            self,
+            "TokenExchange",
+            exchange_config=exchange_settings.document,
+            audit_table=self.audit_table,
+            rate_limit_table=self.vending.rate_limit_table,
+            target_roles=self.vending.target_roles,
+            codeartifact=self.codeartifact,
+            codeartifact_reader_role=reader,
+            codeartifact_publisher_role=publisher,
+            name_suffix=config.name_suffix,
+            policy_max_staleness_seconds=config.policy_max_staleness_seconds,
+            rate_limit_requests=exchange_settings.rate_limit_requests,
+            rate_limit_window_seconds=exchange_settings.rate_limit_window_seconds,
+            audit_retention_days=config.audit_retention_days,
+            log_retention=retention,
+            throttling_rate_limit=exchange_settings.api_throttling_rate_limit,
+            throttling_burst_limit=exchange_settings.api_throttling_burst_limit,
+            code=code,
+            **extra,
+        )
+        for role in (reader, publisher):
+            if role is not None:
+                exchange.allow_assume(role)
+        return exchange
 
     def _echo_service(self, retention: logs.RetentionDays, config: KernelAccessConfig) -> KernelServiceApi:
         log_group = logs.LogGroup(self, "EchoLogs", retention=retention, removal_policy=RemovalPolicy.RETAIN)

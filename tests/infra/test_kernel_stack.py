@@ -168,33 +168,42 @@ def test_vending_function_role_is_least_privilege(kernel_resources: dict[str, An
     }
 
 
-def test_target_and_minting_roles_trust_only_the_vending_function_role(
+def _function_role(resources: dict[str, Any], prefix: str) -> str:
+    """Logical id of the execution role of the function whose logical id starts with ``prefix``."""
+    [function] = [r for n, r in of_type(resources, "AWS::Lambda::Function").items() if n.startswith(prefix)]
+    role: str = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    return role
+
+
+def _trust(sid: str, role_logical_id: str) -> dict[str, Any]:
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": TRUST_ACTIONS,
+        "Principal": {"AWS": {"Fn::GetAtt": [role_logical_id, "Arn"]}},
+    }
+
+
+def test_target_and_minting_roles_trust_only_the_vending_and_named_exchange_roles(
     kernel_resources: dict[str, Any],
 ) -> None:
-    function = next(
-        iter(
-            r
-            for n, r in of_type(kernel_resources, "AWS::Lambda::Function").items()
-            if n.startswith("Vending")
-        )
-    )
-    function_role = function["Properties"]["Role"]["Fn::GetAtt"][0]
-    for name in (
-        "kernel-reader",
-        "kernel-deployer",
-        "kernel-access-codeartifact-reader",
-        "kernel-access-codeartifact-publisher",
-    ):
+    """Every target/minting role trusts the vending function; the exchange function is added only
+    to the roles cdk.json's exchange trust policies can reach (kernel-deployer, CodeArtifact read)."""
+    vending = _function_role(kernel_resources, "Vending")
+    exchange = _function_role(kernel_resources, "TokenExchange")
+    expected = {
+        "kernel-reader": [_trust("VendingServiceOnly", vending)],
+        "kernel-deployer": [_trust("VendingServiceOnly", vending), _trust("TokenExchangeOnly", exchange)],
+        "kernel-access-codeartifact-reader": [
+            _trust("VendingServiceOnly", vending),
+            _trust("TokenExchangeOnly", exchange),
+        ],
+        "kernel-access-codeartifact-publisher": [_trust("VendingServiceOnly", vending)],
+    }
+    for name, statements in expected.items():
         role = _role(kernel_resources, name)
         assert role["MaxSessionDuration"] == 3600
-        assert role["AssumeRolePolicyDocument"]["Statement"] == [
-            {
-                "Sid": "VendingServiceOnly",
-                "Effect": "Allow",
-                "Action": TRUST_ACTIONS,
-                "Principal": {"AWS": {"Fn::GetAtt": [function_role, "Arn"]}},
-            }
-        ]
+        assert role["AssumeRolePolicyDocument"]["Statement"] == statements, name
     assert _role(kernel_resources, "kernel-reader")["ManagedPolicyArns"] == [
         "arn:aws:iam::aws:policy/ReadOnlyAccess"
     ]
@@ -263,33 +272,47 @@ def test_vending_function_runtime_tracing_layer_and_environment(
     assert target_roles[-1] == '"}'
 
 
-def test_every_route_of_every_api_is_iam_authorized(kernel_resources: dict[str, Any]) -> None:
+def test_every_route_is_iam_authorized_except_the_jwt_exchange_routes(
+    kernel_resources: dict[str, Any],
+) -> None:
     routes = of_type(kernel_resources, "AWS::ApiGatewayV2::Route")
-    assert {r["Properties"]["RouteKey"] for r in routes.values()} == {
+    exchange = {n: r for n, r in routes.items() if n.startswith("TokenExchange")}
+    others = {n: r for n, r in routes.items() if n not in exchange}
+    assert {r["Properties"]["RouteKey"] for r in others.values()} == {
         r.route_key for r in contract.VENDING_ROUTES
     } | {"GET /echo"}
-    for route in routes.values():
+    for route in others.values():
         assert route["Properties"]["AuthorizationType"] == "AWS_IAM"
+    assert {r["Properties"]["RouteKey"] for r in exchange.values()} == {"POST /exchange/github"}
+    for route in exchange.values():
+        assert route["Properties"]["AuthorizationType"] == "JWT"
 
 
 def test_stages_throttle_and_write_json_access_logs(kernel_resources: dict[str, Any]) -> None:
     stages = of_type(kernel_resources, "AWS::ApiGatewayV2::Stage")
-    assert len(stages) == 2
-    for stage in stages.values():
+    assert len(stages) == 3  # vending, echo service, token exchange
+    for name, stage in stages.items():
         props = stage["Properties"]
         assert props["StageName"] == "$default"
-        assert props["DefaultRouteSettings"] == {"ThrottlingBurstLimit": 100, "ThrottlingRateLimit": 50}
         log_format = json.loads(props["AccessLogSettings"]["Format"])
         assert log_format["requestId"] == "$context.requestId"
-        assert log_format["callerArn"] == "$context.identity.userArn"
         assert log_format["routeKey"] == "$context.routeKey"
         assert log_format["status"] == "$context.status"
         assert log_format["responseLatency"] == "$context.responseLatency"
+        if name.startswith("TokenExchange"):
+            # cdk.json exchange.api_throttling; the caller is the verified token's issuer + subject.
+            assert props["DefaultRouteSettings"] == {"ThrottlingBurstLimit": 40, "ThrottlingRateLimit": 20}
+            assert log_format["issuer"] == "$context.authorizer.claims.iss"
+            assert log_format["subject"] == "$context.authorizer.claims.sub"
+        else:
+            assert props["DefaultRouteSettings"] == {"ThrottlingBurstLimit": 100, "ThrottlingRateLimit": 50}
+            assert log_format["callerArn"] == "$context.identity.userArn"
 
 
 def test_every_log_group_has_retention_and_is_retained(kernel_resources: dict[str, Any]) -> None:
     groups = of_type(kernel_resources, "AWS::Logs::LogGroup")
-    assert len(groups) == 4  # vending function, vending access logs, echo function, echo access logs
+    # vending, echo and exchange: each a function log group and an access log group
+    assert len(groups) == 6
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == 365
         assert group["DeletionPolicy"] == "Retain"
@@ -304,9 +327,10 @@ def test_policy_parameter_holds_the_config_policy(
     kernel_resources: dict[str, Any], cdk_context: dict[str, Any]
 ) -> None:
     parameters = of_type(kernel_resources, "AWS::SSM::Parameter")
-    (parameter,) = parameters.values()
+    (parameter,) = [
+        p for p in parameters.values() if p["Properties"]["Name"] == "/kernel-access/vending-policy"
+    ]
     props = parameter["Properties"]
-    assert props["Name"] == "/kernel-access/vending-policy"
     assert props["Type"] == "String"
     document = json.loads(props["Value"])
     config = cdk_context["kernel-access"]
