@@ -3,10 +3,14 @@ and a reusable secrets scanner.
 
 ``secrets_scan`` (opt in with ``pytestmark = pytest.mark.usefixtures("secrets_scan")`` or by
 requesting it): every secret any AWS call issued during the session — STS ``SecretAccessKey`` and
-``SessionToken`` (moto), CodeArtifact ``authorizationToken`` (Stubber) — is recorded by a hook on
-botocore's ``BaseClient._make_api_call``; every log record (Powertools service logger and root)
-and every DynamoDB ``PutItem`` item is captured. At the end of each test using the fixture, none of
-the captured lines/items written during that test may contain any secret issued so far.
+``SessionToken`` (moto), CodeArtifact ``authorizationToken`` (Stubber), decrypted SSM
+``SecureString`` values (the audit HMAC key) — is recorded by a hook on botocore's
+``BaseClient._make_api_call``; every log record (Powertools service logger and root) and every
+DynamoDB item written (``PutItem`` and ``TransactWriteItems``) is captured. At the end of each test
+using the fixture, none of the captured lines/items written during that test may contain any secret
+issued so far; and at the end of the session, every line and item captured during the whole runtime
+suite is scanned once more against every secret issued (so a test that forgot the fixture is
+covered too).
 """
 
 from __future__ import annotations
@@ -163,6 +167,8 @@ _original_make_api_call = botocore.client.BaseClient._make_api_call
 def _recording_make_api_call(self: Any, operation_name: str, api_params: Mapping[str, Any]) -> Any:
     if operation_name == "PutItem":
         LEDGER.records.append(json.dumps(api_params.get("Item", {}), default=str))
+    elif operation_name == "TransactWriteItems":
+        LEDGER.records.append(json.dumps(api_params.get("TransactItems", []), default=str))
     response = _original_make_api_call(self, operation_name, api_params)
     credentials = response.get("Credentials") if isinstance(response, dict) else None
     if isinstance(credentials, dict):
@@ -170,6 +176,9 @@ def _recording_make_api_call(self: Any, operation_name: str, api_params: Mapping
         LEDGER.add_secret(credentials.get("SessionToken"))
     if isinstance(response, dict):
         LEDGER.add_secret(response.get("authorizationToken"))
+        parameter = response.get("Parameter")
+        if isinstance(parameter, dict) and parameter.get("Type") == "SecureString":
+            LEDGER.add_secret(parameter.get("Value"))
     return response
 
 
@@ -187,6 +196,9 @@ def _secret_capture() -> Iterator[SecretsLedger]:
         botocore.client.BaseClient._make_api_call = _original_make_api_call  # type: ignore[method-assign]
         service_logger.removeHandler(handler)
         logging.getLogger().removeHandler(handler)
+    # Whole-suite scan: every line and item captured, against every secret issued.
+    leaks = LEDGER.leaks()
+    assert not leaks, "\n".join(leaks[:5])
 
 
 @pytest.fixture

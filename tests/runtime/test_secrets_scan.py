@@ -77,3 +77,51 @@ def test_audit_failure_logs_no_secret(make_service, codeartifact_stub, secrets_s
     finally:
         vending.reset_for_tests(None)
     assert response["statusCode"] == 500
+
+
+def test_caller_signatures_and_hmac_key_reach_no_log_or_record(make_service, aws_backend, secrets_scan):
+    """What callers send (SigV4 Authorization header, session token header) and the audit HMAC key
+    from SSM are secrets too: every route and refusal, with Logger at DEBUG, leaks none of them."""
+    import secrets as random_secrets
+
+    hmac_key = random_secrets.token_hex(32)
+    aws_backend.ssm.put_parameter(
+        Name="/kernel-access/audit-hmac-scan",
+        Value=hmac_key,
+        Type="SecureString",
+        Overwrite=True,
+    )
+    signature = random_secrets.token_hex(32)
+    session_token = "IQoJb3JpZ2luX2VjE" + random_secrets.token_urlsafe(120)
+    authorization = (
+        "AWS4-HMAC-SHA256 Credential=ASIAEXAMPLEEXAMPLE01/20261123/us-east-1/execute-api/aws4_request, "
+        f"SignedHeaders=host;x-amz-date;x-amz-security-token, Signature={signature}"
+    )
+    secrets_scan.add_secret(signature)
+    secrets_scan.add_secret(session_token)
+    headers = {"authorization": authorization, "x-amz-security-token": session_token, "user-agent": "scan"}
+    service = make_service(KERNEL_ACCESS_AUDIT_HMAC_KEY_PARAMETER="/kernel-access/audit-hmac-scan")
+    # Requests that pass validation are counted (not the two 400s): the fifth counted is limited.
+    service.limiter.limit = 4
+    logging.getLogger(os.environ["POWERTOOLS_SERVICE_NAME"]).setLevel(logging.DEBUG)
+    vending.reset_for_tests(service)
+    try:
+        requests = [
+            ("/credentials", {"role": "kernel-reader"}),
+            ("/codeartifact/token", {"domain": "kernel"}),
+            ("/health", {}),
+            ("/credentials", {"role": "kernel-admin"}),
+            ("/credentials", {"role": "bad role"}),
+            ("/nowhere", {}),
+            ("/credentials", {"role": "kernel-reader"}),
+        ]
+        statuses = [
+            vending.handler(http_event(path, query, headers=headers), FakeLambdaContext())["statusCode"]
+            for path, query in requests
+        ]
+    finally:
+        vending.reset_for_tests(None)
+        logging.getLogger(os.environ["POWERTOOLS_SERVICE_NAME"]).setLevel(logging.INFO)
+    assert statuses == [200, 200, 200, 403, 400, 400, 429]
+    # The key was read (so it is in the ledger): the scan at teardown checks it against everything.
+    assert hmac_key in secrets_scan.secrets

@@ -16,6 +16,7 @@ from kernel_access.vending.codeartifact import TokenCache
 
 from tests.runtime.conftest import (
     ACME_ARN,
+    PAYMENTS_ARN,
     POLICY,
     PUBLISHER_ROLE_ARN,
     READER_ROLE_ARN,
@@ -239,3 +240,45 @@ def test_health_without_policy_is_503(make_service):
     status, _, body = call(service, http_event("/health"))
     assert_error(status, body, "POLICY_LOAD_FAILED", 503)
     assert body["details"]["policy"]["available"] is False
+
+
+def test_health_is_audited(make_service, aws_backend):
+    status, _, body = call(make_service(), http_event("/health", request_id="req-health-1"))
+    assert status == 200
+    assert body["request_id"] == "req-health-1"
+    record = only_record(aws_backend, "req-health-1")
+    assert record["route"]["S"] == "GET /health"
+    assert record["decision"]["S"] == "allow"
+    assert record["caller_arn"]["S"] == PAYMENTS_ARN
+    assert record["policy_version"]["S"] == "test-1"
+
+
+def test_health_refusal_is_audited(make_service, aws_backend):
+    status, _, body = call(make_service(), http_event("/health", user_arn=None, request_id="req-health-anon"))
+    assert_error(status, body, "ACCESS_DENIED", 403)
+    record = only_record(aws_backend, "req-health-anon")
+    assert record["decision"]["S"] == "deny"
+    assert record["error_code"]["S"] == "ACCESS_DENIED"
+
+
+def test_health_counts_against_the_rate_limit(make_service):
+    service = make_service(KERNEL_ACCESS_RATE_LIMIT_REQUESTS="2")
+    assert [call(service, http_event("/health"))[0] for _ in range(2)] == [200, 200]
+    status, headers, body = call(service, http_event("/health"))
+    assert_error(status, body, "RATE_LIMITED", 429)
+    assert headers["Retry-After"] == str(body["retry_after_seconds"])
+
+
+def test_health_fails_closed_when_the_audit_table_fails(make_service):
+    status, _, body = call(make_service(KERNEL_ACCESS_AUDIT_TABLE="no-such-table"), http_event("/health"))
+    assert_error(status, body, "INTERNAL_ERROR", 500)
+    assert "version" not in body
+
+
+def test_unknown_route_is_audited(make_service, aws_backend):
+    status, _, body = call(make_service(), http_event("/admin/keys", request_id="req-unknown-route"))
+    assert_error(status, body, "INVALID_REQUEST", 400)
+    record = only_record(aws_backend, "req-unknown-route")
+    assert record["route"]["S"] == "unknown"
+    assert record["decision"]["S"] == "deny"
+    assert record["caller_arn"]["S"] == PAYMENTS_ARN

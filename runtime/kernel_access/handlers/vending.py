@@ -8,18 +8,23 @@ Observability: Powertools Logger with the API Gateway request id as correlation 
 (EMF; flushed per invocation), Tracer with ``capture_response=False`` — the response holds
 credentials and must never become trace metadata.
 
-The service (boto3 clients, policy cache, CodeArtifact token cache) is built lazily on the first
-request and reused by warm invocations; importing this module imports no boto3 (cold start).
-Tests swap it with :func:`reset_for_tests`.
+Cold start: importing this module loads Powertools' Logger, Metrics and event handler and nothing
+else — no boto3/botocore session machinery and no X-Ray SDK. Powertools' ``Tracer()`` imports the
+X-Ray SDK (which imports botocore's session, client and docs modules) even when tracing is
+disabled, which alone cost more than ``import boto3``; so the Tracer and its
+``capture_lambda_handler`` wrapper are built on the first invocation (:func:`_traced_entry`),
+together with the service (boto3 clients, policy cache, CodeArtifact token cache), and reused by
+warm invocations. Tests swap the service with :func:`reset_for_tests`.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
@@ -32,8 +37,11 @@ if TYPE_CHECKING:
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
 app = APIGatewayHttpResolver()
+
+Entry = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
+_entry: Entry | None = None
+_entry_lock = threading.Lock()
 
 _service: VendingService | None = None
 _service_lock = threading.Lock()
@@ -81,15 +89,21 @@ def _serve(route: str) -> Response[str]:
     try:
         service = get_service()
     except Exception:
-        # Misconfigured deployment (bad environment): nothing can be audited or vended. Fail closed.
+        # Misconfigured deployment (bad environment): nothing can be audited or vended. Fail closed,
+        # and still count the refusal so the Denied{error_code=INTERNAL_ERROR} alarm sees it.
         logger.exception("vending service could not be built")
+        from kernel_access.vending.service import Telemetry
+
+        Telemetry().denied(route, "INTERNAL_ERROR", 0.0)
         return _error_response(KernelAccessError.internal())
     event = app.current_event.raw_event
     if route == "credentials":
         return _response(service.credentials(event))
     if route == "token":
         return _response(service.codeartifact_token(event))
-    return _response(service.health(event))
+    if route == "health":
+        return _response(service.health(event))
+    return _response(service.unknown_route(event))
 
 
 @app.get("/credentials")
@@ -109,9 +123,9 @@ def health() -> Response[str]:
 
 @app.not_found
 def not_found(_exc: Exception) -> Response[str]:
-    from kernel_access.contract import ErrorCode
-
-    return _error_response(KernelAccessError(ErrorCode.INVALID_REQUEST, "unknown route"))
+    """API Gateway forwards only the routes above, so this means a misrouted deployment: still a
+    refusal like any other (INVALID_REQUEST, audited)."""
+    return _serve("unknown")
 
 
 def unexpected(_exc: Exception) -> Response[str]:
@@ -123,8 +137,30 @@ def unexpected(_exc: Exception) -> Response[str]:
 app.exception_handler(Exception)(unexpected)
 
 
+def _traced_entry() -> Entry:
+    """``app.resolve`` wrapped in ``Tracer.capture_lambda_handler``, built once per container.
+
+    Built on the first invocation rather than at import (see the module docstring). X-Ray's
+    botocore patching wraps ``BaseClient._make_api_call`` at class level, so it covers every client
+    the service creates afterwards.
+    """
+    global _entry  # noqa: PLW0603 - one wrapper per container is the point
+    if _entry is None:
+        with _entry_lock:
+            if _entry is None:
+                from aws_lambda_powertools import Tracer
+
+                tracer = Tracer()
+
+                @tracer.capture_lambda_handler(capture_response=False)
+                def entry(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+                    return app.resolve(event, context)
+
+                _entry = entry
+    return _entry
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
-@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return _traced_entry()(event, context)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, Literal
@@ -44,6 +45,16 @@ MIN_REMAINING_SECONDS: Final = 300.0
 MAX_ENTRIES: Final = 64
 
 CacheKey = tuple[str, str, str, int]
+#: Prefix of a cache entry's refresh-engine name (``codeartifact:<domain>:<access>:<lifetime>``),
+#: which is also the ``breaker`` dimension of the BreakerState metric; ``/health`` lists the
+#: breakers without it.
+BREAKER_PREFIX: Final = "codeartifact:"
+#: Opens a trace subsegment named after the AWS call it wraps (the service passes X-Ray's).
+Trace = Callable[[str], AbstractContextManager[None]]
+
+
+def _no_trace(_name: str) -> AbstractContextManager[None]:
+    return nullcontext()
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,7 @@ class TokenCache:
         min_remaining: float = MIN_REMAINING_SECONDS,
         max_entries: int = MAX_ENTRIES,
         clock: Callable[[], datetime] | None = None,
+        trace: Trace = _no_trace,
     ) -> None:
         self._roles: dict[str, str | None] = {"read": reader_role_arn, "publish": publisher_role_arn}
         self.domain_owner = domain_owner
@@ -80,6 +92,7 @@ class TokenCache:
         self._min_remaining = min_remaining
         self._max_entries = max_entries
         self._clock = clock
+        self._trace = trace
         self._lock = threading.Lock()
         self._entries: OrderedDict[CacheKey, RefreshingValue[CodeArtifactToken]] = OrderedDict()
         #: Mints performed (for tests and the benchmark: a warm cache should not mint).
@@ -92,19 +105,21 @@ class TokenCache:
         if not role_arn:
             raise KernelAccessError.internal()
         self.mint_count += 1
-        credentials = assume_role(
-            self._sts_client(),
-            role_arn=role_arn,
-            role_session_name=f"codeartifact-{access}",
-            source_identity_value=None,
-            tags=None,
-            duration=lifetime,
-        )
+        with self._trace(f"sts.AssumeRole codeartifact-{access}"):
+            credentials = assume_role(
+                self._sts_client(),
+                role_arn=role_arn,
+                role_session_name=f"codeartifact-{access}",
+                source_identity_value=None,
+                tags=None,
+                duration=lifetime,
+            )
         issued_at = datetime.now(UTC)
         try:
-            response = self._codeartifact_client(credentials).get_authorization_token(
-                domain=domain, domainOwner=owner, durationSeconds=0
-            )
+            with self._trace("codeartifact.GetAuthorizationToken"):
+                response = self._codeartifact_client(credentials).get_authorization_token(
+                    domain=domain, domainOwner=owner, durationSeconds=0
+                )
             token = response["authorizationToken"]
             expiration = response["expiration"]
         except Exception as exc:
@@ -133,7 +148,7 @@ class TokenCache:
                 lambda: self._mint(domain, owner, typed_access, lifetime),
                 min_remaining=self._min_remaining,
                 on_event=self._on_event,
-                name=f"codeartifact:{domain}:{access}:{lifetime}",
+                name=f"{BREAKER_PREFIX}{domain}:{access}:{lifetime}",
                 clock=self._clock or utc_now,
             )
             self._entries[key] = entry

@@ -38,7 +38,7 @@ from kernel_access.contract import ErrorCode
 from kernel_access.errors import KernelAccessError, error_body, error_headers
 from kernel_access.ratelimit import RateLimiter, RateLimiterUnavailable
 from kernel_access.revocation import RevocationStore, RevocationStoreUnavailable
-from kernel_access.vending.codeartifact import TokenCache
+from kernel_access.vending.codeartifact import BREAKER_PREFIX, TokenCache
 from kernel_access.vending.config import VendingConfig
 from kernel_access.vending.identity import CallerIdentity, caller_from_event, request_meta
 from kernel_access.vending.request import DEFAULT_DURATION, parse_credentials_request, parse_token_request
@@ -63,6 +63,9 @@ if TYPE_CHECKING:
 ROUTE_CREDENTIALS: Final = "GET /credentials"
 ROUTE_TOKEN: Final = "GET /codeartifact/token"  # noqa: S105 - a route, not a secret
 ROUTE_HEALTH: Final = "GET /health"
+#: Audit/metric label of a request for a route this API does not serve (never the raw path:
+#: a caller-chosen string must not become a metric dimension).
+ROUTE_UNKNOWN: Final = "unknown"
 #: Bounded client behaviour (no retry storms): two attempts in total (the first and one retry;
 #: botocore's ``max_attempts`` would count retries only), 3 s to connect and to read.
 CLIENT_RETRIES: Final = {"total_max_attempts": 2, "mode": "standard"}
@@ -318,6 +321,7 @@ class VendingService:
             sts_client=self.clients.sts,
             codeartifact_client=self.clients.codeartifact_for,
             on_event=self.telemetry.refresh_event,
+            trace=self.telemetry.subsegment,
         )
         self._clock = clock
         self._hmac_key_loader = hmac_key or self._load_hmac_key
@@ -585,49 +589,62 @@ class VendingService:
             record.duration = lifetime
             record.codeartifact_access = access
             token = self.tokens.get(domain=request.domain, access=access, lifetime=lifetime)
-            for name, state in self.tokens.breaker_states().items():
-                self.telemetry.breaker(name, state)
             record.token_fingerprint = self._fingerprint(token.token)
             record.expiration = format_expiration(token.expiration)
             return {"authorizationToken": token.token, "expiration": record.expiration}
 
         return self._run(ROUTE_TOKEN, event, act)
 
-    def health(self, event: Mapping[str, Any]) -> Outcome:
-        """``GET /health``: version, policy version and age, breaker states. Not audited: it vends
-        nothing and decides nothing (API Gateway's access log records the call); still refused to
-        anyone without the IAM authorizer context."""
-        started = time.perf_counter()
-        request_id = request_id_of(event)
-        try:
-            caller_from_event(event)
-        except KernelAccessError as exc:
-            self.telemetry.denied(ROUTE_HEALTH, exc.code.value, (time.perf_counter() - started) * 1000)
-            return Outcome(exc.status, error_body(exc, request_id), error_headers(exc))
-        from kernel_access.policy import PolicyUnavailable
+    def unknown_route(self, event: Mapping[str, Any]) -> Outcome:
+        """A route this API does not serve: INVALID_REQUEST, audited like every refusal."""
 
-        with suppress(PolicyUnavailable):
-            self.policy_store.get()
-        status = self.policy_store.status()
-        breakers = self.tokens.breaker_states()
-        for name, state in breakers.items():
-            self.telemetry.breaker(name, state)
-        report: dict[str, Any] = {
-            "status": "ok" if status.available else "degraded",
-            "version": __version__,
-            "policy": {
-                "version": status.version,
-                "age_seconds": None if status.age_seconds is None else round(status.age_seconds, 3),
-                "available": status.available,
-            },
-            "breakers": breakers,
-            "request_id": request_id,
-        }
-        if not status.available:
-            error = KernelAccessError(
-                ErrorCode.POLICY_LOAD_FAILED, "the access policy is unavailable", report
-            )
-            self.telemetry.denied(ROUTE_HEALTH, error.code.value, (time.perf_counter() - started) * 1000)
-            return Outcome(error.status, error_body(error, request_id), error_headers(error))
-        self.telemetry.allowed(ROUTE_HEALTH, (time.perf_counter() - started) * 1000)
-        return Outcome(200, report)
+        def act(record: AuditRecord) -> dict[str, Any]:
+            with suppress(KernelAccessError):
+                self._fill_caller(record, caller_from_event(event))
+            raise KernelAccessError(ErrorCode.INVALID_REQUEST, "unknown route")
+
+        return self._run(ROUTE_UNKNOWN, event, act)
+
+    def health(self, event: Mapping[str, Any]) -> Outcome:
+        """``GET /health``: version, policy version and age, breaker states; no secrets.
+
+        Handled like the other routes — IAM caller required, counted by the rate limiter, audited
+        (decision ``allow`` or the refusal) — so every decision leaves a record and a caller cannot
+        use it to write unlimited audit items. That also makes it a real dependency check: a 200
+        means the policy is loaded, the rate-limit table answered and the audit table took a write.
+        A policy that cannot be loaded is reported as POLICY_LOAD_FAILED (503) with the same report
+        in ``details``.
+        """
+
+        def act(record: AuditRecord) -> dict[str, Any]:
+            from kernel_access.policy import PolicyUnavailable
+
+            caller = caller_from_event(event)
+            self._fill_caller(record, caller)
+            self._rate_limit(caller)
+            with suppress(PolicyUnavailable), self.telemetry.subsegment("ssm.GetParameter policy"):
+                self.policy_store.get()
+            status = self.policy_store.status()
+            record.policy_version = status.version
+            breakers = self.tokens.breaker_states()
+            for name, state in breakers.items():
+                self.telemetry.breaker(BREAKER_PREFIX + name, state)
+            report: dict[str, Any] = {
+                "status": "ok" if status.available else "degraded",
+                "version": __version__,
+                "policy": {
+                    "version": status.version,
+                    "age_seconds": None if status.age_seconds is None else round(status.age_seconds, 3),
+                    "available": status.available,
+                },
+                "breakers": breakers,
+                "request_id": record.request_id,
+            }
+            if not status.available:
+                raise KernelAccessError(
+                    ErrorCode.POLICY_LOAD_FAILED, "the access policy is unavailable", report
+                )
+            record.reason = "health check"
+            return report
+
+        return self._run(ROUTE_HEALTH, event, act)
