@@ -86,6 +86,9 @@ class AuditRecord:
     codeartifact_repository: str | None = None
     codeartifact_access: str | None = None
     policy_version: str | None = None
+    #: Operator records (``kernel-access revoke`` & co.): what was acted on — ``caller#<arn>``,
+    #: ``partner#<name>`` or ``role#<iam-role-name>``.
+    subject: str | None = None
 
     def to_item(self, *, retention_days: int) -> dict[str, Any]:
         """The DynamoDB item (low-level attribute values). Empty values are left out: GSI keys must
@@ -134,6 +137,17 @@ class AuditLog:
         self.table_name = table_name
         self.retention_days = retention_days
         self._client_factory = client_factory
+
+    def transact_put(self, record: AuditRecord) -> dict[str, Any]:
+        """The record as one ``Put`` of a ``TransactWriteItems`` call (same immutability condition),
+        for changes that must never happen unrecorded (lifting a revocation)."""
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": record.to_item(retention_days=self.retention_days),
+                "ConditionExpression": "attribute_not_exists(request_id)",
+            }
+        }
 
     def write(self, record: AuditRecord) -> dict[str, Any]:
         """Write the record or raise :class:`AuditWriteError`. Returns the item written."""

@@ -10,7 +10,7 @@ Sentinel TVM's fail-open path is exactly what this replaces.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -110,12 +110,44 @@ class RevocationStore:
         )
         return Revocation(subject=subject, reason=reason, revoked_by=revoked_by, revoked_at=revoked_at)
 
-    def unrevoke(self, subject: str) -> bool:
-        """Remove a revocation; True when one existed."""
-        response = self._client_factory().delete_item(
-            TableName=self.table_name, Key={"subject": {"S": subject}}, ReturnValues="ALL_OLD"
-        )
-        return bool(response.get("Attributes"))
+    def unrevoke(self, subject: str, *, audit_put: Mapping[str, Any] | None = None) -> bool:
+        """Remove a revocation; True when one existed.
+
+        With ``audit_put`` (a ``TransactWriteItems`` element, see ``AuditLog.transact_put``) the
+        delete and the audit record are one transaction: either the revocation is lifted AND the
+        operator's record is written, or neither happens. A subject that is not revoked is reported
+        (False) and leaves no record.
+        """
+        client = self._client_factory()
+        key = {"subject": {"S": subject}}
+        if audit_put is None:
+            response = client.delete_item(TableName=self.table_name, Key=key, ReturnValues="ALL_OLD")
+            return bool(response.get("Attributes"))
+        from botocore.exceptions import ClientError
+
+        try:
+            client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Delete": {
+                            "TableName": self.table_name,
+                            "Key": key,
+                            "ConditionExpression": "attribute_exists(subject)",
+                        }
+                    },
+                    audit_put,  # type: ignore[list-item]
+                ]
+            )
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            if (
+                exc.response.get("Error", {}).get("Code") == "TransactionCanceledException"
+                and reasons
+                and reasons[0].get("Code") == "ConditionalCheckFailed"
+            ):
+                return False
+            raise
+        return True
 
     def list(self) -> Iterator[Revocation]:
         paginator = self._client_factory().get_paginator("scan")
