@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 import boto3
-import pytest
 
 from tests.e2e.conftest import PROJECT, Emulator
 
@@ -151,14 +150,11 @@ def test_boto3_container_provider_through_serve(kernel_emulator: Emulator) -> No
 
 
 def test_kernel_client_calls_a_kernel_service_route(kernel_emulator: Emulator) -> None:
+    """KernelClient → emulator (IAM authorizer) → the example stack's KernelServiceApi (EchoService)."""
     from kernel_access.client.kernel_client import KernelClient
 
-    service = next(
-        (a for a in kernel_emulator.state["apis"] if a["url"] != kernel_emulator.state["vending_url"]), None
-    )
-    if service is None:
-        pytest.skip("the example kernel stack declares no KernelServiceApi")
-    method, path = service["routes"][0][0].split(" ", 1)
+    service = next(a for a in kernel_emulator.state["apis"] if a["logical_id"].startswith("EchoService"))
+    assert ["GET /echo", "AWS_IAM"] in service["routes"]
     # The partner's workload credentials live in the partner account; the client assumes kernel-access.
     workload = kernel_emulator.assume("arn:aws:iam::222222222222:role/payments-workload", "workload")
     sts = boto3.client(
@@ -169,12 +165,20 @@ def test_kernel_client_calls_a_kernel_service_route(kernel_emulator: Emulator) -
         aws_secret_access_key=workload["AWS_SECRET_ACCESS_KEY"],
         aws_session_token=workload["AWS_SESSION_TOKEN"],
     )
+    assumed: list[str] = []
+    sts.meta.events.register(
+        "after-call.sts.AssumeRole", lambda parsed, **_: assumed.append(parsed["AssumedRoleUser"]["Arn"])
+    )
     client = KernelClient("111111111111", partner="payments", sts_client=sts, read_timeout=10)
     try:
-        responses = [client.call(service["url"], path, method=method) for _ in range(3)]
+        responses = [client.call(service["url"], "/echo", method="GET") for _ in range(3)]
     finally:
         client.close()
     assert {r.status_code for r in responses} == {200}
-    body = responses[0].json()
-    assert body["caller_arn"].startswith("arn:aws:sts::111111111111:assumed-role/kernel-access/payments.")
-    assert body["account_id"] == "111111111111"
+    # One AssumeRole for three calls (the client caches), and the service saw that very session.
+    assert len(assumed) == 1
+    assert assumed[0].startswith("arn:aws:sts::111111111111:assumed-role/kernel-access/payments.")
+    for response in responses:
+        body = response.json()
+        assert body["caller_arn"] == assumed[0]
+        assert body["account_id"] == "111111111111"

@@ -78,6 +78,10 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def _progress(message: str) -> None:
+    print(f"kernel-access local: {message}", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         from kernel_access.local.server import LocalKernel, LocalOptions, log_to_stderr
@@ -99,8 +103,21 @@ def run(args: argparse.Namespace) -> int:
         function_environment=_overrides(args.set),
         state_dir=args.state_dir,
         access_log=log_to_stderr if args.access_log else None,
+        progress=_progress,
     )
     kernel = LocalKernel(options)
+    try:
+        kernel.start()
+    except KeyboardInterrupt:  # Ctrl-C during a synth or provisioning: stop what has started
+        kernel.stop()
+        print("\nkernel-access local: interrupted during start-up", file=sys.stderr)
+        return 130
+    except (TemplateError, OSError) as error:
+        print(f"kernel-access local: {error}", file=sys.stderr)
+        kernel.stop()
+        return 1
+    # From here on Ctrl-C (SIGINT) and SIGTERM only ask the main loop to stop, so the servers are
+    # shut down from this thread in order (HTTP APIs first, then the local AWS) and the exit is 0.
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -108,12 +125,6 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    try:
-        kernel.start()
-    except (TemplateError, OSError) as error:
-        print(f"kernel-access local: {error}", file=sys.stderr)
-        kernel.stop()
-        return 1
     try:
         print(kernel.banner(), flush=True)
         print(f"State (URLs, identities, issuer keys): {kernel.state_dir / 'state.json'}", flush=True)
@@ -131,4 +142,6 @@ def run(args: argparse.Namespace) -> int:
             print("\nkernel-access local: stopping", flush=True)
     finally:
         kernel.stop()
+    if not args.exit_after_start:
+        print("kernel-access local: stopped", flush=True)
     return 0

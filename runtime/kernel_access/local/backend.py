@@ -242,23 +242,33 @@ class LocalAws:
         return self.report
 
     def _create_table(self, logical_id: str) -> None:
-        resource = self.template.resources[logical_id]
+        """The table with the keys, indexes, TTL, PITR, SSE, streams, deletion protection and tags
+        the template gives it (what ``describe_table`` shows is what CloudFormation would create)."""
         props = self.resolver.resource_properties(logical_id)
         name = self.resolver.physical_name(logical_id)
+        billing = str(props.get("BillingMode", "PROVISIONED"))
         kwargs: dict[str, Any] = {
             "TableName": name,
             "KeySchema": props["KeySchema"],
             "AttributeDefinitions": props["AttributeDefinitions"],
-            "BillingMode": "PAY_PER_REQUEST",
+            "BillingMode": billing,
         }
-        indexes = [
-            {
+        if billing == "PROVISIONED":
+            kwargs["ProvisionedThroughput"] = props.get(
+                "ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+            )
+        indexes = []
+        for gsi in props.get("GlobalSecondaryIndexes", []):
+            index = {
                 "IndexName": gsi["IndexName"],
                 "KeySchema": gsi["KeySchema"],
                 "Projection": gsi.get("Projection", {"ProjectionType": "ALL"}),
             }
-            for gsi in props.get("GlobalSecondaryIndexes", [])
-        ]
+            if billing == "PROVISIONED":
+                index["ProvisionedThroughput"] = gsi.get(
+                    "ProvisionedThroughput", kwargs["ProvisionedThroughput"]
+                )
+            indexes.append(index)
         if indexes:
             kwargs["GlobalSecondaryIndexes"] = indexes
         local_indexes = [
@@ -267,15 +277,37 @@ class LocalAws:
         ]
         if local_indexes:
             kwargs["LocalSecondaryIndexes"] = local_indexes
+        sse = props.get("SSESpecification")
+        if isinstance(sse, Mapping):
+            # The KMS key of a customer-managed SSE is not created locally: moto's default key stands in.
+            kwargs["SSESpecification"] = {
+                k: v for k, v in sse.items() if k in ("Enabled", "SSEEnabled", "SSEType")
+            }
+            if "SSEEnabled" in kwargs["SSESpecification"]:
+                kwargs["SSESpecification"]["Enabled"] = kwargs["SSESpecification"].pop("SSEEnabled")
+        stream = props.get("StreamSpecification")
+        if isinstance(stream, Mapping) and stream.get("StreamViewType"):
+            kwargs["StreamSpecification"] = {
+                "StreamEnabled": True,
+                "StreamViewType": stream["StreamViewType"],
+            }
+        if props.get("DeletionProtectionEnabled") is not None:
+            kwargs["DeletionProtectionEnabled"] = bool(props["DeletionProtectionEnabled"])
+        if props.get("Tags"):
+            kwargs["Tags"] = props["Tags"]
         dynamodb = self.client("dynamodb")
         dynamodb.create_table(**kwargs)
         ttl = props.get("TimeToLiveSpecification")
-        if resource.get("Type") == "AWS::DynamoDB::GlobalTable" and not ttl:
-            ttl = props.get("TimeToLiveSpecification")
         if isinstance(ttl, Mapping) and ttl.get("Enabled") and ttl.get("AttributeName"):
             dynamodb.update_time_to_live(
                 TableName=name,
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+            )
+        pitr = props.get("PointInTimeRecoverySpecification")
+        if isinstance(pitr, Mapping) and pitr.get("PointInTimeRecoveryEnabled"):
+            dynamodb.update_continuous_backups(
+                TableName=name,
+                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
             )
         self.report.tables[logical_id] = name
 

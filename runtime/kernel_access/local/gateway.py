@@ -669,6 +669,11 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # One buffered write per response (flushed by the base class after each request) and no Nagle:
+    # otherwise headers and body leave in two segments and the client's delayed ACK adds ~40 ms to
+    # every kept-alive request (measured: single-client p50 84 ms -> 48 ms on /credentials).
+    wbufsize = 65536
+    disable_nagle_algorithm = True
     server: _Server
     server_version = "kernel-access-local"
     sys_version = ""

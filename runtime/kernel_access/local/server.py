@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from typing import Any, Final
 from kernel_access import settings
 from kernel_access.contract import VENDING_HANDLER
 from kernel_access.local.backend import LocalAws, PartnerIdentity, SessionCredentials
+from kernel_access.local.examples import ExampleDecision, example_decisions, first, policy_from_value, summary
 from kernel_access.local.functions import (
     FunctionRunner,
     LocalFunction,
@@ -54,6 +56,8 @@ class LocalOptions:
     state_dir: Path | None = None
     #: Gateway access log sink (one JSON line per request); None = quiet.
     access_log: Callable[[str], None] | None = None
+    #: Progress notes during start-up (e.g. "synthesising ..."); None = quiet.
+    progress: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,10 @@ class LocalKernel:
         self.functions: dict[str, LocalFunction] = {}
         self.issuers: list[LocalIssuer] = []
         self.partners: list[PartnerSession] = []
+        self.examples: list[ExampleDecision] = []
         self.state_dir = options.state_dir or Path(tempfile.mkdtemp(prefix="kernel-access-local-"))
+        # A temporary state directory holds session credentials of this run only: removed on stop.
+        self._owns_state_dir = options.state_dir is None
         self.startup_seconds = 0.0
         self.timings: dict[str, float] = {}
 
@@ -101,7 +108,12 @@ class LocalKernel:
 
         o = self.options
         template = load_kernel_template(
-            o.project_dir, template=o.template, cdk_out=o.cdk_out, stack=o.stack, synth=o.synth
+            o.project_dir,
+            template=o.template,
+            cdk_out=o.cdk_out,
+            stack=o.stack,
+            synth=o.synth,
+            progress=o.progress,
         )
         self.template = template
         resolver = self.resolver = Resolver(template)
@@ -150,6 +162,7 @@ class LocalKernel:
         for identity in aws.partner_identities():
             creds = aws.partner_session(identity, EXAMPLE_SESSION_SUFFIX, duration=43200)
             self.partners.append(PartnerSession(identity, creds, self._write_env_file(identity, creds)))
+        self.examples = self._example_decisions()
         lap("partners")
         self.startup_seconds = time.perf_counter() - started
         # Written last and atomically: scripts wait for this file to know the emulator is ready.
@@ -164,8 +177,43 @@ class LocalKernel:
         if self.aws is not None:
             self.aws.stop()
             self.aws = None
+        if self._owns_state_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
     # ---- helpers -----------------------------------------------------------------------------------
+
+    def _example_decisions(self) -> list[ExampleDecision]:
+        """The template's policy evaluated for every example session and target role (see examples)."""
+        vending = self.vending_function()
+        if vending is None or self.resolver is None or self.template is None or self.aws is None:
+            return []
+        env = vending.template_environment
+        parameter = env.get(settings.POLICY_PARAMETER_NAME)
+        value: str | None = None
+        for logical_id, name in self.aws.report.parameters.items():
+            if name == parameter:
+                raw = self.resolver.resource_properties(logical_id).get("Value")
+                value = raw if isinstance(raw, str) else json.dumps(raw)
+        policy = policy_from_value(value)
+        if policy is None:
+            return []
+        return example_decisions(
+            policy,
+            [(p.identity.partner, p.credentials.arn) for p in self.partners],
+            self.target_roles(),
+            account_id=self.template.account,
+            org_id=self.aws.organization_id(),
+            in_org_role=env.get(settings.IN_ORG_ROLE_NAME, "kernel-access"),
+            external_role=env.get(settings.EXTERNAL_ROLE_NAME, "kernel-access-external"),
+        )
+
+    def target_roles(self) -> dict[str, str]:
+        """Target role name -> ARN, as the vending function's environment lists them."""
+        try:
+            roles = json.loads(self._target_roles_json())
+        except ValueError:
+            return {}
+        return {str(k): str(v) for k, v in roles.items()} if isinstance(roles, dict) else {}
 
     def _issuer(self, name: str, issuer: str, audiences: tuple[str, ...], source: str) -> LocalIssuer:
         local = LocalIssuer(name=name, issuer=issuer, audiences=audiences, identity_source=source)
@@ -214,13 +262,6 @@ class LocalKernel:
         """Everything a script or test needs to use this run (written to ``state.json``, mode 0600)."""
         assert self.template is not None
         assert self.aws is not None
-        vending = self.vending_function()
-        target_roles: Any = {}
-        if vending is not None:
-            try:
-                target_roles = json.loads(vending.template_environment.get(settings.TARGET_ROLES, "{}"))
-            except ValueError:
-                target_roles = {}
         return {
             "stack": self.template.stack_name,
             "template": str(self.template.path),
@@ -237,7 +278,7 @@ class LocalKernel:
             "roles": self.aws.report.roles,
             "skipped": self.aws.report.skipped,
             "audit_table": self.audit_table(),
-            "target_roles": target_roles,
+            "target_roles": self.target_roles(),
             "functions": {
                 f.logical_id: {"name": f.name, "handler": f.handler, "environment": f.template_environment}
                 for f in self.functions.values()
@@ -265,6 +306,7 @@ class LocalKernel:
                 }
                 for i in self.issuers
             ],
+            "examples": summary(self.examples),
             "startup_seconds": round(self.startup_seconds, 3),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
@@ -279,7 +321,9 @@ class LocalKernel:
             f"  template      {self.template.path}",
         ]
         for api in self.apis:
-            lines.append(f"  API {api.name}: {api.url}")
+            # Logical ids, not names: CDK names every HttpApi after its construct id ("Resource").
+            label = api.logical_id if api.name == api.logical_id else f"{api.logical_id} ({api.name})"
+            lines.append(f"  API {label}: {api.url}")
             lines.extend(f"      {key:<28} {auth}" for key, auth in _route_list(api))
         lines.append(f"  local AWS     {self.aws.endpoint_url}  (moto: STS, IAM, DynamoDB, SSM)")
         lines.append(
@@ -296,17 +340,7 @@ class LocalKernel:
                 external = f", external id {p.identity.external_id}" if p.identity.external_id else ""
                 lines.append(f"  {p.identity.partner:<16} {p.credentials.arn}{external}")
                 lines.append(f"  {'':<16} credentials: source {p.env_file}")
-        roles = sorted(json.loads(self._target_roles_json()) or {"ROLE": ""})
-        if self.partners:
-            first = self.partners[0]
-            child = "import boto3; print(boto3.client('sts').get_caller_identity()['Arn'])"
-            lines += [
-                "",
-                "Try (in another shell):",
-                f"  source {first.env_file}",
-                f'  kernel-access exec --api {self.vending_url} --role {roles[0]} -- python -c "{child}"',
-                f"  kernel-access credential-process --api {self.vending_url} --role {roles[0]}",
-            ]
+        lines.extend(self._try_lines())
         for issuer in self.issuers:
             lines.append(
                 f"  JWT issuer {issuer.name}: {issuer.issuer} (audiences {', '.join(issuer.audiences)}); "
@@ -314,6 +348,34 @@ class LocalKernel:
             )
         lines += ["", f"Started in {self.startup_seconds:.1f} s. Ctrl-C stops."]
         return "\n".join(lines)
+
+    def _try_lines(self) -> list[str]:
+        """Ready-to-paste commands, with a role the policy allows (and one it denies) right now."""
+        if not self.partners:
+            return []
+        allowed = first(self.examples, allowed=True)
+        denied = first(self.examples, allowed=False)
+        by_partner = {p.identity.partner: p for p in self.partners}
+        session = by_partner.get(allowed.partner) if allowed else None
+        session = session or self.partners[0]
+        role = allowed.role if allowed else (sorted(self.target_roles()) or ["ROLE"])[0]
+        child = "import boto3; print(boto3.client('sts').get_caller_identity()['Arn'])"
+        lines = [
+            "",
+            f"Try (in another shell; the policy allows {session.identity.partner} -> {role} now):",
+            f"  source {session.env_file}",
+            f'  kernel-access exec --api {self.vending_url} --role {role} -- python -c "{child}"',
+            f"  kernel-access credential-process --api {self.vending_url} --role {role}",
+        ]
+        denied_session = by_partner.get(denied.partner) if denied else None
+        if denied is not None and denied_session is not None:
+            because = f"rule {denied.rule_id}" if denied.rule_id else denied.reason
+            lines += [
+                f"Denied ({denied.partner} -> {denied.role}, {because}):",
+                f"  source {denied_session.env_file}",
+                f"  kernel-access credential-process --api {self.vending_url} --role {denied.role}",
+            ]
+        return lines
 
     def _target_roles_json(self) -> str:
         vending = self.vending_function()

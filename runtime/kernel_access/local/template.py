@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -224,12 +224,16 @@ def load_kernel_template(
     cdk_out: Path | None = None,
     stack: str | None = None,
     synth: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> StackTemplate:
     """Find the kernel stack's template, synthesising it first when it is missing or stale."""
     if template is not None:
         return load_template_file(template)
     out = cdk_out or project_dir / "cdk.out"
     if synth and is_stale(out, project_dir):
+        if progress is not None:
+            why = "missing" if not (out / "manifest.json").is_file() else "older than the app's sources"
+            progress(f"{out} is {why}: running cdk synth (takes a while) ...")
         synthesize(project_dir, out)
     if not (out / "manifest.json").is_file():
         raise TemplateError(f"{out}/manifest.json not found: run `make synth` or pass --template PATH")

@@ -1,0 +1,116 @@
+"""The example kernel stack's resources on the local AWS have the properties its template gives them.
+
+Expectations are read straight from the synthesised template (literal properties), never from the
+emulator's own resolver, so a property the emulator drops or alters fails here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Emulator
+
+
+@pytest.fixture(scope="module")
+def template(kernel_emulator: Emulator) -> Mapping[str, Any]:
+    body: Mapping[str, Any] = json.loads(Path(kernel_emulator.state["template"]).read_text())
+    return body
+
+
+def _of_type(template: Mapping[str, Any], kind: str) -> dict[str, Mapping[str, Any]]:
+    return {k: r["Properties"] for k, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def test_every_table_has_the_template_keys_indexes_ttl_pitr_sse(
+    kernel_emulator: Emulator, template: Mapping[str, Any]
+) -> None:
+    dynamodb = kernel_emulator.client("dynamodb")
+    tables = _of_type(template, "AWS::DynamoDB::Table")
+    assert set(kernel_emulator.state["tables"]) == set(tables)
+    for logical_id, props in tables.items():
+        name = kernel_emulator.state["tables"][logical_id]
+        table = dynamodb.describe_table(TableName=name)["Table"]
+        assert table["KeySchema"] == props["KeySchema"], logical_id
+        assert sorted(table["AttributeDefinitions"], key=str) == sorted(
+            props["AttributeDefinitions"], key=str
+        )
+        assert table["BillingModeSummary"]["BillingMode"] == props["BillingMode"]
+        declared = {
+            i["IndexName"]: (i["KeySchema"], i["Projection"]) for i in props.get("GlobalSecondaryIndexes", [])
+        }
+        created = {
+            i["IndexName"]: (i["KeySchema"], i["Projection"]) for i in table.get("GlobalSecondaryIndexes", [])
+        }
+        assert created == declared, logical_id
+        assert table.get("DeletionProtectionEnabled", False) == props.get("DeletionProtectionEnabled", False)
+        if props.get("SSESpecification", {}).get("SSEEnabled"):
+            assert table["SSEDescription"]["Status"] == "ENABLED", logical_id
+        ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        if "TimeToLiveSpecification" in props:
+            assert ttl == {
+                "TimeToLiveStatus": "ENABLED",
+                "AttributeName": props["TimeToLiveSpecification"]["AttributeName"],
+            }, logical_id
+        else:
+            assert ttl["TimeToLiveStatus"] == "DISABLED", logical_id
+        backups = dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+        pitr = backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"]
+        wanted = props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled", False)
+        assert pitr == ("ENABLED" if wanted else "DISABLED"), logical_id
+
+
+def test_every_parameter_holds_the_template_value(
+    kernel_emulator: Emulator, template: Mapping[str, Any]
+) -> None:
+    ssm = kernel_emulator.client("ssm")
+    parameters = _of_type(template, "AWS::SSM::Parameter")
+    assert parameters
+    assert set(kernel_emulator.state["parameters"]) == set(parameters)
+    for logical_id, props in parameters.items():
+        name = kernel_emulator.state["parameters"][logical_id]
+        if isinstance(props.get("Name"), str):
+            assert name == props["Name"]
+        parameter = ssm.get_parameter(Name=name)["Parameter"]
+        assert parameter["Type"] == props.get("Type", "String")
+        if isinstance(props["Value"], str):
+            assert parameter["Value"] == props["Value"], logical_id
+
+
+def test_every_role_has_the_template_name_trust_and_limits(
+    kernel_emulator: Emulator, template: Mapping[str, Any]
+) -> None:
+    iam = kernel_emulator.client("iam")
+    roles = _of_type(template, "AWS::IAM::Role")
+    assert set(kernel_emulator.state["roles"]) == set(roles)
+    literal_trust = 0
+    for logical_id, props in roles.items():
+        name = kernel_emulator.state["roles"][logical_id]
+        if isinstance(props.get("RoleName"), str):
+            assert name == props["RoleName"]
+        role = iam.get_role(RoleName=name)["Role"]
+        assert role["MaxSessionDuration"] == props.get("MaxSessionDuration", 3600)
+        assert role.get("Description") == props.get("Description")
+        trust = props["AssumeRolePolicyDocument"]
+        if "Fn::" not in json.dumps(trust):  # no intrinsic: the document must be kept verbatim
+            assert role["AssumeRolePolicyDocument"] == trust, logical_id
+            literal_trust += 1
+    # The partner-facing roles (conditions on session name and external id) are among them.
+    assert literal_trust >= 2
+
+
+def test_inline_policies_are_attached_to_their_roles(
+    kernel_emulator: Emulator, template: Mapping[str, Any]
+) -> None:
+    iam = kernel_emulator.client("iam")
+    policies = _of_type(template, "AWS::IAM::Policy")
+    assert policies
+    for props in policies.values():
+        for role in props["Roles"]:
+            logical_id = role["Ref"]
+            name = kernel_emulator.state["roles"][logical_id]
+            assert props["PolicyName"] in iam.list_role_policies(RoleName=name)["PolicyNames"]
