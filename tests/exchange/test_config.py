@@ -160,9 +160,16 @@ def test_the_documented_example_parses() -> None:
     import re
     from pathlib import Path
 
-    text = (Path(__file__).parents[2] / "docs" / "exchange.md").read_text()
+    repo = Path(__file__).parents[2]
+    text = (repo / "docs" / "exchange.md").read_text()
     blocks = [b for b in re.findall(r"```json\n(.*?)```", text, re.S) if '"issuers"' in b]
-    assert blocks
-    for block in blocks:
+    # The cdk.json section (`"exchange": {...}`) must be exactly what cdk.json ships.
+    sections = [b for b in blocks if b.lstrip().startswith('"exchange":')]
+    documents = [b for b in blocks if b not in sections]
+    assert documents
+    assert len(sections) == 1
+    for block in documents:
         config = parse_exchange_config(block)
         assert config.issuers
+    shipped = json.loads((repo / "cdk.json").read_text())["context"]["kernel-access"]["exchange"]
+    assert json.loads("{" + sections[0] + "}")["exchange"] == shipped
