@@ -21,6 +21,7 @@ help:
 	@echo "make test    install what is needed, run lint and every test"
 	@echo "make lint    ruff + mypy"
 	@echo "make bench   run the benchmarks and print ratios against in-run baselines"
+	@echo "make demo    run the kernel stack locally: one allowed and one denied request, and their audit records"
 
 # Rebuilt when pyproject.toml changes (the stamp is older) or the venv is missing.
 $(VENV_STAMP): pyproject.toml
@@ -48,6 +49,10 @@ test: $(VENV_STAMP) $(NODE_STAMP) lint
 
 bench: $(VENV_STAMP)
 	$(PY) -m benchmarks
+
+# `kernel-access local` synthesises cdk.out itself when it is missing or stale (hence the node stamp).
+demo: $(VENV_STAMP) $(NODE_STAMP)
+	$(PY) scripts/demo.py
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache build dist

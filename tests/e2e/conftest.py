@@ -234,10 +234,17 @@ def kernel_cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def kernel_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+def kernel_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example app's cloud assembly, synthesised at most once per session."""
+    return kernel_cdk_out(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def kernel_emulator(tmp_path_factory: pytest.TempPathFactory, kernel_assembly: Path) -> Iterator[Emulator]:
     """The emulator running the example kernel stack exactly as `cdk synth` produces it."""
-    out = kernel_cdk_out(tmp_path_factory)
-    emulator = start_emulator(["--cdk-out", str(out), "--no-synth"], tmp_path_factory.mktemp("kernel"))
+    emulator = start_emulator(
+        ["--cdk-out", str(kernel_assembly), "--no-synth"], tmp_path_factory.mktemp("kernel")
+    )
     yield emulator
     stop_emulator(emulator)
 
