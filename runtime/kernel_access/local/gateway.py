@@ -284,7 +284,7 @@ def _message(status: int, message: str, *, error_type: str | None = None, **extr
     return Reply(status, headers, json.dumps({"message": message}).encode())
 
 
-def _request_id() -> str:
+def new_request_id() -> str:
     # API Gateway request ids look like "Hp3o3gGKIAMEV9Q=": 14 url-safe characters and "=".
     return base64.b64encode(secrets.token_bytes(10)).decode()[:14].replace("/", "_").replace("+", "-") + "="
 
@@ -347,7 +347,8 @@ class Gateway:
         self._callers[access_key_id] = key
         return KnownCredential(key.secret_access_key, key.session_token, key.user_arn, key.account_id)
 
-    def _iam_context(self, access_key_id: str, source: CallerKey) -> dict[str, Any]:
+    def iam_context(self, access_key_id: str, source: CallerKey) -> dict[str, Any]:
+        """``requestContext.authorizer`` as the IAM authorizer fills it for this access key."""
         return {
             "iam": {
                 "accessKey": access_key_id,
@@ -373,7 +374,7 @@ class Gateway:
             caller = self._callers.get(result.access_key_id) or self._lookup_key(result.access_key_id)
             if caller is None:  # pragma: no cover - the verifier just found it
                 return None, _message(403, "Forbidden", error_type="ForbiddenException")
-            return self._iam_context(result.access_key_id, caller), None
+            return self.iam_context(result.access_key_id, caller), None
         if route.authorization == "JWT":
             if route.issuer is None:
                 return None, _message(500, "Internal Server Error")
@@ -412,7 +413,7 @@ class Gateway:
         body: bytes,
         source_ip: str,
     ) -> Reply:
-        request_id = _request_id()
+        request_id = new_request_id()
         started = time.perf_counter()
         reply, route_key = self._handle(
             api=api,
