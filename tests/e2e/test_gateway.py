@@ -264,7 +264,14 @@ def test_cli_mints_a_token_the_emulator_accepts(tmp_path: Path) -> None:
         timeout=120,
         check=True,
     )
-    token = result.stdout.strip().splitlines()[-1]
+    token = next(
+        line.removeprefix("export TOKEN=")
+        for line in result.stdout.splitlines()
+        if line.startswith("export TOKEN=")
+    )
+    curl = next(line.strip() for line in result.stdout.splitlines() if line.strip().startswith("curl "))
+    assert "/exchange/github" in curl
+    assert '-H "Authorization: Bearer $TOKEN"' in curl
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["iss"] == "https://token.actions.githubusercontent.com"
     assert claims["aud"] == "kernel-access"

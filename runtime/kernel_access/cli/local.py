@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"kernel-access local: {error.args[0]}", file=sys.stderr)
                 continue
             token = issuer.mint(subject=args.subject)
-            print(f"\nTest token of issuer {issuer.name} ({issuer.issuer}, sub={args.subject}):\n{token}")
+            print("\n" + "\n".join(kernel.token_lines(issuer, token, args.subject)), flush=True)
         if not args.exit_after_start:
             while not stop.wait(0.5):
                 pass

@@ -122,3 +122,23 @@ def summary(decisions: Iterable[ExampleDecision]) -> Mapping[str, dict[str, obje
         "allowed": allowed.as_dict() if allowed else None,
         "denied": denied.as_dict() if denied else None,
     }
+
+
+def exchange_target(config_value: str | None, *, issuer: str, subject: str) -> str | None:
+    """A target of the token-exchange configuration that admits ``subject`` from ``issuer`` exactly.
+
+    Read leniently from the JSON (``trust_policies: {target: [{issuer, subject, ...}]}``): this only
+    fills in the body of a printed example command, so anything unexpected just means no suggestion.
+    """
+    try:
+        config = json.loads(config_value or "")
+    except ValueError:
+        return None
+    policies = config.get("trust_policies") if isinstance(config, dict) else None
+    if not isinstance(policies, dict):
+        return None
+    for target, entries in policies.items():
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and entry.get("issuer") == issuer and entry.get("subject") == subject:
+                return str(target)
+    return None

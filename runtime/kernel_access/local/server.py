@@ -22,7 +22,14 @@ from typing import Any, Final
 from kernel_access import settings
 from kernel_access.contract import VENDING_HANDLER
 from kernel_access.local.backend import LocalAws, PartnerIdentity, SessionCredentials
-from kernel_access.local.examples import ExampleDecision, example_decisions, first, policy_from_value, summary
+from kernel_access.local.examples import (
+    ExampleDecision,
+    example_decisions,
+    exchange_target,
+    first,
+    policy_from_value,
+    summary,
+)
 from kernel_access.local.functions import (
     FunctionRunner,
     LocalFunction,
@@ -188,13 +195,7 @@ class LocalKernel:
         if vending is None or self.resolver is None or self.template is None or self.aws is None:
             return []
         env = vending.template_environment
-        parameter = env.get(settings.POLICY_PARAMETER_NAME)
-        value: str | None = None
-        for logical_id, name in self.aws.report.parameters.items():
-            if name == parameter:
-                raw = self.resolver.resource_properties(logical_id).get("Value")
-                value = raw if isinstance(raw, str) else json.dumps(raw)
-        policy = policy_from_value(value)
+        policy = policy_from_value(self._parameter_value(env.get(settings.POLICY_PARAMETER_NAME)))
         if policy is None:
             return []
         return example_decisions(
@@ -206,6 +207,16 @@ class LocalKernel:
             in_org_role=env.get(settings.IN_ORG_ROLE_NAME, "kernel-access"),
             external_role=env.get(settings.EXTERNAL_ROLE_NAME, "kernel-access-external"),
         )
+
+    def _parameter_value(self, name: str | None) -> str | None:
+        """The value the template gives the SSM parameter called ``name`` (as created locally)."""
+        if self.aws is None or self.resolver is None or not name:
+            return None
+        for logical_id, created in self.aws.report.parameters.items():
+            if created == name:
+                raw = self.resolver.resource_properties(logical_id).get("Value")
+                return raw if isinstance(raw, str) else json.dumps(raw)
+        return None
 
     def target_roles(self) -> dict[str, str]:
         """Target role name -> ARN, as the vending function's environment lists them."""
@@ -341,13 +352,47 @@ class LocalKernel:
                 lines.append(f"  {p.identity.partner:<16} {p.credentials.arn}{external}")
                 lines.append(f"  {'':<16} credentials: source {p.env_file}")
         lines.extend(self._try_lines())
+        if self.issuers:
+            lines += [
+                "",
+                "JWT routes (tokens checked against a local key per issuer; --issuer NAME prints one):",
+            ]
         for issuer in self.issuers:
-            lines.append(
-                f"  JWT issuer {issuer.name}: {issuer.issuer} (audiences {', '.join(issuer.audiences)}); "
-                f"mint a test token with --issuer {issuer.name}"
-            )
+            audiences = ", ".join(issuer.audiences) or "any"
+            lines.append(f"  issuer {issuer.name}: {issuer.issuer} (audiences {audiences})")
+            lines.extend(f"      {url}" for url in self.jwt_route_urls(issuer))
         lines += ["", f"Started in {self.startup_seconds:.1f} s. Ctrl-C stops."]
         return "\n".join(lines)
+
+    def jwt_route_urls(self, issuer: LocalIssuer) -> list[str]:
+        """``METHOD URL`` of every route whose JWT authorizer trusts ``issuer``."""
+        return [
+            f"{route.method} {api.url}{route.path}"
+            for api in self.apis
+            for route in api.routes
+            if route.issuer is issuer
+        ]
+
+    def token_lines(self, issuer: LocalIssuer, token: str, subject: str) -> list[str]:
+        """A minted test token as a paste-ready ``export`` and a curl of each route of its issuer."""
+        lines = [
+            f"Test token of issuer {issuer.name} ({issuer.issuer}, sub={subject}, valid 10 minutes):",
+            f"export TOKEN={token}",
+        ]
+        target = None
+        for function in self.functions.values():
+            config = function.template_environment.get(settings.EXCHANGE_POLICY_PARAMETER_NAME)
+            target = target or exchange_target(
+                self._parameter_value(config), issuer=issuer.issuer, subject=subject
+            )
+        body = json.dumps({"target": target or "TARGET"})
+        for route in self.jwt_route_urls(issuer):
+            method, url = route.split(" ", 1)
+            lines.append(
+                f'  curl -sS -X {method} {url} -H "Authorization: Bearer $TOKEN" '
+                f"-H 'Content-Type: application/json' -d '{body}'"
+            )
+        return lines
 
     def _try_lines(self) -> list[str]:
         """Ready-to-paste commands, with a role the policy allows (and one it denies) right now."""
