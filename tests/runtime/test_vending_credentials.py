@@ -91,7 +91,7 @@ def test_allowed_caller_gets_container_credentials_and_one_audit_record(make_ser
         "request-id": "req-allow-1",
     }
 
-    # The vended session is a session of the target role, named after caller account and request.
+    # The vended session is a session of the target role, named after the partner and the request.
     sts = boto3.client(
         "sts",
         region_name=REGION,
@@ -100,7 +100,7 @@ def test_allowed_caller_gets_container_credentials_and_one_audit_record(make_ser
         aws_session_token=body["Token"],
     )
     arn = sts.get_caller_identity()["Arn"]
-    assert arn == f"arn:aws:sts::{KERNEL_ACCOUNT}:assumed-role/kernel-reader/{KERNEL_ACCOUNT}.req-allow-1"
+    assert arn == f"arn:aws:sts::{KERNEL_ACCOUNT}:assumed-role/kernel-reader/payments.req-allow-1"
 
     record = only_record(aws_backend, "req-allow-1")
     assert record["decision"]["S"] == "allow"
@@ -112,7 +112,7 @@ def test_allowed_caller_gets_container_credentials_and_one_audit_record(make_ser
     assert record["access_key_id"]["S"] == body["AccessKeyId"]
     assert record["expiration"]["S"] == body["Expiration"]
     assert record["duration"]["N"] == "900"
-    assert record["session_name"]["S"] == f"{KERNEL_ACCOUNT}.req-allow-1"
+    assert record["session_name"]["S"] == "payments.req-allow-1"
     assert record["source_identity"]["S"] == "payments.ci-job@req-allow-1"
     assert record["source_ip"]["S"] == "203.0.113.7"
     assert record["user_agent"]["S"] == "kernel-access-tests/1.0"

@@ -39,6 +39,21 @@ def test_examples(arn, request_id, name, identity):
     assert source_identity(caller_arn=arn, request_id=request_id) == identity
 
 
+def test_session_name_names_the_partner_when_known():
+    arn = "arn:aws:sts::111111111111:assumed-role/kernel-access/payments.ci"
+    assert session_name(
+        caller_arn=arn, caller_account="111111111111", request_id="r-1", partner="payments"
+    ) == ("payments.r-1")
+    assert session_name(caller_arn=arn, caller_account=None, request_id="r-1") == "111111111111.r-1"
+    long_partner = "p" * 60
+    name = session_name(
+        caller_arn=arn, caller_account=None, request_id="JKJaXhSpoAMEJ-A=", partner=long_partner
+    )
+    assert len(name) == 64
+    assert name.endswith(".JKJaXhSpoAMEJ-A=")
+    assert STS_NAME.match(name)
+
+
 def test_long_arns_are_cut_with_a_hash_and_keep_the_request_id():
     other = LONG[:-1] + "t"
     a = source_identity(caller_arn=LONG, request_id="JKJaXhSpoAMEJ-A=")
@@ -80,9 +95,10 @@ def test_tags_are_sanitised_and_bounded():
     ),
     account=st.one_of(st.none(), st.text(max_size=20)),
     request_id=st.text(max_size=200),
+    partner=st.one_of(st.none(), st.text(max_size=70)),
 )
-def test_any_input_gives_valid_sts_values(arn, account, request_id):
-    name = session_name(caller_arn=arn, caller_account=account, request_id=request_id)
+def test_any_input_gives_valid_sts_values(arn, account, request_id, partner):
+    name = session_name(caller_arn=arn, caller_account=account, request_id=request_id, partner=partner)
     identity = source_identity(caller_arn=arn, request_id=request_id)
     assert STS_NAME.match(name), name
     assert STS_NAME.match(identity), identity

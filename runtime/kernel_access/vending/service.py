@@ -533,7 +533,10 @@ class VendingService:
             duration = decision.duration or request.duration or DEFAULT_DURATION
             record.duration = duration
             record.session_name = session_name(
-                caller_arn=caller.user_arn, caller_account=caller.account_id, request_id=record.request_id
+                caller_arn=caller.user_arn,
+                caller_account=caller.account_id,
+                request_id=record.request_id,
+                partner=record.partner,
             )
             record.source_identity = source_identity(caller_arn=caller.user_arn, request_id=record.request_id)
             with self.telemetry.subsegment("sts.AssumeRole"):

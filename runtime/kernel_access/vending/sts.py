@@ -3,8 +3,11 @@
 Names and tags are built so CloudTrail in the kernel account can tie every action of a vended
 session back to the partner caller and the vending request:
 
-- ``RoleSessionName`` = ``<caller-account>.<request-id>`` — unique per request, so the assumed-role
-  ARN (and every CloudTrail event of the session) names the request that created it;
+- ``RoleSessionName`` = ``<partner>.<request-id>`` (``<caller-account>.<request-id>`` when the
+  caller is no known partner) — unique per request, so the assumed-role ARN (and every CloudTrail
+  event of the session) names the partner and the request that created it. The partner, not the
+  caller's account: callers are sessions of the kernel-access roles, which live in the kernel
+  account, so the caller account is the same for every partner;
 - ``SourceIdentity`` = ``<caller principal>@<request-id>`` — SourceIdentity survives role chaining
   and cannot be changed by the session holder, so it names the human/job even if the session is
   used to assume further roles;
@@ -105,12 +108,14 @@ def caller_principal(user_arn: str) -> str:
     return resource.rsplit("/", 1)[-1] or resource
 
 
-def session_name(*, caller_arn: str, caller_account: str | None, request_id: str) -> str:
-    account = caller_account
-    if not account:
+def session_name(
+    *, caller_arn: str, caller_account: str | None, request_id: str, partner: str | None = None
+) -> str:
+    head = partner or caller_account
+    if not head:
         parts = caller_arn.split(":")
-        account = parts[4] if len(parts) > 5 and parts[4] else "unknown"
-    return _join_bounded(account, ".", request_id, full=caller_arn)
+        head = parts[4] if len(parts) > 5 and parts[4] else "unknown"
+    return _join_bounded(head, ".", request_id, full=caller_arn)
 
 
 def source_identity(*, caller_arn: str, request_id: str) -> str:
