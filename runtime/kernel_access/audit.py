@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -93,13 +93,15 @@ class AuditRecord:
     def to_item(self, *, retention_days: int) -> dict[str, Any]:
         """The DynamoDB item (low-level attribute values). Empty values are left out: GSI keys must
         not be empty strings, and an absent attribute keeps the ``by-access-key`` index sparse."""
-        values = asdict(self)
-        recorded_at: datetime = values.pop("recorded_at")
+        recorded_at = self.recorded_at
         item: dict[str, Any] = {
             "recorded_at": {"S": format_recorded_at(recorded_at)},
             "expires_at": {"N": str(int((recorded_at + timedelta(days=retention_days)).timestamp()))},
         }
-        for name, value in values.items():
+        # Flat scalar fields: read them directly (dataclasses.asdict deep-copies, which was the
+        # largest item of the handler's own per-request time).
+        for name in _ITEM_FIELDS:
+            value = getattr(self, name)
             if value is None or value == "":
                 continue
             if isinstance(value, bool):
@@ -110,6 +112,9 @@ class AuditRecord:
                 # Bound every string: the user agent and reason are caller-influenced.
                 item[name] = {"S": str(value)[:1024]}
         return item
+
+
+_ITEM_FIELDS: Final = tuple(f.name for f in fields(AuditRecord) if f.name != "recorded_at")
 
 
 def _number(value: float) -> str:

@@ -52,7 +52,7 @@ from kernel_access.vending.sts import (
 )
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools import Logger, Tracer
+    from aws_lambda_powertools import Logger, Metrics, Tracer
     from mypy_boto3_codeartifact import CodeArtifactClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ssm import SSMClient
@@ -205,6 +205,7 @@ class Telemetry:
     def __init__(self) -> None:
         self._logger: Logger | None = None
         self._tracer: Tracer | None = None
+        self._metrics_instance: Metrics | None = None
 
     @property
     def logger(self) -> Logger:
@@ -227,22 +228,30 @@ class Telemetry:
         with self._tracer.provider.in_subsegment(name=f"## {name}"):
             yield
 
+    def _metrics(self) -> Metrics:
+        """Powertools ``Metrics`` instances share one metric set per process (the handler's
+        ``log_metrics`` flushes it); one instance is kept because building it re-reads the
+        environment, which showed up in the per-request profile."""
+        if self._metrics_instance is None:
+            from aws_lambda_powertools import Metrics
+
+            self._metrics_instance = Metrics()
+        return self._metrics_instance
+
     def allowed(self, route: str, milliseconds: float) -> None:
         """Allowed and Latency go into the invocation's metric set (flushed by ``log_metrics``)."""
-        from aws_lambda_powertools import Metrics
         from aws_lambda_powertools.metrics import MetricUnit
 
-        metrics = Metrics()
+        metrics = self._metrics()
         metrics.add_dimension(name="route", value=route)
         metrics.add_metric(name="Allowed", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=milliseconds)
 
     def denied(self, route: str, error_code: str, milliseconds: float) -> None:
         """Denied carries the error code as a dimension, so it is its own EMF document."""
-        from aws_lambda_powertools import Metrics
         from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-        metrics = Metrics()
+        metrics = self._metrics()
         metrics.add_dimension(name="route", value=route)
         metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=milliseconds)
         with single_metric(name="Denied", unit=MetricUnit.Count, value=1) as metric:
