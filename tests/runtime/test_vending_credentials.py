@@ -16,6 +16,7 @@ from tests.runtime.conftest import (
     ACME_ARN,
     KERNEL_ACCOUNT,
     PAYMENTS_ARN,
+    POLICY,
     POLICY_PARAMETER,
     REGION,
     STRANGER_ARN,
@@ -419,3 +420,48 @@ def test_misconfigured_environment_fails_closed(monkeypatch):
     assert response["statusCode"] == 500
     assert body["error_code"] == "INTERNAL_ERROR"
     vending.reset_for_tests(None)
+
+
+def test_source_ip_and_clock_reach_the_policy(make_service, aws_backend, sts_calls):
+    """The handler evaluates with the request's source IP and the service clock (time windows in
+    the rule's zone, across midnight): the engine's edge cases are tested in test_policy_evaluate;
+    this proves the wiring."""
+    from datetime import datetime
+
+    policy = dict(
+        POLICY,
+        rules=[
+            {
+                "id": "night-shift",
+                "effect": "allow",
+                "partners": ["payments"],
+                "roles": ["kernel-reader"],
+                "source_cidrs": ["203.0.113.0/24", "2001:db8::/32"],
+                "time_window": {
+                    "days": ["sun"],
+                    "start": "22:00",
+                    "end": "02:00",
+                    "timezone": "Europe/London",
+                },
+            }
+        ],
+    )
+    aws_backend.put_policy(policy)
+    service = make_service()
+    now = [datetime(2026, 3, 29, 0, 30, tzinfo=UTC)]  # Sunday 00:30 GMT: Saturday's window, not Sunday's
+    service._clock = lambda: now[0]
+
+    def status(source_ip: str) -> int:
+        event = http_event("/credentials", {"role": "kernel-reader"}, source_ip=source_ip)
+        return call(service, event)[0]
+
+    assert status("203.0.113.7") == 403
+    now[0] = datetime(2026, 3, 29, 21, 30, tzinfo=UTC)  # Sunday 22:30 BST (DST began at 01:00 UTC)
+    assert status("203.0.113.7") == 200
+    assert status("2001:db8::42") == 200
+    assert status("198.51.100.1") == 403  # outside the CIDRs
+    now[0] = datetime(2026, 3, 30, 0, 59, tzinfo=UTC)  # Monday 01:59 BST: still Sunday's window
+    assert status("203.0.113.7") == 200
+    now[0] = datetime(2026, 3, 30, 1, 0, tzinfo=UTC)  # Monday 02:00 BST: end is exclusive
+    assert status("203.0.113.7") == 403
+    assert len(sts_calls) == 3
