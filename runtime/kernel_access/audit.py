@@ -88,7 +88,7 @@ class AuditRecord:
     policy_version: str | None = None
     #: Operator records (``kernel-access revoke`` & co.): what was acted on — ``caller#<arn>``,
     #: ``partner#<name>`` or ``role#<iam-role-name>``.
-    subject: str | None = None
+    revocation_subject: str | None = None
 
     def to_item(self, *, retention_days: int) -> dict[str, Any]:
         """The DynamoDB item (low-level attribute values). Empty values are left out: GSI keys must
@@ -100,7 +100,7 @@ class AuditRecord:
         }
         # Flat scalar fields: read them directly (dataclasses.asdict deep-copies, which was the
         # largest item of the handler's own per-request time).
-        for name in _ITEM_FIELDS:
+        for name in _item_fields(type(self)):
             value = getattr(self, name)
             if value is None or value == "":
                 continue
@@ -114,7 +114,17 @@ class AuditRecord:
         return item
 
 
-_ITEM_FIELDS: Final = tuple(f.name for f in fields(AuditRecord) if f.name != "recorded_at")
+_FIELDS_BY_TYPE: dict[type[AuditRecord], tuple[str, ...]] = {}
+
+
+def _item_fields(record_type: type[AuditRecord]) -> tuple[str, ...]:
+    """Field names of a record class, computed once per class (subclasses add their own, e.g. the
+    exchange's record)."""
+    names = _FIELDS_BY_TYPE.get(record_type)
+    if names is None:
+        names = tuple(f.name for f in fields(record_type) if f.name != "recorded_at")
+        _FIELDS_BY_TYPE[record_type] = names
+    return names
 
 
 def _number(value: float) -> str:

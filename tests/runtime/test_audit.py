@@ -74,3 +74,17 @@ def test_write_is_conditional_and_fails_closed(aws_backend):
 def test_table_name_required():
     with pytest.raises(ValueError):
         AuditLog("", lambda: None)  # type: ignore[arg-type,return-value]
+
+
+def test_subclass_fields_are_written_too():
+    """The exchange extends the record with its own fields; the item must carry them."""
+
+    @dataclasses.dataclass
+    class Extended(AuditRecord):
+        issuer: str | None = None
+
+    item = Extended(request_id="r", route="POST /exchange/x", decision="allow", issuer="gh").to_item(
+        retention_days=1
+    )
+    assert item["issuer"] == {"S": "gh"}
+    assert item["request_id"] == {"S": "r"}

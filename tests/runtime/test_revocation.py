@@ -111,7 +111,7 @@ def test_cli_revoke_list_unrevoke_are_recorded(store, aws_backend, operator_arn,
     assert written["reason"] == "INC-1: leak"
     datetime.strptime(written["revoked_at"], "%Y-%m-%dT%H:%M:%SZ")
     (record,) = operator_records(aws_backend, operator_arn, "CLI revoke")
-    assert record["subject"]["S"] == caller_subject(PAYMENTS_ARN)
+    assert record["revocation_subject"]["S"] == caller_subject(PAYMENTS_ARN)
     assert record["reason"]["S"] == "INC-1: leak"
     assert record["decision"]["S"] == "allow"
     assert record["request_id"]["S"].startswith("cli-")
@@ -129,7 +129,7 @@ def test_cli_revoke_list_unrevoke_are_recorded(store, aws_backend, operator_arn,
     assert (out["subject"], out["removed"]) == ("partner#acme-analytics", True)
     (lifted,) = operator_records(aws_backend, operator_arn, "CLI unrevoke")
     assert lifted["request_id"]["S"] == out["audit_request_id"]
-    assert lifted["subject"]["S"] == "partner#acme-analytics"
+    assert lifted["revocation_subject"]["S"] == "partner#acme-analytics"
     assert lifted["reason"]["S"] == "renewed"
     assert store.check(PAYMENTS_ARN, "acme-analytics") is not None  # the caller entry remains
     assert store.check("arn:aws:iam::111111111111:user/x", "acme-analytics") is None
@@ -223,7 +223,7 @@ def test_revoke_sessions_puts_the_token_issue_time_deny_and_records_it(aws_backe
     issued = statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"]
     assert datetime.strptime(issued, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) >= before
     (record,) = operator_records(aws_backend, operator_arn, "CLI revoke-sessions")
-    assert record["subject"]["S"] == "role#kernel-deployer"
+    assert record["revocation_subject"]["S"] == "role#kernel-deployer"
     assert record["reason"]["S"] == "INC-3: key leak"
     # The record's time is the cut-off instant itself.
     assert record["recorded_at"]["S"].startswith(issued[:-1])

@@ -11,8 +11,8 @@
 
 Every change is also recorded in the audit table (``--audit-table``, default
 ``$KERNEL_ACCESS_AUDIT_TABLE``) as an operator record: route ``CLI <command>``, ``caller_arn`` = the
-operator (so the ``by-caller`` index lists what an operator did), ``reason``, ``subject``. The
-ordering follows what fails safe:
+operator (so the ``by-caller`` index lists what an operator did), ``reason``,
+``revocation_subject``. The ordering follows what fails safe:
 
 - ``revoke`` and ``revoke-sessions`` cut access, so they are never blocked by the audit table: the
   change is made first, then recorded; if the record cannot be written the command says so and
@@ -215,7 +215,7 @@ def operator_record(
         reason=reason,
         caller_arn=operator.arn,
         caller_account=operator.account,
-        subject=subject,
+        revocation_subject=subject,
         target_role=target_role,
     )
 
