@@ -276,3 +276,46 @@ def test_cli_mints_a_token_the_emulator_accepts(tmp_path: Path) -> None:
     assert claims["iss"] == "https://token.actions.githubusercontent.com"
     assert claims["aud"] == "kernel-access"
     assert "Started in" in result.stdout
+
+
+# ---- execution environments (worker processes) ----------------------------------------------------
+
+
+def _pid(api: str, sleep: float = 0.0) -> int:
+    response = http("GET", f"{api}/slow/pid?sleep={sleep}")
+    assert response.status == 200, response.body
+    return int(response.body)
+
+
+def test_a_warm_environment_is_reused(api: str) -> None:
+    pids = {_pid(api) for _ in range(3)}
+    assert len(pids) == 1
+
+
+def test_concurrent_invocations_get_separate_environments_up_to_the_limit(api: str) -> None:
+    """Six overlapping invocations: more than one environment, never more than the limit (4)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        pids = set(pool.map(lambda _: _pid(api, 0.5), range(6)))
+    assert 2 <= len(pids) <= 4
+
+
+def test_timeout_is_a_500_and_the_environment_is_replaced(api: str) -> None:
+    response = http("GET", f"{api}/slow/hang")
+    assert response.status == 500
+    assert response.json() == {"message": "Internal Server Error"}
+    assert _pid(api) > 0
+
+
+def test_a_crashing_environment_is_a_500_and_the_next_call_gets_a_new_one(api: str) -> None:
+    response = http("GET", f"{api}/slow/crash")
+    assert response.status == 500
+    assert response.json() == {"message": "Internal Server Error"}
+    assert _pid(api) > 0
+
+
+def test_an_unserialisable_result_is_a_500(api: str) -> None:
+    response = http("GET", f"{api}/slow/unserialisable")
+    assert response.status == 500
+    assert response.json() == {"message": "Internal Server Error"}

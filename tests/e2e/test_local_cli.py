@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.e2e.conftest import FIXTURES, PROJECT, STARTUP_TIMEOUT, Emulator
+from tests.e2e.conftest import FIXTURES, PROJECT, STARTUP_TIMEOUT, Emulator, http
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -62,6 +62,10 @@ def test_sigint_stops_cleanly_and_closes_every_port(tmp_path: Path) -> None:
         state = json.loads(state_file.read_text())
         urls = [api["url"] for api in state["apis"]] + [state["moto_endpoint"]]
         assert all(_port_open(url) for url in urls)
+        # An execution environment (worker process) exists: it must be gone after Ctrl-C too.
+        api = state["apis"][0]["url"]
+        worker = int(http("GET", f"{api}/slow/pid").body)
+        assert _alive(worker)
         print(f"\nSTARTUP echo stack: {ready:.2f} s wall (process start to state.json)")
 
         process.send_signal(signal.SIGINT)
@@ -75,6 +79,15 @@ def test_sigint_stops_cleanly_and_closes_every_port(tmp_path: Path) -> None:
     assert "kernel-access local: stopped" in output
     assert "Traceback" not in output
     assert not any(_port_open(url) for url in urls)
+    assert not _alive(worker)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_state_lists_examples_the_policy_decides(kernel_emulator: Emulator) -> None:

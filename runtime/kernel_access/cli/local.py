@@ -60,6 +60,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="NAME=VALUE",
         help="override an environment variable of every function (repeatable)",
     )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        metavar="N",
+        help="execution environments (worker processes) per function: concurrent invocations (default: 4)",
+    )
     parser.add_argument("--state-dir", type=Path, help="where env files and state.json go (default: temp)")
     parser.add_argument("--access-log", action="store_true", help="print one JSON line per request")
     parser.add_argument(
@@ -104,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         access_log=log_to_stderr if args.access_log else None,
         progress=_progress,
+        concurrency=args.concurrency,
     )
     kernel = LocalKernel(options)
     try:

@@ -1,4 +1,4 @@
-"""Run the template's Lambda functions in this process, with their own environment and credentials.
+"""Run the template's Lambda functions locally, each with its own environment and credentials.
 
 A Lambda function sees (1) the environment variables its template sets, (2) the standard variables
 the Lambda service sets (``AWS_LAMBDA_FUNCTION_NAME``, region, ...), and (3) credentials of a session of
@@ -6,25 +6,30 @@ its execution role. Locally the same holds: template variables are resolved to t
 names, credentials come from assuming the function's role on the local STS, and
 ``AWS_ENDPOINT_URL`` sends every boto3 call of the handler to the local moto server.
 
-Invocations are serial, one at a time, as in a single Lambda execution environment. Two reasons:
-environment variables are process-wide, so two functions with different environments cannot run at
-the same instant; and handlers keep per-invocation state in module globals, as Lambda allows (the
-Powertools resolver's ``app.current_event`` is one), so two concurrent invocations of the *same*
-handler in one process would read each other's requests. The e2e load test caught exactly that (an
-audit record carrying another request's id) before invocations were serialised.
+Invocations run in execution environments as Lambda's do: worker processes
+(:mod:`kernel_access.local.worker`), each started with its function's environment, each serving one
+invocation at a time and kept warm for the next; concurrent requests get more environments, up to a
+per-function limit (``--concurrency``, default 4), beyond which requests queue (Lambda would throttle
+at the account's limit instead). Why processes and not threads: handlers keep per-invocation state in
+module globals, as Lambda allows (the Powertools resolver's ``app.current_event`` is one), and
+environment variables are process-wide; two invocations in one process would read each other's
+requests. The e2e load test caught exactly that (an audit record carrying another request's id) in an
+earlier, threaded version.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-import os
+import json
+import queue
+import subprocess
 import sys
 import threading
 import time
 import types
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -48,7 +53,7 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 
 class FunctionError(RuntimeError):
-    """The function could not be loaded (bad handler, unsupported code)."""
+    """The function could not be loaded, failed, timed out or crashed (as Lambda would report it)."""
 
 
 @dataclass
@@ -193,26 +198,9 @@ def lambda_environment(
     return env
 
 
-class EnvironmentGate:
-    """One invocation at a time, each inside its own function's environment (see the module doc)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._current: str | None = None
-
-    @contextmanager
-    def enter(self, function: LocalFunction) -> Iterator[None]:
-        with self._lock:
-            if self._current != function.logical_id:
-                os.environ.clear()
-                os.environ.update(function.environment)
-                self._current = function.logical_id
-            yield
-
-
 @dataclass
 class Invocation:
-    """The outcome of one invocation: the handler's return value or the exception it raised."""
+    """The outcome of one invocation: the handler's return value or the error it raised."""
 
     result: Any
     error: BaseException | None
@@ -220,25 +208,190 @@ class Invocation:
     request_id: str
 
 
-class FunctionRunner:
-    """Invokes local functions under the environment gate."""
+#: Seconds an environment may take to import its handler (Lambda's init phase allows 10 s; a cold
+#: Python start on a busy laptop is slower than Lambda's, hence the margin).
+INIT_TIMEOUT: Final = 60.0
+#: Default number of concurrent execution environments per function.
+DEFAULT_CONCURRENCY: Final = 4
 
-    def __init__(self) -> None:
-        self.gate = EnvironmentGate()
+
+class ExecutionEnvironment:
+    """One worker process (``kernel_access.local.worker``) serving one function, one call at a time."""
+
+    def __init__(self, function: LocalFunction) -> None:
+        self.function = function
+        self._replies: queue.Queue[str | None] = queue.Queue()
+        #: Set once the process crashed, hung or closed its pipe: never reused, even before it is reaped.
+        self._broken = False
+        # This interpreter running our own worker module (fixed argv).
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "kernel_access.local.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=function.environment,
+            text=True,
+            encoding="utf-8",
+        )
+        threading.Thread(target=self._read, name=f"env-{function.logical_id}", daemon=True).start()
+        spec = {
+            "logical_id": function.logical_id,
+            "name": function.name,
+            "arn": function.arn,
+            "handler": function.handler,
+            "timeout": function.timeout,
+            "memory": function.memory,
+            "runtime": function.runtime,
+            "inline_code": function.inline_code,
+        }
+        ready = self._exchange({"function": spec}, INIT_TIMEOUT)
+        if "error" in ready:
+            self.close()
+            raise FunctionError(f"{function.logical_id}: init failed: {_describe(ready['error'])}")
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._replies.put(line)
+        self._replies.put(None)  # EOF: the process is gone
+
+    def _exchange(self, message: Mapping[str, Any], timeout: float) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(json.dumps(message, separators=(",", ":")) + "\n")
+            self.process.stdin.flush()
+        except OSError as error:
+            self._broken = True
+            raise FunctionError(f"execution environment of {self.function.name} is gone") from error
+        try:
+            line = self._replies.get(timeout=timeout)
+        except queue.Empty:
+            self._broken = True
+            self.kill()  # Lambda stops an environment whose invocation timed out
+            raise FunctionError(f"Task timed out after {timeout:.2f} seconds") from None
+        if line is None:
+            self._broken = True
+            raise FunctionError(f"execution environment of {self.function.name} exited")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    @property
+    def alive(self) -> bool:
+        return not self._broken and self.process.poll() is None
+
+    def invoke(self, event: Mapping[str, Any], request_id: str) -> Any:
+        """The handler's result; raises FunctionError for a handler error, timeout or crash."""
+        deadline = time.time() + self.function.timeout
+        reply = self._exchange(
+            {"event": event, "request_id": request_id, "deadline": deadline}, self.function.timeout
+        )
+        if "error" in reply:
+            raise FunctionError(_describe(reply["error"]))
+        return reply.get("result")
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    def close(self) -> None:
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()  # EOF ends the worker's loop
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _describe(error: Any) -> str:
+    if isinstance(error, Mapping):
+        return f"{error.get('type', 'Error')}: {error.get('message', '')}"
+    return str(error)
+
+
+class FunctionPool:
+    """Up to ``concurrency`` environments of one function, created on demand and reused (warm)."""
+
+    def __init__(self, function: LocalFunction, concurrency: int) -> None:
+        self.function = function
+        self.concurrency = max(1, concurrency)
+        self._idle: list[ExecutionEnvironment] = []
+        self._count = 0
+        self._closed = False
+        self._available = threading.Condition()
+        self.cold_starts = 0
+
+    def _acquire(self) -> ExecutionEnvironment | None:
+        """An idle environment, or None when the caller should start one (a slot is reserved)."""
+        with self._available:
+            while True:
+                if self._closed:
+                    raise FunctionError("the local kernel is stopping")
+                while self._idle:
+                    environment = self._idle.pop()
+                    if environment.alive:
+                        return environment
+                    self._count -= 1
+                if self._count < self.concurrency:
+                    self._count += 1
+                    return None
+                self._available.wait()
+
+    def _release(self, environment: ExecutionEnvironment | None) -> None:
+        with self._available:
+            if environment is not None and environment.alive and not self._closed:
+                self._idle.append(environment)
+            else:
+                self._count -= 1
+                if environment is not None:
+                    threading.Thread(target=environment.close, daemon=True).start()
+            self._available.notify()
+
+    def invoke(self, event: Mapping[str, Any], request_id: str) -> Any:
+        environment = self._acquire()
+        try:
+            if environment is None:
+                self.cold_starts += 1
+                environment = ExecutionEnvironment(self.function)
+            return environment.invoke(event, request_id)
+        finally:
+            self._release(environment)
+
+    def close(self) -> None:
+        with self._available:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._available.notify_all()
+        for environment in idle:
+            environment.close()
+
+
+class FunctionRunner:
+    """Invokes local functions, each in its own pool of execution environments (worker processes)."""
+
+    def __init__(self, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+        self.concurrency = concurrency
+        self._pools: dict[str, FunctionPool] = {}
+        self._lock = threading.Lock()
+
+    def pool(self, function: LocalFunction) -> FunctionPool:
+        with self._lock:
+            if function.logical_id not in self._pools:
+                self._pools[function.logical_id] = FunctionPool(function, self.concurrency)
+            return self._pools[function.logical_id]
 
     def invoke(self, function: LocalFunction, event: dict[str, Any]) -> Invocation:
-        context = function.context()
+        request_id = str(uuid.uuid4())
         started = time.perf_counter()
-        with self.gate.enter(function):
-            try:
-                handler = function.load()
-                result = handler(event, context)
-                error: BaseException | None = None
-            except Exception as caught:  # the Lambda service reports any handler error the same way
-                result, error = None, caught
-                print(
-                    f"[{function.name}] {context.aws_request_id} handler raised "
-                    f"{type(caught).__name__}: {caught}",
-                    file=sys.stderr,
-                )
-        return Invocation(result, error, (time.perf_counter() - started) * 1000, context.aws_request_id)
+        try:
+            result, error = self.pool(function).invoke(event, request_id), None
+        except FunctionError as caught:
+            result, error = None, caught
+            print(f"[{function.name}] {request_id} {caught}", file=sys.stderr, flush=True)
+        return Invocation(result, error, (time.perf_counter() - started) * 1000, request_id)
+
+    def close(self) -> None:
+        with self._lock:
+            pools = list(self._pools.values())
+        for pool in pools:
+            pool.close()

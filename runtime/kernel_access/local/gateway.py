@@ -335,6 +335,7 @@ class Gateway:
                 api.server = None
         for thread in self._threads:
             thread.join(timeout=5)
+        self.runner.close()
 
     # ---- authorizers -------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from kernel_access.local.examples import (
     summary,
 )
 from kernel_access.local.functions import (
+    DEFAULT_CONCURRENCY,
     FunctionRunner,
     LocalFunction,
     functions_from_template,
@@ -63,6 +64,8 @@ class LocalOptions:
     state_dir: Path | None = None
     #: Gateway access log sink (one JSON line per request); None = quiet.
     access_log: Callable[[str], None] | None = None
+    #: Execution environments (worker processes) per function: concurrent invocations of one function.
+    concurrency: int = DEFAULT_CONCURRENCY
     #: Progress notes during start-up (e.g. "synthesising ..."); None = quiet.
     progress: Callable[[str], None] | None = None
 
@@ -134,7 +137,7 @@ class LocalKernel:
         self.functions = functions_from_template(resolver)
         apis = apis_from_template(resolver, self.functions, self._issuer)
         apis.sort(key=lambda api: not _serves_vending(api))
-        runner = FunctionRunner()
+        runner = FunctionRunner(concurrency=o.concurrency)
         self.gateway = Gateway(
             apis,
             account_id=template.account,
