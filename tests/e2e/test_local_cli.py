@@ -265,3 +265,29 @@ def test_cli_uses_a_fresh_assembly_without_synth(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "running cdk synth" not in result.stderr
     assert "stack echo-fresh" in result.stdout
+
+
+def test_printed_operator_env_reaches_the_local_tables(kernel_emulator: Emulator) -> None:
+    """The operator env file names the tables, so `kernel-access revoke --list` works as pasted.
+
+    (Listing only: revoking a partner here would refuse every other test's requests.)
+    """
+    env_file, commands = _printed_block(_banner(kernel_emulator), "Operator (")
+    assert env_file == Path(kernel_emulator.state["operator_env_file"])
+    assert commands[0].startswith("kernel-access revoke --partner ")
+    exported = dict(
+        line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines() if line
+    )
+    assert exported["AWS_ENDPOINT_URL"] == kernel_emulator.moto
+    assert exported["KERNEL_ACCESS_AUDIT_TABLE"] == kernel_emulator.state["audit_table"]
+    result = _run_pasted(env_file, "kernel-access revoke --list --output json")
+    assert result.returncode == 0, result.stderr
+    assert isinstance(json.loads(result.stdout), list | dict)
+
+
+def test_partner_env_file_sets_the_api_the_cli_reads(kernel_emulator: Emulator) -> None:
+    """After `source <partner>.env`, the partner commands need no --api."""
+    env_file = Path(kernel_emulator.partner("payments")["env_file"])
+    result = _run_pasted(env_file, "kernel-access credential-process --role kernel-reader")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["Version"] == 1

@@ -323,7 +323,12 @@ class Gateway:
             server.api = api
             api.server = server
             api.port = int(server.server_address[1])
-            thread = threading.Thread(target=server.serve_forever, name=f"local-{api.api_id}", daemon=True)
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name=f"local-{api.api_id}",
+                daemon=True,
+            )
             thread.start()
             self._threads.append(thread)
 

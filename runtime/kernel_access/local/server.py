@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from kernel_access import settings
+from kernel_access.client.config import ENV_VENDING_API_URL
 from kernel_access.contract import VENDING_HANDLER
 from kernel_access.local.backend import LocalAws, PartnerIdentity, SessionCredentials
 from kernel_access.local.examples import (
@@ -90,6 +91,7 @@ class LocalKernel:
         self.issuers: list[LocalIssuer] = []
         self.partners: list[PartnerSession] = []
         self.examples: list[ExampleDecision] = []
+        self.operator_env_file: Path | None = None
         self.state_dir = options.state_dir or Path(tempfile.mkdtemp(prefix="kernel-access-local-"))
         # A temporary state directory holds session credentials of this run only: removed on stop.
         self._owns_state_dir = options.state_dir is None
@@ -172,6 +174,7 @@ class LocalKernel:
         for identity in aws.partner_identities():
             creds = aws.partner_session(identity, EXAMPLE_SESSION_SUFFIX, duration=43200)
             self.partners.append(PartnerSession(identity, creds, self._write_env_file(identity, creds)))
+        self.operator_env_file = self._write_operator_env_file(aws.admin_credentials())
         self.examples = self._example_decisions()
         lap("partners")
         self.startup_seconds = time.perf_counter() - started
@@ -249,9 +252,32 @@ class LocalKernel:
             "AWS_DEFAULT_REGION": self.template.region,
             # So the programs run under `kernel-access exec` reach the local STS/DynamoDB/... too.
             "AWS_ENDPOINT_URL": self.aws.endpoint_url,
-            "KERNEL_ACCESS_API": self.vending_url,
+            # What `kernel-access exec/serve/credential-process` read when --api is not given.
+            ENV_VENDING_API_URL: self.vending_url,
         }
         path = self.state_dir / f"{identity.partner}.env"
+        self._write_private(path, "".join(f"export {k}={v}\n" for k, v in lines.items()))
+        return path
+
+    def _write_operator_env_file(self, creds: SessionCredentials) -> Path:
+        """A kernel-account operator's shell: admin session, local endpoint, the functions' table names.
+
+        So ``kernel-access revoke``/``unrevoke``/``exchange list`` (which default their table names to
+        the ``KERNEL_ACCESS_*_TABLE`` variables) work against the local tables as pasted.
+        """
+        assert self.template is not None
+        assert self.aws is not None
+        lines = {
+            **creds.environment(),
+            "AWS_REGION": self.template.region,
+            "AWS_DEFAULT_REGION": self.template.region,
+            "AWS_ENDPOINT_URL": self.aws.endpoint_url,
+        }
+        for function in self.functions.values():
+            for name, value in sorted(function.template_environment.items()):
+                if name.startswith("KERNEL_ACCESS_") and name.endswith(("_TABLE", "_PARAMETER")):
+                    lines.setdefault(name, value)
+        path = self.state_dir / "operator.env"
         self._write_private(path, "".join(f"export {k}={v}\n" for k, v in lines.items()))
         return path
 
@@ -320,6 +346,7 @@ class LocalKernel:
                 }
                 for i in self.issuers
             ],
+            "operator_env_file": str(self.operator_env_file) if self.operator_env_file else None,
             "examples": summary(self.examples),
             "startup_seconds": round(self.startup_seconds, 3),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
@@ -422,6 +449,12 @@ class LocalKernel:
                 f"Denied ({denied.partner} -> {denied.role}, {because}):",
                 f"  source {denied_session.env_file}",
                 f"  kernel-access credential-process --api {self.vending_url} --role {denied.role}",
+            ]
+        if self.operator_env_file is not None and session is not None:
+            lines += [
+                "Operator (a kernel-account session and the table names; revoke, then retry the above):",
+                f"  source {self.operator_env_file}",
+                f'  kernel-access revoke --partner {session.identity.partner} --reason "local test"',
             ]
         return lines
 
