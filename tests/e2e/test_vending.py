@@ -184,3 +184,66 @@ def test_health(kernel_emulator: Emulator, vending: str) -> None:
     response = kernel_emulator.call("GET", f"{vending}/health", caller)
     assert response.status == 200
     assert response.json()["status"] == "ok"
+
+
+def test_codeartifact_token_from_the_local_stand_in_is_audited_by_fingerprint(
+    kernel_emulator: Emulator, vending: str
+) -> None:
+    """moto has no CodeArtifact: the emulator's stand-in mints for the template's domain only."""
+    assert kernel_emulator.state["codeartifact_domains"] == ["kernel"]
+    caller = kernel_emulator.partner_session("payments", "e2e-codeartifact")
+    response = kernel_emulator.call(
+        "GET", f"{vending}/codeartifact/token?domain=kernel&repository=internal&duration=900", caller
+    )
+    assert response.status == 200, response.body
+    body = response.json()
+    assert set(body) == {"authorizationToken", "expiration"}
+    assert body["authorizationToken"].startswith("local-codeartifact-")
+    record = audit_record(kernel_emulator, response.headers["apigw-requestid"])
+    assert record["decision"] == "allow"
+    assert record["codeartifact_domain"] == "kernel"
+    assert record["codeartifact_access"] == "publish"  # payments-publish matches first
+    assert record["token_fingerprint"]
+    assert body["authorizationToken"] not in json.dumps(record)
+
+
+def test_codeartifact_domain_the_policy_does_not_name_is_denied(
+    kernel_emulator: Emulator, vending: str
+) -> None:
+    caller = kernel_emulator.partner_session("acme-analytics", "e2e-codeartifact")
+    response = kernel_emulator.call("GET", f"{vending}/codeartifact/token?domain=elsewhere", caller)
+    assert response.status == 403
+    assert response.json()["error_code"] == "POLICY_DENY"
+
+
+def test_codeartifact_stand_in_checks_signature_domain_owner_and_duration(
+    kernel_emulator: Emulator,
+) -> None:
+    from botocore.exceptions import ClientError
+
+    admin = kernel_emulator.kernel_admin()
+
+    def client(creds: dict[str, str]) -> Any:
+        return boto3.client(
+            "codeartifact",
+            region_name=kernel_emulator.region,
+            endpoint_url=kernel_emulator.state["codeartifact_endpoint"],
+            aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=creds["AWS_SESSION_TOKEN"],
+        )
+
+    token = client(admin).get_authorization_token(
+        domain="kernel", domainOwner="111111111111", durationSeconds=900
+    )
+    assert token["authorizationToken"].startswith("local-codeartifact-")
+    refusals = [
+        (admin, {"domain": "nope", "domainOwner": "111111111111"}, "ResourceNotFoundException"),
+        (admin, {"domain": "kernel", "domainOwner": "999999999999"}, "ResourceNotFoundException"),
+        (admin, {"domain": "kernel", "durationSeconds": 60}, "ValidationException"),
+        (dict(admin, AWS_SECRET_ACCESS_KEY="x" * 40), {"domain": "kernel"}, "UnrecognizedClientException"),
+    ]
+    for creds, kwargs, code in refusals:
+        with pytest.raises(ClientError) as caught:
+            client(creds).get_authorization_token(**kwargs)
+        assert caught.value.response["Error"]["Code"] == code, kwargs

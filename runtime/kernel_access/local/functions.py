@@ -175,6 +175,7 @@ def lambda_environment(
     credentials: Mapping[str, str],
     base: Mapping[str, str],
     overrides: Mapping[str, str] | None = None,
+    service_endpoints: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The full environment of one function: host basics + Lambda's standard variables + template's."""
     env = {k: v for k, v in base.items() if k not in _HOST_ONLY}
@@ -194,6 +195,9 @@ def lambda_environment(
     env.update(function.template_environment)
     env.update(credentials)
     env["AWS_ENDPOINT_URL"] = endpoint_url
+    # Services moto lacks get their own local stand-in (botocore's per-service endpoint variables).
+    for service, url in (service_endpoints or {}).items():
+        env[f"AWS_ENDPOINT_URL_{service.upper()}"] = url
     env.update(overrides or {})
     return env
 

@@ -23,6 +23,7 @@ from kernel_access import settings
 from kernel_access.client.config import ENV_VENDING_API_URL
 from kernel_access.contract import VENDING_HANDLER
 from kernel_access.local.backend import LocalAws, PartnerIdentity, SessionCredentials
+from kernel_access.local.codeartifact import LocalCodeArtifact
 from kernel_access.local.examples import (
     ExampleDecision,
     example_decisions,
@@ -87,6 +88,7 @@ class LocalKernel:
         self.resolver: Resolver | None = None
         self.aws: LocalAws | None = None
         self.gateway: Gateway | None = None
+        self.codeartifact: LocalCodeArtifact | None = None
         self.functions: dict[str, LocalFunction] = {}
         self.issuers: list[LocalIssuer] = []
         self.partners: list[PartnerSession] = []
@@ -134,6 +136,16 @@ class LocalKernel:
         aws = self.aws = LocalAws(template, resolver)
         aws.start()
         aws.provision()
+        domains = {
+            resolver.physical_name(logical_id): template.account
+            for logical_id in template.of_type("AWS::CodeArtifact::Domain")
+        }
+        service_endpoints: dict[str, str] = {}
+        if domains:
+            self.codeartifact = LocalCodeArtifact(
+                domains, region=template.region, lookup_key=aws.lookup_access_key
+            )
+            service_endpoints["codeartifact"] = self.codeartifact.start()
         lap("provision")
 
         self.functions = functions_from_template(resolver)
@@ -167,6 +179,7 @@ class LocalKernel:
                 credentials=credentials,
                 base=host_environment,
                 overrides=o.function_environment,
+                service_endpoints=service_endpoints,
             )
         lap("functions")
 
@@ -187,6 +200,9 @@ class LocalKernel:
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
+        if self.codeartifact is not None:
+            self.codeartifact.stop()
+            self.codeartifact = None
         if self.aws is not None:
             self.aws.stop()
             self.aws = None
@@ -308,6 +324,8 @@ class LocalKernel:
             "account_id": self.template.account,
             "region": self.template.region,
             "moto_endpoint": self.aws.endpoint_url,
+            "codeartifact_endpoint": self.codeartifact.url if self.codeartifact else None,
+            "codeartifact_domains": sorted(self.codeartifact.domains) if self.codeartifact else [],
             "vending_url": self.vending_url,
             "apis": [
                 {"name": api.name, "logical_id": api.logical_id, "url": api.url, "routes": _route_list(api)}
@@ -367,6 +385,11 @@ class LocalKernel:
             lines.append(f"  API {label}: {api.url}")
             lines.extend(f"      {key:<28} {auth}" for key, auth in _route_list(api))
         lines.append(f"  local AWS     {self.aws.endpoint_url}  (moto: STS, IAM, DynamoDB, SSM)")
+        if self.codeartifact is not None:
+            lines.append(
+                f"  CodeArtifact  {self.codeartifact.url}  (GetAuthorizationToken only; domains "
+                f"{', '.join(sorted(self.codeartifact.domains))}; no package repository)"
+            )
         lines.append(
             f"  created       {len(self.aws.report.tables)} tables, {len(self.aws.report.parameters)} "
             f"parameters, {len(self.aws.report.roles)} roles"
