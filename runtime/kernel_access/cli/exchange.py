@@ -6,7 +6,7 @@
   identity, taken from AWS) and why. What that does and does not do is printed every time:
   STS credentials stay valid at AWS until they expire unless the role denies them — the command
   prints the exact deny statement (``aws:SourceIdentity`` + ``aws:TokenIssueTime``) to attach, or
-  use ``kernel-access revoke-sessions --role NAME`` to cut off every older session of the role;
+  use ``kernel-access revoke-sessions --role NAME --reason WHY`` to cut off every older session of the role;
   CodeArtifact tokens cannot be revoked before they expire at all.
 
 Exit codes: 0 done, 1 AWS or input error (unknown fingerprint included), 2 usage error.
