@@ -50,7 +50,7 @@ test: $(VENV_STAMP) $(NODE_STAMP) lint
 bench: $(VENV_STAMP)
 	$(PY) -m benchmarks
 
-# `kernel-access local` synthesises cdk.out itself when it is missing or stale (hence the node stamp).
+# `kernel-access local` synthesises cdk.out itself (runs the app of cdk.json) when it is missing or stale.
 demo: $(VENV_STAMP) $(NODE_STAMP)
 	$(PY) scripts/demo.py
 

@@ -214,7 +214,7 @@ def test_cli_synthesises_a_missing_or_stale_assembly(tmp_path: Path, missing: bo
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "running cdk synth" in result.stderr
+    assert "synthesising the app" in result.stderr
     assert "missing" in result.stderr if missing else "older than the app's sources" in result.stderr
     assert "stack echo-synth" in result.stdout
     manifest = json.loads((out / "manifest.json").read_text())
@@ -263,7 +263,7 @@ def test_cli_uses_a_fresh_assembly_without_synth(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "running cdk synth" not in result.stderr
+    assert "synthesising the app" not in result.stderr
     assert "stack echo-fresh" in result.stdout
 
 

@@ -254,6 +254,12 @@ def _integration(
                 "of this template; the route will answer 500",
                 file=sys.stderr,
             )
+    if kind == "AWS_PROXY" and str(props.get("PayloadFormatVersion", "2.0")) != "2.0":
+        print(
+            f"kernel-access local: route {route_id}: payload format {props.get('PayloadFormatVersion')} "
+            "is not emulated (only 2.0); the route will answer 500",
+            file=sys.stderr,
+        )
     return Integration(
         kind=kind,
         function=function,
@@ -501,7 +507,7 @@ class Gateway:
                 event=event,
             )
             return reply, route.route_key
-        if integration.function is None:
+        if integration.function is None or integration.payload_version != "2.0":
             return _message(500, "Internal Server Error"), route.route_key
         if not event.get("pathParameters"):
             event.pop("pathParameters")
