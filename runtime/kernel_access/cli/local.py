@@ -17,9 +17,12 @@ EPILOG = """\
 examples:
   kernel-access local                        # synthesise if needed, serve on a free port
   kernel-access local --port 8000            # vending API on http://127.0.0.1:8000
-  kernel-access local --template cdk.out/KernelAccess.template.json --no-synth
-  kernel-access local --issuer github        # also print a test token of the 'github' issuer
+  kernel-access local --template cdk.out/KernelAccessKernel.template.json --no-synth
+  kernel-access local --issuer oidc-github   # also print a test token of that JWT authorizer's issuer
   kernel-access local --set KERNEL_ACCESS_RATE_LIMIT_REQUESTS=1000   # override a function variable
+  kernel-access local --state-dir .local     # env files and state.json in a known place
+
+Details, and what is not emulated: docs/local.md.
 
 Needs the dev extra: pip install 'kernel-access[dev]' (moto[server], PyJWT[crypto]).
 """
@@ -28,11 +31,12 @@ Needs the dev extra: pip install 'kernel-access[dev]' (moto[server], PyJWT[crypt
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "local",
-        help="run the kernel stack's template locally (moto + in-process handlers)",
+        help="run the kernel stack's template locally (moto, SigV4/JWT authorizers, local Lambda)",
         description=(
             "Run the synthesised kernel stack locally: DynamoDB tables, SSM parameters and IAM roles on a "
             "moto server bound to 127.0.0.1, every HTTP API route with its IAM (SigV4) or JWT authorizer, "
-            "the handlers invoked in-process with their template environment."
+            "each function's handler run in local execution environments (worker processes) with its "
+            "template environment."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
