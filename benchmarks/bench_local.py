@@ -178,9 +178,13 @@ def run() -> list[Result]:
         rows.extend(_concurrency(kernel))
     finally:
         kernel.stop()
-        # The direct calls ran under the function's environment; the next benchmark needs the host's.
+        # The direct calls ran under the function's environment; the next benchmark needs the host's,
+        # and must not inherit the handler's cached service (clients of this run's moto endpoint).
         os.environ.clear()
         os.environ.update(host_environment)
+        handler_module = sys.modules.get("kernel_access.handlers.vending")
+        if handler_module is not None:
+            handler_module.reset_for_tests(None)
     return rows
 
 
