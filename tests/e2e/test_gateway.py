@@ -319,3 +319,19 @@ def test_an_unserialisable_result_is_a_500(api: str) -> None:
     response = http("GET", f"{api}/slow/unserialisable")
     assert response.status == 500
     assert response.json() == {"message": "Internal Server Error"}
+
+
+def test_issuer_is_found_by_authorizer_name_url_or_cdk_json_name() -> None:
+    from kernel_access.local.jwt_issuer import LocalIssuer, find_issuer
+
+    github = LocalIssuer(
+        name="oidc-github", issuer="https://token.actions.githubusercontent.com", audiences=("a",)
+    )
+    gitlab = LocalIssuer(name="gitlab", issuer="https://gitlab.example.com", audiences=("b",))
+    issuers = [github, gitlab]
+    assert find_issuer(issuers, "oidc-github") is github
+    assert find_issuer(issuers, "github") is github
+    assert find_issuer(issuers, "https://token.actions.githubusercontent.com") is github
+    assert find_issuer(issuers, "gitlab") is gitlab
+    with pytest.raises(KeyError, match=r"no JWT issuer 'circleci'.*have: oidc-github, gitlab"):
+        find_issuer(issuers, "circleci")

@@ -130,3 +130,16 @@ def claims_as_authorizer_context(claims: Mapping[str, Any]) -> dict[str, str]:
         else:
             out[key] = str(value)
     return out
+
+
+def find_issuer(issuers: Sequence[LocalIssuer], name: str) -> LocalIssuer:
+    """The issuer known by ``name``: its authorizer name, its URL, or the issuer name of cdk.json.
+
+    The TokenExchange construct names each authorizer ``oidc-<issuer>``; accepting the bare
+    ``<issuer>`` lets ``--issuer github`` match what the user wrote in cdk.json.
+    """
+    for issuer in issuers:
+        if name in (issuer.name, issuer.issuer, issuer.name.removeprefix("oidc-")):
+            return issuer
+    known = ", ".join(i.name for i in issuers) or "none"
+    raise KeyError(f"no JWT issuer {name!r} in this template (have: {known})")

@@ -41,7 +41,7 @@ from kernel_access.local.functions import (
     resolve_environment,
 )
 from kernel_access.local.gateway import Gateway, LocalApi, apis_from_template
-from kernel_access.local.jwt_issuer import LocalIssuer
+from kernel_access.local.jwt_issuer import LocalIssuer, find_issuer
 from kernel_access.local.template import Resolver, StackTemplate, load_kernel_template
 
 #: Session-name suffix of the example partner sessions (``<partner>.local``).
@@ -486,11 +486,7 @@ class LocalKernel:
         return vending.template_environment.get(settings.TARGET_ROLES, "{}") if vending else "{}"
 
     def issuer(self, name: str) -> LocalIssuer:
-        for issuer in self.issuers:
-            if name in (issuer.name, issuer.issuer):
-                return issuer
-        known = ", ".join(i.name for i in self.issuers) or "none"
-        raise KeyError(f"no JWT issuer {name!r} in this template (have: {known})")
+        return find_issuer(self.issuers, name)
 
 
 def _serves_vending(api: LocalApi) -> bool:
