@@ -44,8 +44,10 @@ lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# Two workers, whole files per worker (session fixtures such as a synthesised assembly stay per
+# worker): about 4.5 min instead of 5.7 min on 2 cores.
 test: $(VENV_STAMP) $(NODE_STAMP) lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 bench: $(VENV_STAMP)
 	$(PY) -m benchmarks

@@ -160,8 +160,10 @@ def test_the_documented_example_parses() -> None:
     import re
     from pathlib import Path
 
+    from tests.readme import readme_section
+
     repo = Path(__file__).parents[2]
-    text = (repo / "docs" / "exchange.md").read_text()
+    text = readme_section("OIDC token exchange")
     blocks = [b for b in re.findall(r"```json\n(.*?)```", text, re.S) if '"issuers"' in b]
     # The cdk.json section (`"exchange": {...}`) must be exactly what cdk.json ships.
     sections = [b for b in blocks if b.lstrip().startswith('"exchange":')]

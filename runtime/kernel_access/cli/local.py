@@ -22,7 +22,7 @@ examples:
   kernel-access local --set KERNEL_ACCESS_RATE_LIMIT_REQUESTS=1000   # override a function variable
   kernel-access local --state-dir .local     # env files and state.json in a known place
 
-Details, and what is not emulated: docs/local.md.
+Details, and what is not emulated: the README, "Running the kernel account locally".
 
 Needs the dev extra: pip install 'kernel-access[dev]' (moto[server], PyJWT[crypto]).
 """
