@@ -53,11 +53,12 @@ ACCESS_LOG_FORMAT: Final = json.dumps(
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)
-class _AccessLogSettings:
+class AccessLogSettings:
     """``IAccessLogSettings`` is a jsii interface, not a struct: Python must implement it."""
 
-    def __init__(self, log_group: logs.ILogGroup) -> None:
+    def __init__(self, log_group: logs.ILogGroup, log_format: str = ACCESS_LOG_FORMAT) -> None:
         self._destination = apigwv2.LogGroupLogDestination(log_group)
+        self._format = log_format
 
     @property
     def destination(self) -> apigwv2.IAccessLogDestination:
@@ -65,7 +66,7 @@ class _AccessLogSettings:
 
     @property
     def format(self) -> apigw.AccessLogFormat:
-        return apigw.AccessLogFormat.custom(ACCESS_LOG_FORMAT)
+        return apigw.AccessLogFormat.custom(self._format)
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ class KernelServiceApi(Construct):
             throttle=apigwv2.ThrottleSettings(
                 rate_limit=throttling_rate_limit, burst_limit=throttling_burst_limit
             ),
-            access_log_settings=_AccessLogSettings(self.access_log_group),
+            access_log_settings=AccessLogSettings(self.access_log_group),
         )
         self._routes: list[RouteSpec] = []
 

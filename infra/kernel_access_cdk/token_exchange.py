@@ -25,9 +25,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final, cast
 
-import jsii
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
@@ -43,13 +41,13 @@ from kernel_access.exchange import ExchangeConfig, ExchangeConfigError, parse_ex
 
 from .audit_table import AuditTable, pitr
 from .codeartifact import CodeArtifactRegistry
-from .lambda_asset import kernel_access_code
+from .service_api import AccessLogSettings
 from .vending import (
     ASSUME_ACTIONS,
     DEFAULT_POWERTOOLS_LAYER_VERSION,
     finish_function,
     function_role,
-    powertools_layer_arn,
+    kernel_access_function,
 )
 
 DEFAULT_EXCHANGE_PARAMETER: Final = "/kernel-access/exchange-config"
@@ -74,20 +72,6 @@ ACCESS_LOG_FORMAT: Final = json.dumps(
     },
     separators=(",", ":"),
 )
-
-
-@jsii.implements(apigwv2.IAccessLogSettings)
-class _AccessLogSettings:
-    def __init__(self, log_group: logs.ILogGroup) -> None:
-        self._destination = apigwv2.LogGroupLogDestination(log_group)
-
-    @property
-    def destination(self) -> apigwv2.IAccessLogDestination:
-        return self._destination
-
-    @property
-    def format(self) -> apigw.AccessLogFormat:
-        return apigw.AccessLogFormat.custom(ACCESS_LOG_FORMAT)
 
 
 def _construct_id(name: str) -> str:
@@ -266,26 +250,18 @@ class TokenExchange(Construct):
         if domain_owner:
             environment[settings.CODEARTIFACT_DOMAIN_OWNER] = domain_owner
 
-        self.function = lambda_.Function(
+        self.function = kernel_access_function(
             self,
-            "Function",
             description="kernel-access OIDC token exchange",
-            runtime=lambda_.Runtime.PYTHON_3_13,
-            architecture=lambda_.Architecture.ARM_64,
             handler=contract.EXCHANGE_HANDLER,
-            code=code or kernel_access_code(),
             role=self.function_role,
-            memory_size=memory_size,
-            timeout=timeout or Duration.seconds(15),
-            tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
-            reserved_concurrent_executions=reserved_concurrent_executions,
-            layers=[
-                lambda_.LayerVersion.from_layer_version_arn(
-                    self, "PowertoolsLayer", powertools_layer_arn(self, powertools_layer_version)
-                )
-            ],
             environment=environment,
+            code=code,
+            memory_size=memory_size,
+            timeout=timeout,
+            reserved_concurrent_executions=reserved_concurrent_executions,
+            powertools_layer_version=powertools_layer_version,
         )
 
         # --- least privilege ---
@@ -372,7 +348,7 @@ class TokenExchange(Construct):
                 throttle=apigwv2.ThrottleSettings(
                     rate_limit=throttling_rate_limit, burst_limit=throttling_burst_limit
                 ),
-                access_log_settings=_AccessLogSettings(access_logs),
+                access_log_settings=AccessLogSettings(access_logs, ACCESS_LOG_FORMAT),
             )
         self.http_api = http_api
         integration = integrations.HttpLambdaIntegration("ExchangeIntegration", self.function)

@@ -48,6 +48,47 @@ def powertools_layer_arn(scope: Construct, version: int) -> str:
     )
 
 
+def kernel_access_function(
+    scope: Construct,
+    *,
+    description: str,
+    handler: str,
+    role: iam.IRole,
+    log_group: logs.ILogGroup,
+    environment: Mapping[str, str],
+    code: lambda_.Code | None,
+    memory_size: int,
+    timeout: Duration | None,
+    reserved_concurrent_executions: int | None,
+    powertools_layer_version: int,
+) -> lambda_.Function:
+    """The one shape of every kernel-access handler function (child ids ``Function`` and
+    ``PowertoolsLayer``): Python 3.13 on arm64, the ``kernel_access`` asset, the AWS-managed
+    Powertools layer, active tracing, its own log group. Call :func:`finish_function` once its role
+    has every grant."""
+    return lambda_.Function(
+        scope,
+        "Function",
+        description=description,
+        runtime=lambda_.Runtime.PYTHON_3_13,
+        architecture=lambda_.Architecture.ARM_64,
+        handler=handler,
+        code=code or kernel_access_code(),
+        role=role,
+        memory_size=memory_size,
+        timeout=timeout or Duration.seconds(15),
+        tracing=lambda_.Tracing.ACTIVE,
+        log_group=log_group,
+        reserved_concurrent_executions=reserved_concurrent_executions,
+        layers=[
+            lambda_.LayerVersion.from_layer_version_arn(
+                scope, "PowertoolsLayer", powertools_layer_arn(scope, powertools_layer_version)
+            )
+        ],
+        environment=dict(environment),
+    )
+
+
 def function_role(
     scope: Construct, construct_id: str, log_group: logs.ILogGroup, description: str
 ) -> iam.Role:
@@ -275,26 +316,18 @@ class CredentialVendingService(Construct):
             environment[settings.CODEARTIFACT_DOMAIN_OWNER] = codeartifact.domain_owner
             assumable += [reader.role_arn, publisher.role_arn]
 
-        self.function = lambda_.Function(
+        self.function = kernel_access_function(
             self,
-            "Function",
             description="kernel-access credential vending",
-            runtime=lambda_.Runtime.PYTHON_3_13,
-            architecture=lambda_.Architecture.ARM_64,
             handler=contract.VENDING_HANDLER,
-            code=code or kernel_access_code(),
             role=self.function_role,
-            memory_size=memory_size,
-            timeout=timeout or Duration.seconds(15),
-            tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
-            reserved_concurrent_executions=reserved_concurrent_executions,
-            layers=[
-                lambda_.LayerVersion.from_layer_version_arn(
-                    self, "PowertoolsLayer", powertools_layer_arn(self, powertools_layer_version)
-                )
-            ],
             environment=environment,
+            code=code,
+            memory_size=memory_size,
+            timeout=timeout,
+            reserved_concurrent_executions=reserved_concurrent_executions,
+            powertools_layer_version=powertools_layer_version,
         )
         finish_function(self.function)
 
