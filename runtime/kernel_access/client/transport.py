@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import json
+import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
@@ -35,19 +38,19 @@ from kernel_access.client.response import (
 from kernel_access.client.signing import (
     EXECUTE_API_SERVICE,
     SigningCredentials,
+    host_header,
     region_from_url,
     sign_request,
 )
 
 if TYPE_CHECKING:
-    import logging
-
     from aws_lambda_powertools import Logger, Metrics, Tracer
 
 #: Methods that may be repeated without changing the outcome (RFC 9110 §9.2.2).
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 #: A caller that passes this header promises the kernel de-duplicates, so any method may retry.
 IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
+IDEMPOTENCY_KEY_HEADER_LOWER: Final = IDEMPOTENCY_KEY_HEADER.lower()
 #: Throttling and transient server errors (501/505 will not get better by asking again).
 RETRYABLE_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 #: Backoff: attempt n sleeps uniform(0, min(cap, base * 2**(n-1))) ("full jitter").
@@ -103,6 +106,10 @@ class SignedTransport:
         # block=False: a burst beyond pool_maxsize opens extra (unpooled) connections instead of
         # queueing callers; keep-alive still applies to the pooled ones.
         self._pool = urllib3.PoolManager(num_pools=16, maxsize=pool_maxsize, block=False, retries=False)
+        self._default_timeout = urllib3.Timeout(connect=self.connect_timeout, read=self.read_timeout)
+        #: Whether a call has anything to report to: without logger, metrics and tracer the
+        #: per-call observation (status class, path, field dicts) is skipped outright.
+        self._observed = logger is not None or metrics is not None or tracer is not None
 
     def close(self) -> None:
         self._pool.clear()
@@ -120,16 +127,22 @@ class SignedTransport:
         read_timeout: float | None = None,
     ) -> KernelResponse:
         method = method.upper()
-        url = join_url(base_url, endpoint)
+        target = _target(base_url)
+        url = f"{target.base}/{endpoint.lstrip('/')}"
+        _check_endpoint(endpoint)
         payload, send_headers = encode_body(body, headers)
-        region = region_from_url(url, self.region)
-        timeout = urllib3.Timeout(
-            connect=connect_timeout if connect_timeout is not None else self.connect_timeout,
-            read=read_timeout if read_timeout is not None else self.read_timeout,
-        )
+        region = target.region if target.region is not None else self.region
+        if connect_timeout is None and read_timeout is None:
+            timeout = self._default_timeout  # urllib3 clones it per request; sharing is safe
+        else:
+            timeout = urllib3.Timeout(
+                connect=connect_timeout if connect_timeout is not None else self.connect_timeout,
+                read=read_timeout if read_timeout is not None else self.read_timeout,
+            )
         may_retry = method in IDEMPOTENT_METHODS or any(
-            k.lower() == IDEMPOTENCY_KEY_HEADER.lower() for k in send_headers
+            k.lower() == IDEMPOTENCY_KEY_HEADER_LOWER for k in send_headers
         )
+        observed = self._observed
         with self._subsegment(method, endpoint) as subsegment:
             attempt = 0
             while True:
@@ -142,6 +155,7 @@ class SignedTransport:
                     headers=send_headers,
                     region=region,
                     service=self.service,
+                    host=target.host,
                 )
                 started = time.perf_counter()
                 try:
@@ -178,14 +192,15 @@ class SignedTransport:
                 duration = time.perf_counter() - started
                 status = int(raw.status)
                 response_headers: Mapping[str, str] = raw.headers
-                self._observe(
-                    endpoint=endpoint,
-                    method=method,
-                    status=status,
-                    duration=duration,
-                    attempt=attempt,
-                    subsegment=subsegment,
-                )
+                if observed:
+                    self._observe(
+                        endpoint=endpoint,
+                        method=method,
+                        status=status,
+                        duration=duration,
+                        attempt=attempt,
+                        subsegment=subsegment,
+                    )
                 if status < 400:
                     return KernelResponse(status, response_headers, bytes(raw.data), duration, attempt)
                 if status in RETRYABLE_STATUSES and may_retry and attempt < self.max_attempts:
@@ -225,13 +240,10 @@ class SignedTransport:
             dimensions["service"] = str(service)
         return dimensions
 
-    @contextlib.contextmanager
-    def _subsegment(self, method: str, endpoint: str) -> Iterator[Any]:
+    def _subsegment(self, method: str, endpoint: str) -> contextlib.AbstractContextManager[Any]:
         if self._tracer is None:
-            yield None
-            return
-        with self._tracer.provider.in_subsegment(f"## kernel {method} {_path_only(endpoint)}") as sub:
-            yield sub
+            return _NO_SUBSEGMENT  # a shared no-op: no generator-based context manager per call
+        return self._tracer.provider.in_subsegment(f"## kernel {method} {_path_only(endpoint)}")
 
     def _observe(
         self,
@@ -246,7 +258,7 @@ class SignedTransport:
     ) -> None:
         status_class = f"{status // 100}xx" if status is not None else "error"
         path = _path_only(endpoint)  # query strings may carry identifiers; keep logs to the path
-        if self._logger is not None:
+        if self._logger is not None and _logs_info(self._logger):
             fields: dict[str, object] = {
                 "endpoint": path,
                 "method": method,
@@ -278,21 +290,44 @@ class SignedTransport:
 
 
 _LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+_NO_SUBSEGMENT: Final = contextlib.nullcontext(None)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What a ``base_url`` resolves to, worked out once per base URL instead of once per call."""
+
+    base: str  # base_url without trailing slashes
+    host: str  # the Host header value SigV4 signs and urllib3 sends
+    region: str | None  # the execute-api region in the host name, if any
+
+
+@functools.lru_cache(maxsize=64)
+def _target(base_url: str) -> _Target:
+    """Validate ``base_url`` (plain ``http://`` only to loopback: a signed request carries the
+    session token in a header, it must never cross a network unencrypted) and derive its parts."""
+    scheme = base_url.split("://", 1)[0].lower() if "://" in base_url else ""
+    parts = urlsplit(base_url)
+    if scheme == "http":
+        if (parts.hostname or "") not in _LOOPBACK_HOSTS:
+            raise KernelConfigError("base_url: must be https:// (http:// only for 127.0.0.1/localhost)")
+    elif scheme != "https":
+        raise KernelConfigError("base_url: must start with https://")
+    base = base_url.rstrip("/")
+    return _Target(base, host_header(parts.scheme, parts.netloc), region_from_url(base, "") or None)
+
+
+def _check_endpoint(endpoint: str) -> None:
+    if endpoint.startswith(("http://", "https://")) or "://" in endpoint.split("?", 1)[0]:
+        raise KernelConfigError("endpoint: must be a path, not a URL")
 
 
 def join_url(base_url: str, endpoint: str) -> str:
     """``base_url`` + ``endpoint``; plain ``http://`` only to loopback (a signed request carries the
     session token in a header: it must never cross a network unencrypted)."""
-    scheme = base_url.split("://", 1)[0].lower() if "://" in base_url else ""
-    if scheme == "http":
-        host = urlsplit(base_url).hostname or ""
-        if host not in _LOOPBACK_HOSTS:
-            raise KernelConfigError("base_url: must be https:// (http:// only for 127.0.0.1/localhost)")
-    elif scheme != "https":
-        raise KernelConfigError("base_url: must start with https://")
-    if endpoint.startswith(("http://", "https://")) or "://" in endpoint.split("?", 1)[0]:
-        raise KernelConfigError("endpoint: must be a path, not a URL")
-    return f"{base_url.rstrip('/')}/{endpoint.lstrip('/')}"
+    target = _target(base_url)
+    _check_endpoint(endpoint)
+    return f"{target.base}/{endpoint.lstrip('/')}"
 
 
 def encode_body(body: Any, headers: Mapping[str, str] | None) -> tuple[bytes | None, dict[str, str]]:
@@ -325,6 +360,13 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _logs_info(logger: Logger | logging.Logger) -> bool:
+    """Whether an INFO record would be emitted, so a quiet logger costs no field building.
+    (Powertools' ``Logger`` forwards ``isEnabledFor`` to its stdlib logger at run time.)"""
+    enabled = getattr(logger, "isEnabledFor", None)
+    return bool(enabled(logging.INFO)) if enabled is not None else True
 
 
 def _path_only(endpoint: str) -> str:
