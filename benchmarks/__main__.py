@@ -25,25 +25,33 @@ def main() -> int:
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "KernelAccessBench")
     rows: list[Result] = []
-    # What the code under test prints (EMF metric lines, JSON logs, emulator workers) would bury the
-    # table: file descriptor 1 points at /dev/null while benchmarks run (writes still happen, so their
-    # cost stays in the figures), and the table goes to the original stdout.
+    # What the code under test prints (EMF metric lines, JSON logs, the emulator's execution
+    # environments, which log to stderr like Lambda) would bury the table: file descriptors 1 and 2
+    # point at /dev/null while benchmarks run (writes still happen, so their cost stays in the
+    # figures); progress goes to a private copy of stderr, the table to the original stdout, and a
+    # failing benchmark's traceback is printed after both are restored.
     sys.stdout.flush()
-    table_fd = os.dup(1)
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    progress = os.fdopen(os.dup(2), "w", buffering=1)
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
+    for fd in saved:
+        os.dup2(devnull, fd)
     try:
         for name in _modules():
             started = time.perf_counter()
-            print(f"running {name} ...", file=sys.stderr, flush=True)
+            print(f"running {name} ...", file=progress)
             module = importlib.import_module(f"benchmarks.{name}")
             rows.extend(module.run())
-            print(f"  done in {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
+            print(f"  done in {time.perf_counter() - started:.1f}s", file=progress)
     finally:
         sys.stdout.flush()
-        os.dup2(table_fd, 1)
-        os.close(table_fd)
+        sys.stderr.flush()
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
         os.close(devnull)
+        progress.close()
     header = f"{'benchmark':<58} {'figure':>14} {'baseline':>14} {'ratio':>8}  goal"
     print(header)
     print("-" * len(header))
