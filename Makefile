@@ -36,7 +36,8 @@ $(NODE_STAMP): package.json package-lock.json
 
 synth: $(VENV_STAMP) $(NODE_STAMP)
 	@rm -rf cdk.out
-	$(CDK) synth --quiet --no-notices --no-version-reporting > /dev/null
+	@echo "synthesising (cdk-nag AwsSolutions + Serverless run as part of it) ..."
+	@$(CDK) synth --quiet --no-notices --no-version-reporting 2>&1 >/dev/null | grep -v '^Supply a stack id' >&2 ; test $${PIPESTATUS[0]} -eq 0
 	@$(PY) -c "import json; m=json.load(open('cdk.out/manifest.json')); print('\n'.join('synthesised ' + k for k,v in sorted(m['artifacts'].items()) if v['type']=='aws:cloudformation:stack'))"
 
 lint: $(VENV_STAMP)
