@@ -16,6 +16,7 @@ id fails fast at start-up.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
@@ -313,16 +314,18 @@ class KernelClient:
         status >= 400, ``KernelConnectionError`` when no response came, ``KernelCredentialsError``
         when the kernel role cannot be assumed.
         """
+        send = functools.partial(
+            self._transport.request,
+            base_url,
+            endpoint,
+            method,
+            body,
+            headers,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
         try:
-            return self._transport.request(
-                base_url,
-                endpoint,
-                method,
-                body,
-                headers,
-                connect_timeout=connect_timeout,
-                read_timeout=read_timeout,
-            )
+            return send()
         except KernelCallError as exc:
             if not _rejected_credentials(exc):
                 raise
@@ -330,15 +333,7 @@ class KernelClient:
             # its time): the request never reached the kernel, so re-assuming and sending it once
             # more is safe for any method.
             self._credentials.invalidate()
-            return self._transport.request(
-                base_url,
-                endpoint,
-                method,
-                body,
-                headers,
-                connect_timeout=connect_timeout,
-                read_timeout=read_timeout,
-            )
+            return send()
 
     def close(self) -> None:
         self._transport.close()
