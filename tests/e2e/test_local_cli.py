@@ -170,6 +170,29 @@ def test_printed_denied_command_is_refused_with_its_code(kernel_emulator: Emulat
     assert result.stdout == ""
 
 
+def _start_once_in(project: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`kernel-access local --project-dir PROJECT --exit-after-start`, PATH limited to /usr/bin:/bin."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kernel_access",
+            "local",
+            "--project-dir",
+            str(project),
+            "--exit-after-start",
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        cwd=project,
+        env=dict(os.environ, PATH=f"{tmp_path}{os.pathsep}/usr/bin:/bin"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize("missing", [True, False], ids=["missing", "stale"])
 def test_cli_synthesises_a_missing_or_stale_assembly(tmp_path: Path, missing: bool) -> None:
     """No usable cdk.out → `local` runs the app of cdk.json (here a tiny stand-in app) first."""
@@ -194,25 +217,7 @@ def test_cli_synthesises_a_missing_or_stale_assembly(tmp_path: Path, missing: bo
         (out / "manifest.json").write_text("{}")
         old = time.time() - 3600
         os.utime(out / "manifest.json", (old, old))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kernel_access",
-            "local",
-            "--project-dir",
-            str(project),
-            "--exit-after-start",
-            "--state-dir",
-            str(tmp_path / "state"),
-        ],
-        cwd=project,
-        env=dict(os.environ, PATH=f"{tmp_path}{os.pathsep}/usr/bin:/bin"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _start_once_in(project, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "synthesising the app" in result.stderr
     assert "missing" in result.stderr if missing else "older than the app's sources" in result.stderr
@@ -243,25 +248,7 @@ def test_cli_uses_a_fresh_assembly_without_synth(tmp_path: Path) -> None:
             }
         )
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kernel_access",
-            "local",
-            "--project-dir",
-            str(project),
-            "--exit-after-start",
-            "--state-dir",
-            str(tmp_path / "state"),
-        ],
-        cwd=project,
-        env=dict(os.environ, PATH=f"{tmp_path}{os.pathsep}/usr/bin:/bin"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _start_once_in(project, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "synthesising the app" not in result.stderr
     assert "stack echo-fresh" in result.stdout
