@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from kernel_access.contract import ErrorCode
@@ -26,12 +26,12 @@ from kernel_access.exchange.issued import IssuedKind
 from kernel_access.exchange.patterns import claim_text
 from kernel_access.exchange.permissions import AccessLevel, session_policy
 from kernel_access.validation import sts_safe_name
+from kernel_access.vending.codeartifact import fetch_authorization_token
 from kernel_access.vending.sts import (
     AssumedCredentials,
     assume_role,
     format_expiration,
     tag_value,
-    upstream_error,
 )
 
 if TYPE_CHECKING:
@@ -191,16 +191,9 @@ class Minter:
             tags=tags,
             duration=ttl,
         )
-        try:
-            response = self._codeartifact(credentials).get_authorization_token(
-                domain=target.domain, domainOwner=owner, durationSeconds=ttl
-            )
-            token = response["authorizationToken"]
-            expiration = response["expiration"]
-        except Exception as exc:
-            raise upstream_error("codeartifact", exc) from None
-        if expiration.tzinfo is None:
-            expiration = expiration.replace(tzinfo=UTC)
+        token, expiration = fetch_authorization_token(
+            lambda: self._codeartifact(credentials), domain=target.domain, owner=owner, duration=ttl
+        )
         return Issued(
             kind="codeartifact_token",
             body={"token": token},

@@ -57,6 +57,27 @@ def _no_trace(_name: str) -> AbstractContextManager[None]:
     return nullcontext()
 
 
+def fetch_authorization_token(
+    client: Callable[[], CodeArtifactClient], *, domain: str, owner: str, duration: int
+) -> tuple[str, datetime]:
+    """CodeArtifact ``GetAuthorizationToken`` → ``(token, expiration)``, expiration always aware.
+
+    Any failure, building the client included, is ``UPSTREAM_UNAVAILABLE``: the vending route and
+    the OIDC exchange both mint through here.
+    """
+    try:
+        response = client().get_authorization_token(
+            domain=domain, domainOwner=owner, durationSeconds=duration
+        )
+        token = response["authorizationToken"]
+        expiration = response["expiration"]
+    except Exception as exc:
+        raise upstream_error("codeartifact", exc) from None
+    if expiration.tzinfo is None:
+        expiration = expiration.replace(tzinfo=UTC)
+    return token, expiration
+
+
 @dataclass(frozen=True)
 class CodeArtifactToken:
     token: str
@@ -115,17 +136,10 @@ class TokenCache:
                 duration=lifetime,
             )
         issued_at = datetime.now(UTC)
-        try:
-            with self._trace("codeartifact.GetAuthorizationToken"):
-                response = self._codeartifact_client(credentials).get_authorization_token(
-                    domain=domain, domainOwner=owner, durationSeconds=0
-                )
-            token = response["authorizationToken"]
-            expiration = response["expiration"]
-        except Exception as exc:
-            raise upstream_error("codeartifact", exc) from None
-        if expiration.tzinfo is None:
-            expiration = expiration.replace(tzinfo=UTC)
+        with self._trace("codeartifact.GetAuthorizationToken"):
+            token, expiration = fetch_authorization_token(
+                lambda: self._codeartifact_client(credentials), domain=domain, owner=owner, duration=0
+            )
         # The token cannot outlive its minting session; never report more than that.
         expiration = min(expiration, credentials.expiration)
         return Minted(
