@@ -259,18 +259,22 @@ class LocalKernel:
         with os.fdopen(descriptor, "w") as handle:
             handle.write(text)
 
-    def _write_env_file(self, identity: PartnerIdentity, creds: SessionCredentials) -> Path:
+    def _session_environment(self, creds: SessionCredentials) -> dict[str, str]:
+        """A shell of ``creds`` in the template's region whose SDK calls reach the local AWS."""
         assert self.template is not None
         assert self.aws is not None
-        lines = {
+        return {
             **creds.environment(),
             "AWS_REGION": self.template.region,
             "AWS_DEFAULT_REGION": self.template.region,
             # So the programs run under `kernel-access exec` reach the local STS/DynamoDB/... too.
             "AWS_ENDPOINT_URL": self.aws.endpoint_url,
-            # What `kernel-access exec/serve/credential-process` read when --api is not given.
-            ENV_VENDING_API_URL: self.vending_url,
         }
+
+    def _write_env_file(self, identity: PartnerIdentity, creds: SessionCredentials) -> Path:
+        lines = self._session_environment(creds)
+        # What `kernel-access exec/serve/credential-process` read when --api is not given.
+        lines[ENV_VENDING_API_URL] = self.vending_url
         path = self.state_dir / f"{identity.partner}.env"
         self._write_private(path, "".join(f"export {k}={v}\n" for k, v in lines.items()))
         return path
@@ -281,14 +285,7 @@ class LocalKernel:
         So ``kernel-access revoke``/``unrevoke``/``exchange list`` (which default their table names to
         the ``KERNEL_ACCESS_*_TABLE`` variables) work against the local tables as pasted.
         """
-        assert self.template is not None
-        assert self.aws is not None
-        lines = {
-            **creds.environment(),
-            "AWS_REGION": self.template.region,
-            "AWS_DEFAULT_REGION": self.template.region,
-            "AWS_ENDPOINT_URL": self.aws.endpoint_url,
-        }
+        lines = self._session_environment(creds)
         for function in self.functions.values():
             for name, value in sorted(function.template_environment.items()):
                 if name.startswith("KERNEL_ACCESS_") and name.endswith(("_TABLE", "_PARAMETER")):
