@@ -75,21 +75,7 @@ class _Backend:
         self.vending = vending
         self.dynamodb = boto3.client("dynamodb", region_name=rt.REGION)
         rt.create_tables(self.dynamodb)
-        iam = boto3.client("iam", region_name=rt.REGION)
-        trust = json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"AWS": f"arn:aws:iam::{rt.KERNEL_ACCOUNT}:root"},
-                        "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
-                    }
-                ],
-            }
-        )
-        for arn in [*rt.TARGET_ROLES.values(), rt.READER_ROLE_ARN, rt.PUBLISHER_ROLE_ARN]:
-            iam.create_role(RoleName=arn.rsplit("/", 1)[-1], AssumeRolePolicyDocument=trust)
+        rt.create_roles(boto3.client("iam", region_name=rt.REGION))
         boto3.client("ssm", region_name=rt.REGION).put_parameter(
             Name=rt.POLICY_PARAMETER, Value=json.dumps(rt.POLICY), Type="String"
         )

@@ -29,21 +29,7 @@ def vending_api(aws: None, kernel: FakeKernel, monkeypatch: pytest.MonkeyPatch) 
     dynamodb = boto3.client("dynamodb", region_name=runtime.REGION)
     if runtime.AUDIT_TABLE not in dynamodb.list_tables()["TableNames"]:
         runtime.create_tables(dynamodb)
-        iam = boto3.client("iam", region_name=runtime.REGION)
-        trust = json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"AWS": f"arn:aws:iam::{runtime.KERNEL_ACCOUNT}:root"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-        )
-        for arn in runtime.TARGET_ROLES.values():
-            iam.create_role(RoleName=arn.rsplit("/", 1)[-1], AssumeRolePolicyDocument=trust)
+        runtime.create_roles(boto3.client("iam", region_name=runtime.REGION))
     boto3.client("ssm", region_name=runtime.REGION).put_parameter(
         Name=runtime.POLICY_PARAMETER, Value=json.dumps(runtime.POLICY), Type="String", Overwrite=True
     )

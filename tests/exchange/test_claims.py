@@ -7,9 +7,15 @@ from typing import Any
 
 import pytest
 from kernel_access.contract import ErrorCode
-from kernel_access.exchange.claims import audiences_of, check_lifetime, policy_matches, read_claims
-from kernel_access.exchange.config import StringMatcher, TrustPolicy
-from kernel_access.exchange.patterns import AnchoredPattern, claim_text
+from kernel_access.exchange.claims import (
+    audiences_of,
+    check_central,
+    check_lifetime,
+    policy_matches,
+    read_claims,
+)
+from kernel_access.exchange.config import IssuerConfig, StringMatcher, TrustPolicy
+from kernel_access.exchange.patterns import MAX_CLAIM_TEXT_LENGTH, AnchoredPattern, claim_text
 from kernel_access.exchange.refusal import ExchangeRefused
 
 GITHUB = "https://token.actions.githubusercontent.com"
@@ -145,3 +151,45 @@ def test_pattern_compile_errors() -> None:
     for bad in ("", "(", "x" * 2000):
         with pytest.raises(ValueError):
             AnchoredPattern.compile(bad)
+
+
+# --- forbidden claims fail closed -------------------------------------------------------------------
+
+
+def issuer_forbidding(**forbidden: str) -> IssuerConfig:
+    return IssuerConfig(
+        name="github",
+        issuer=GITHUB,
+        audiences=("sts.amazonaws.com",),
+        required_claims={},
+        forbidden_claims={claim: AnchoredPattern.compile(p) for claim, p in forbidden.items()},
+        max_permissions=("s3:GetObject",),
+        max_token_age_seconds=600,
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "refs/heads/untrusted/x",
+        # The same forbidden ref padded past the matcher's length bound: a value the check cannot
+        # evaluate must count as forbidden, not slip through as "does not match".
+        "refs/heads/untrusted/" + "x" * MAX_CLAIM_TEXT_LENGTH,
+        # Values of a type no pattern can be matched against count as forbidden too.
+        12345,
+        ["refs/heads/untrusted/x"],
+        {"ref": "refs/heads/untrusted/x"},
+    ],
+)
+def test_forbidden_claim_refuses_matching_and_unmatchable_values(value: object) -> None:
+    central = issuer_forbidding(ref="refs/heads/untrusted/.*")
+    with pytest.raises(ExchangeRefused) as refused:
+        check_central(central, token(ref=value))
+    assert refused.value.code is ErrorCode.ISSUER_NOT_ALLOWED
+    assert refused.value.details == {"claim": "ref"}
+
+
+@pytest.mark.parametrize("value", [None, "refs/heads/main", "x" * 10])
+def test_forbidden_claim_passes_absent_and_non_matching_values(value: object) -> None:
+    central = issuer_forbidding(ref="refs/heads/untrusted/.*")
+    check_central(central, token(ref=value))  # no refusal

@@ -398,6 +398,24 @@ class AwsBackend:
         self.put_policy(POLICY)
 
 
+def create_roles(iam: Any) -> None:
+    """The target roles and both CodeArtifact minting roles, trusting the kernel account."""
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{KERNEL_ACCOUNT}:root"},
+                    "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
+                }
+            ],
+        }
+    )
+    for arn in [*TARGET_ROLES.values(), READER_ROLE_ARN, PUBLISHER_ROLE_ARN]:
+        iam.create_role(RoleName=arn.rsplit("/", 1)[-1], AssumeRolePolicyDocument=trust)
+
+
 @pytest.fixture(scope="module")
 def aws_backend() -> Iterator[AwsBackend]:
     """moto state built ONCE per module: tables, roles, policy parameter."""
@@ -405,20 +423,7 @@ def aws_backend() -> Iterator[AwsBackend]:
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_tables(dynamodb)
         iam = boto3.client("iam", region_name=REGION)
-        trust = json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"AWS": f"arn:aws:iam::{KERNEL_ACCOUNT}:root"},
-                        "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
-                    }
-                ],
-            }
-        )
-        for arn in [*TARGET_ROLES.values(), READER_ROLE_ARN, PUBLISHER_ROLE_ARN]:
-            iam.create_role(RoleName=arn.rsplit("/", 1)[-1], AssumeRolePolicyDocument=trust)
+        create_roles(iam)
         backend = AwsBackend(
             dynamodb=dynamodb,
             ssm=boto3.client("ssm", region_name=REGION),

@@ -121,7 +121,7 @@ def check_central(issuer: IssuerConfig, token: TokenClaims) -> None:
                 reason=f"required claim {claim} does not match /{pattern.source}/",
             )
     for claim, pattern in issuer.forbidden_claims.items():
-        if pattern.matches(claim_text(token.all.get(claim))):
+        if pattern.forbids(token.all.get(claim)):
             raise ExchangeRefused(
                 ErrorCode.ISSUER_NOT_ALLOWED,
                 f"the token does not meet issuer {issuer.name!r}'s requirements",

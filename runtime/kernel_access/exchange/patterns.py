@@ -42,9 +42,26 @@ class AnchoredPattern:
         return cls(source=source, compiled=compiled)
 
     def matches(self, value: str | None) -> bool:
+        """Whether ``value`` matches. Used where a match *grants* something (required claims, trust
+        policies), so a value that cannot be evaluated (absent, too long) does not match."""
         if value is None or len(value) > MAX_CLAIM_TEXT_LENGTH:
             return False
         return self.compiled.fullmatch(value) is not None
+
+    def forbids(self, value: object) -> bool:
+        """Whether a claim ``value`` trips this pattern used as a *forbidden* claim.
+
+        The mirror image of :meth:`matches`: here a match refuses, so a present value the check
+        cannot evaluate (over :data:`MAX_CLAIM_TEXT_LENGTH`, or a type no pattern is matched
+        against) counts as a match. Otherwise padding a forbidden value past the length bound would
+        turn a refusal into a pass. An absent claim (``None``) is not forbidden.
+        """
+        if value is None:
+            return False
+        text = claim_text(value)
+        if text is None or len(text) > MAX_CLAIM_TEXT_LENGTH:
+            return True
+        return self.compiled.fullmatch(text) is not None
 
 
 def claim_text(value: object) -> str | None:
