@@ -268,13 +268,23 @@ def _load_codeartifact(raw: object) -> CodeArtifactConfig:
     return CodeArtifactConfig(domain, repository, tuple(upstreams))
 
 
-def build_policy_document(raw_policy: Mapping[str, Any], partners: Sequence[PartnerConfig]) -> dict[str, Any]:
-    """The document the Lambda loads: config's ``version``/``rules`` plus the partner map."""
+def build_policy_document(
+    raw_policy: Mapping[str, Any], partners: Sequence[PartnerConfig], organization_id: str | None
+) -> dict[str, Any]:
+    """The document the Lambda loads: config's ``version``/``rules`` plus the partner map.
+
+    Each partner carries the account (and, in the organization, the organization) its trust
+    statement binds it to: the facts rule conditions on ``accounts``/``organization_ids`` compare.
+    """
+    partner_map: dict[str, dict[str, Any]] = {}
+    for p in partners:
+        entry: dict[str, Any] = {"account_id": p.account_id, "in_organization": p.in_organization}
+        if p.in_organization and organization_id is not None:
+            entry["organization_id"] = organization_id
+        partner_map[p.name] = entry
     return {
         "version": raw_policy.get("version"),
-        "partners": {
-            p.name: {"account_id": p.account_id, "in_organization": p.in_organization} for p in partners
-        },
+        "partners": partner_map,
         "rules": raw_policy.get("rules", []),
     }
 
@@ -504,7 +514,7 @@ def load_config(context: object) -> KernelAccessConfig:
 
     raw_policy = _require_mapping(raw.get("policy"), "policy")
     _reject_unknown(raw_policy, frozenset({"version", "rules"}), "policy.", None)
-    document = build_policy_document(raw_policy, partners)
+    document = build_policy_document(raw_policy, partners, organization_id)
     _check_policy(document, partners, target_roles)
     exchange: ExchangeSettings | None = None
     if raw.get("exchange") is not None:

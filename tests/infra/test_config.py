@@ -20,9 +20,16 @@ def test_example_config_loads(cdk_context: dict[str, Any]) -> None:
     assert [p.name for p in config.in_org_partners] == ["payments"]
     assert [p.name for p in config.external_partners] == ["acme-analytics"]
     assert config.partner("acme-analytics").external_id == "ka-acme-7f3c9e2a4b6d48e1a0c5d9b2e8f1a3c7"
+    # Each partner is bound to its account, and an in-organization one to the organization: the
+    # facts the Lambda compares `accounts`/`organization_ids` rule conditions with.
     assert config.policy_document["partners"]["payments"] == {
         "account_id": "222222222222",
         "in_organization": True,
+        "organization_id": "o-a1b2c3d4e5",
+    }
+    assert config.policy_document["partners"]["acme-analytics"] == {
+        "account_id": "333333333333",
+        "in_organization": False,
     }
     assert [r.name for r in config.target_roles] == ["kernel-reader", "kernel-deployer"]
 

@@ -80,8 +80,6 @@ def test_explain_allow(policy_file: Path, capsys: pytest.CaptureFixture[str]) ->
             str(policy_file),
             "--caller",
             PAYMENTS_ARN,
-            "--account",
-            "222222222222",
             "--role",
             "kernel-deployer",
             "--at",
@@ -138,27 +136,26 @@ def test_explain_codeartifact_json(policy_file: Path, capsys: pytest.CaptureFixt
     assert report["partner"] == "payments"
 
 
-def test_explain_partner_override(policy_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "flag", [["--partner", "payments"], ["--account", "222222222222"], ["--org", "o-a1b2c3d4e5"]]
+)
+def test_explain_refuses_caller_supplied_identity(
+    policy_file: Path, capsys: pytest.CaptureFixture[str], flag: list[str]
+) -> None:
+    """The Lambda derives partner, account and organization from the session: so does explain."""
     other = "arn:aws:sts::111111111111:assumed-role/somebody/else"
-    assert main(["policy", "explain", str(policy_file), "--caller", other, "--role", "kernel-reader"]) == 3
-    capsys.readouterr()
-    assert (
-        main(
-            [
-                "policy",
-                "explain",
-                str(policy_file),
-                "--caller",
-                other,
-                "--role",
-                "kernel-reader",
-                "--partner",
-                "payments",
-            ]
-        )
-        == 0
-    )
-    assert "--partner" in capsys.readouterr().out
+    argv = ["policy", "explain", str(policy_file), "--caller", other, "--role", "kernel-reader", *flag]
+    assert main(argv) == 1
+    assert f"{flag[0]} is not accepted" in capsys.readouterr().err
+
+
+def test_explain_shows_the_partners_bound_account(
+    policy_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["policy", "explain", str(policy_file), "--caller", PAYMENTS_ARN, "--role", "kernel-reader"]
+    assert main([*argv, "--output", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["partner"], report["account_id"]) == ("payments", "222222222222")
 
 
 def test_explain_session_policy_is_shown(policy_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -262,14 +262,38 @@ def test_source_cidrs(source_ip: str | None, matches: bool) -> None:
     assert policy.evaluate(request(source_ip=source_ip)).allowed is matches
 
 
-def test_absent_source_ip_never_matches_even_a_deny_cidr() -> None:
+@pytest.mark.parametrize("source_ip", [None, "", "not-an-ip"])
+def test_unknown_source_ip_trips_a_deny_cidr_and_fails_an_allow(source_ip: str | None) -> None:
+    """An address the engine cannot read counts against the caller: it must not slip past a deny
+    rule to a later allow (it used to), and it never satisfies an allow rule's CIDR."""
     policy = policy_with(
-        {"id": "block", "effect": "deny", "source_cidrs": ["0.0.0.0/0", "::/0"]},
+        {"id": "block", "effect": "deny", "source_cidrs": ["198.51.100.0/24"]},
         {"id": "rest", "effect": "allow"},
     )
-    assert policy.evaluate(request(source_ip="192.0.2.1")).rule_id == "block"
-    assert policy.evaluate(request(source_ip="2001:db8::5")).rule_id == "block"
-    assert policy.evaluate(request(source_ip=None)).rule_id == "rest"
+    assert policy.evaluate(request(source_ip="192.0.2.1")).rule_id == "rest"
+    assert policy.evaluate(request(source_ip="198.51.100.9")).rule_id == "block"
+    assert policy.evaluate(request(source_ip=source_ip)).rule_id == "block"
+    allow_only = policy_with({"id": "net", "effect": "allow", "source_cidrs": ["0.0.0.0/0", "::/0"]})
+    assert not allow_only.evaluate(request(source_ip=source_ip)).allowed
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "request_field"),
+    [
+        ("partners", ["payments"], "partner"),
+        ("accounts", ["222222222222"], "account_id"),
+        ("organization_ids", ["o-a1b2c3d4e5"], "org_id"),
+    ],
+)
+def test_unknown_identity_facts_trip_deny_and_fail_allow(
+    field: str, value: list[str], request_field: str
+) -> None:
+    deny_first = policy_with(
+        {"id": "deny", "effect": "deny", field: value}, {"id": "rest", "effect": "allow"}
+    )
+    assert deny_first.evaluate(request(**{request_field: None})).rule_id == "deny"
+    allow_only = policy_with({"id": "allow", "effect": "allow", field: value})
+    assert not allow_only.evaluate(request(**{request_field: None})).allowed
 
 
 # --- time windows -----------------------------------------------------------------------------
@@ -504,11 +528,11 @@ def requests(draw: st.DrawFn) -> AccessRequest:
 def reference(rules: list[dict[str, Any]], req: AccessRequest) -> tuple[bool, str | None, str | None]:
     """Independent restatement of the documented semantics: (allowed, rule id, access)."""
 
-    def ip_in(cidrs: list[str]) -> bool:
+    def ip_in(cidrs: list[str], unknown: bool) -> bool:
         try:
             address = ipaddress.ip_address(req.source_ip or "")
         except ValueError:
-            return False
+            return unknown
         if address.version == 6 and address.ipv4_mapped:  # type: ignore[union-attr]
             address = address.ipv4_mapped  # type: ignore[union-attr]
         return any(address in ipaddress.ip_network(c) for c in cidrs)
@@ -528,13 +552,17 @@ def reference(rules: list[dict[str, Any]], req: AccessRequest) -> tuple[bool, st
                 continue
         elif req.codeartifact_domain is not None and rule["effect"] == "allow":
             continue
-        if "partners" in rule and req.partner not in rule["partners"]:
+        # An unknown fact (None) counts against the caller: it holds for deny, fails for allow.
+        unknown = rule["effect"] == "deny"
+        if "partners" in rule and not (unknown if req.partner is None else req.partner in rule["partners"]):
             continue
-        if "accounts" in rule and req.account_id not in rule["accounts"]:
+        if "accounts" in rule and not (
+            unknown if req.account_id is None else req.account_id in rule["accounts"]
+        ):
             continue
         if "principal_arns" in rule and not any(arn_matches(p) for p in rule["principal_arns"]):
             continue
-        if "source_cidrs" in rule and not ip_in(rule["source_cidrs"]):
+        if "source_cidrs" in rule and not ip_in(rule["source_cidrs"], unknown):
             continue
         if rule["effect"] == "deny":
             return False, rule["id"], None

@@ -334,3 +334,29 @@ def test_mutated_example_never_crashes(index: int, key: str, replacement: Any) -
     except PolicyValidationError as exc:
         errors = exc.errors
     assert all(issue.field for issue in errors)
+
+
+def test_partner_organization_is_parsed_and_bound_to_in_organization_partners() -> None:
+    document = example_document()
+    document["partners"]["payments"]["organization_id"] = "o-a1b2c3d4e5"
+    policy = parse_policy(document)
+    assert policy.partners["payments"].organization_id == "o-a1b2c3d4e5"
+    assert policy.partners["acme-analytics"].organization_id is None
+
+
+@pytest.mark.parametrize(
+    ("partner", "value", "message"),
+    [
+        ("acme-analytics", "o-a1b2c3d4e5", "only in-organization partners have an organization"),
+        ("payments", "not-an-org", "organization"),
+        ("payments", 42, "organization"),
+    ],
+)
+def test_partner_organization_errors_name_the_field(partner: str, value: object, message: str) -> None:
+    document = example_document()
+    document["partners"][partner]["organization_id"] = value
+    with pytest.raises(PolicyValidationError) as raised:
+        parse_policy(document)
+    fields = [issue.field for issue in raised.value.errors]
+    assert fields == [f"partners.{partner}.organization_id"]
+    assert message in str(raised.value)

@@ -36,11 +36,13 @@ _EXPLAIN_EPILOG = """\
 examples:
   kernel-access policy explain policy.json \\
       --caller arn:aws:sts::111111111111:assumed-role/kernel-access/payments.ci-42 \\
-      --account 222222222222 --role kernel-deployer --at 2026-11-23T10:00:00Z
+      --role kernel-deployer --at 2026-11-23T10:00:00Z
   kernel-access policy explain policy.json --caller ARN --codeartifact-domain kernel \\
       --repository internal --source-ip 203.0.113.7 --output json
 
-The partner defaults to the one the caller's session name identifies (as the Lambda does).
+The request is derived from --caller exactly as the Lambda derives it: the partner from the
+session name, the account and organization that rule conditions compare from the partner's entry in
+the document's partners map.
 exit codes: 0 allow, 3 deny, 1 error.
 """
 
@@ -78,8 +80,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     explain.add_argument(
         "--caller", required=True, metavar="ARN", help="caller ARN as the authorizer reports it"
     )
-    explain.add_argument("--account", metavar="ID", help="caller account id")
-    explain.add_argument("--org", metavar="ID", help="caller organization id (o-...)")
+    # Accepted only to refuse them with a clear message: a caller-supplied account, organization
+    # or partner would let explain disagree with the Lambda, which derives all three.
+    for retired in ("--account", "--org", "--partner"):
+        explain.add_argument(retired, dest=f"retired_{retired[2:]}", help=argparse.SUPPRESS)
     target = explain.add_mutually_exclusive_group(required=True)
     target.add_argument("--role", metavar="NAME", help="target role of a credential request")
     target.add_argument(
@@ -91,7 +95,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     explain.add_argument("--at", metavar="TIME", help="ISO-8601 time with offset or Z (default: now)")
     explain.add_argument("--source-ip", metavar="IP", help="caller source IP address")
     explain.add_argument("--duration", type=int, metavar="S", help="requested duration in seconds")
-    explain.add_argument("--partner", metavar="NAME", help="partner name (default: derived from --caller)")
     explain.add_argument(
         "--in-org-role",
         default=os.environ.get(settings.IN_ORG_ROLE_NAME, "kernel-access"),
@@ -172,8 +175,16 @@ def _parse_at(value: str | None) -> datetime:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from kernel_access.policy import AccessRequest, PolicyValidationError, parse_policy
+    from kernel_access.policy import PolicyValidationError, access_request_for, parse_policy
 
+    retired = [flag for flag in ("account", "org", "partner") if getattr(args, f"retired_{flag}") is not None]
+    if retired:
+        print(
+            f"kernel-access policy explain: --{retired[0]} is not accepted: the partner, its account and "
+            "its organization are derived from --caller exactly as the Lambda derives them",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     try:
         policy = parse_policy(_read(args.file))
     except (OSError, UnicodeDecodeError) as exc:
@@ -190,25 +201,19 @@ def run_explain(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"kernel-access policy explain: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    partner = args.partner
-    partner_source = "--partner"
-    if partner is None:
-        partner = policy.partner_for(
-            args.caller, in_org_role=args.in_org_role, external_role=args.external_role
-        )
-        partner_source = "derived from the caller's session name"
-    request = AccessRequest(
+    request = access_request_for(
+        policy,
         caller_arn=args.caller,
-        account_id=args.account,
-        org_id=args.org,
         source_ip=args.source_ip,
         at=at,
-        partner=partner,
+        in_org_role=args.in_org_role,
+        external_role=args.external_role,
         role=args.role,
         codeartifact_domain=args.codeartifact_domain,
         codeartifact_repository=args.repository,
         duration=args.duration,
     )
+    partner = request.partner
     decision = policy.evaluate(request)
     session_policy = (
         {
@@ -226,6 +231,8 @@ def run_explain(args: argparse.Namespace) -> int:
             "rule_id": decision.rule_id,
             "reason": decision.reason,
             "partner": partner,
+            "account_id": request.account_id,
+            "organization_id": request.org_id,
             "at": at.isoformat(),
             "policy_version": policy.version,
             "max_duration": decision.max_duration,
@@ -239,7 +246,9 @@ def run_explain(args: argparse.Namespace) -> int:
             f"decision:        {'ALLOW' if decision.allowed else 'DENY'}",
             f"rule:            {decision.rule_id or '(none)'}",
             f"reason:          {decision.reason}",
-            f"partner:         {partner or '(none)'} ({partner_source})",
+            f"partner:         {partner or '(none)'} (derived from the caller's session name)",
+            f"account:         {request.account_id or '(unknown)'}",
+            f"organization:    {request.org_id or '(none)'}",
             f"evaluated at:    {at.isoformat()}",
             f"policy version:  {policy.version}",
         ]

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kernel_access.policy import AccessRequest, Policy, PolicyValidationError, parse_policy
+from kernel_access.policy import Policy, PolicyValidationError, access_request_for, parse_policy
 
 
 @dataclass(frozen=True)
@@ -59,36 +59,32 @@ def example_decisions(
     sessions: Iterable[tuple[str, str]],
     roles: Iterable[str],
     *,
-    account_id: str,
-    org_id: str | None,
     in_org_role: str,
     external_role: str,
     at: datetime | None = None,
 ) -> list[ExampleDecision]:
     """Evaluate every (partner session, role) pair; ``sessions`` are (partner, session ARN) pairs.
 
-    The request carries what the vending handler would see from the emulator's IAM authorizer for
-    that session: the kernel account (sessions of the kernel roles live there), the organization the
-    trust policies name, a loopback source address.
+    The request is derived from the session exactly as the vending handler derives it (the partner
+    from the session name, its bound account and organization from the policy), from a loopback
+    source address.
     """
     when = at or datetime.now(UTC)
     role_names = sorted(set(roles))
     out: list[ExampleDecision] = []
     windowed = {rule.id for rule in policy.rules if rule.time_window is not None}
     for partner, session_arn in sessions:
-        derived = policy.partner_for(session_arn, in_org_role=in_org_role, external_role=external_role)
         for role in role_names:
-            decision = policy.evaluate(
-                AccessRequest(
-                    caller_arn=session_arn,
-                    account_id=account_id,
-                    org_id=org_id,
-                    source_ip="127.0.0.1",
-                    at=when,
-                    partner=derived,
-                    role=role,
-                )
+            request = access_request_for(
+                policy,
+                caller_arn=session_arn,
+                source_ip="127.0.0.1",
+                at=when,
+                in_org_role=in_org_role,
+                external_role=external_role,
+                role=role,
             )
+            decision = policy.evaluate(request)
             out.append(
                 ExampleDecision(
                     partner,

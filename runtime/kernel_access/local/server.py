@@ -224,8 +224,6 @@ class LocalKernel:
             policy,
             [(p.identity.partner, p.credentials.arn) for p in self.partners],
             self.target_roles(),
-            account_id=self.template.account,
-            org_id=self.aws.organization_id(),
             in_org_role=env.get(settings.IN_ORG_ROLE_NAME, "kernel-access"),
             external_role=env.get(settings.EXTERNAL_ROLE_NAME, "kernel-access-external"),
         )

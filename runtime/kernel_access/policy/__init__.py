@@ -5,6 +5,7 @@ Public API (other modules code against exactly these names)::
     parse_policy(document) -> Policy                  # raises PolicyValidationError
     Policy.evaluate(AccessRequest) -> Decision        # first match wins, no match denies
     Policy.partner_for(user_arn, in_org_role=..., external_role=...) -> str | None
+    access_request_for(policy, caller_arn=..., ...) -> AccessRequest   # as the Lambda derives it
     PolicyStore(parameter_name, ...).get() -> LoadedPolicy   # raises PolicyUnavailable
 """
 
@@ -23,6 +24,7 @@ from kernel_access.policy.model import (
 )
 from kernel_access.policy.parser import parse_policy
 from kernel_access.policy.patterns import PrincipalPattern
+from kernel_access.policy.request import access_request_for
 from kernel_access.policy.store import LoadedPolicy, PolicyStore, PolicyUnavailable
 from kernel_access.policy.timewindow import TimeWindow
 
@@ -43,5 +45,6 @@ __all__ = [
     "Rule",
     "SessionPolicy",
     "TimeWindow",
+    "access_request_for",
     "parse_policy",
 ]

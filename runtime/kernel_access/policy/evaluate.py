@@ -1,9 +1,10 @@
 """Rule matching and first-match evaluation.
 
 Deliberately plain: rules in document order, the first rule whose every present condition
-matches decides, no match denies. Anything the engine cannot establish (no partner, no source
-IP, an unparsable IP, a missing repository) makes the condition *not match*, so uncertainty can
-only ever fall through to a later rule or to the default deny — never to an allow.
+matches decides, no match denies. Anything the engine cannot establish (no partner, so no bound
+account or organization; no source IP or an unparsable one) counts against the caller: the
+condition fails on an allow rule and *holds* on a deny rule. Uncertainty therefore never reaches
+an allow — neither directly nor by slipping past a deny rule to a later allow.
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ def _deny(reason: str, rule_id: str | None = None) -> Decision:
     )
 
 
-def _source_matches(source_ip: str | None, networks: tuple[IPNetwork, ...]) -> bool:
+def _source_matches(source_ip: str | None, networks: tuple[IPNetwork, ...]) -> bool | None:
+    """Whether the source address is in ``networks``; ``None`` when there is no usable address."""
     if not source_ip:
-        return False
+        return None
     try:
         address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(source_ip)
     except ValueError:
-        return False
+        return None
     # An IPv4 client seen through a dual-stack listener arrives as ::ffff:a.b.c.d: judge it as v4.
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
@@ -65,22 +67,38 @@ def _target_matches(rule: Rule, request: AccessRequest) -> bool:
     )
 
 
-def _in(value: str | None, allowed: frozenset[str] | None) -> bool:
-    """An absent condition matches anything; a present one never matches an unknown value."""
-    return allowed is None or (value is not None and value in allowed)
+def _in(value: str | None, allowed: frozenset[str] | None) -> bool | None:
+    """``True``/``False`` for a known value, ``None`` when the value is unknown; absent matches."""
+    if allowed is None:
+        return True
+    return None if value is None else value in allowed
 
 
 def rule_matches(rule: Rule, request: AccessRequest) -> bool:
-    """Whether every condition present on ``rule`` holds for ``request``."""
-    return (
-        _target_matches(rule, request)
-        and _in(request.partner, rule.partners)
-        and _in(request.account_id, rule.accounts)
-        and _in(request.org_id, rule.organization_ids)
-        and (rule.principal_arns is None or any(p.matches(request.caller_arn) for p in rule.principal_arns))
-        and (rule.source_cidrs is None or _source_matches(request.source_ip, rule.source_cidrs))
-        and (rule.time_window is None or rule.time_window.contains(request.at))
-    )
+    """Whether every condition present on ``rule`` holds for ``request``.
+
+    A condition that cannot be evaluated (``None``) counts against the caller: it fails an allow
+    rule and holds for a deny rule.
+    """
+    if not _target_matches(rule, request):
+        return False
+    unknown = rule.effect == "deny"  # what a condition that cannot be evaluated counts as
+    for outcome in (
+        _in(request.partner, rule.partners),
+        _in(request.account_id, rule.accounts),
+        _in(request.org_id, rule.organization_ids),
+    ):
+        if not (unknown if outcome is None else outcome):
+            return False
+    if rule.principal_arns is not None and not any(
+        p.matches(request.caller_arn) for p in rule.principal_arns
+    ):
+        return False
+    if rule.source_cidrs is not None:
+        inside = _source_matches(request.source_ip, rule.source_cidrs)
+        if not (unknown if inside is None else inside):
+            return False
+    return rule.time_window is None or rule.time_window.contains(request.at)
 
 
 def _decide(rule: Rule, request: AccessRequest) -> Decision:

@@ -50,10 +50,17 @@ class PolicyValidationError(ValueError):
 
 @dataclass(frozen=True)
 class PartnerInfo:
-    """A partner as the infrastructure knows it (derived from the ``partners`` config list)."""
+    """A partner as the infrastructure knows it (derived from the ``partners`` config list).
+
+    ``account_id`` and ``organization_id`` are what IAM bound the partner to when its session was
+    created (the trust statement's account and ``aws:PrincipalOrgID``): rule conditions on accounts
+    and organizations compare these, never the kernel-access session the authorizer describes.
+    """
 
     account_id: str
     in_organization: bool
+    #: The organization an in-organization partner belongs to; ``None`` for external partners.
+    organization_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,8 @@ class AccessRequest:
     """
 
     caller_arn: str
+    #: The partner's bound account and organization (``None`` when unknown): build requests with
+    #: :func:`kernel_access.policy.access_request_for`, which derives them as the Lambda does.
     account_id: str | None
     org_id: str | None
     source_ip: str | None

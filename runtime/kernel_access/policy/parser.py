@@ -44,7 +44,7 @@ from kernel_access.validation import (
 T = TypeVar("T")
 
 DOCUMENT_FIELDS: Final = frozenset({"version", "partners", "rules"})
-PARTNER_FIELDS: Final = frozenset({"account_id", "in_organization"})
+PARTNER_FIELDS: Final = frozenset({"account_id", "in_organization", "organization_id"})
 RULE_FIELDS: Final = frozenset(
     {
         "id",
@@ -226,8 +226,31 @@ def _parse_partners(value: object, c: _Collector) -> dict[str, PartnerInfo]:
         if not isinstance(in_org, bool):
             c.error(None, f"{field}.in_organization", f"must be a boolean, got {_type_name(in_org)}")
             continue
-        if name_ok and account_ok:
-            partners[name] = PartnerInfo(account_id=cast("str", account), in_organization=in_org)
+        organization = info.get("organization_id")
+        organization_ok = True
+        if organization is not None:
+            try:
+                require_org_id(organization, f"{field}.organization_id")
+            except ValidationError as exc:
+                c.error(None, exc.field, exc.message)
+                organization_ok = False
+            else:
+                if not in_org:
+                    # Only in-organization partners' trust is conditioned on aws:PrincipalOrgID; for
+                    # an external partner nothing IAM enforced says which organization it is in.
+                    c.error(
+                        None,
+                        f"{field}.organization_id",
+                        "only in-organization partners have an organization "
+                        "(set in_organization to true or drop organization_id)",
+                    )
+                    organization_ok = False
+        if name_ok and account_ok and organization_ok:
+            partners[name] = PartnerInfo(
+                account_id=cast("str", account),
+                in_organization=in_org,
+                organization_id=cast("str | None", organization),
+            )
     return partners
 
 

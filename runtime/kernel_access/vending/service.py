@@ -423,31 +423,27 @@ class VendingService:
         repository: str | None = None,
         duration: int | None,
     ) -> Any:
-        from kernel_access.policy import AccessRequest
+        from kernel_access.policy import access_request_for
 
         self._rate_limit(caller)
         loaded = self._policy(record)
-        partner = loaded.policy.partner_for(
-            caller.user_arn,
+        # The partner and its bound account/organization, derived exactly as `policy explain` does.
+        request = access_request_for(
+            loaded.policy,
+            caller_arn=caller.user_arn,
+            source_ip=caller.source_ip,
+            at=self._clock(),
             in_org_role=self.config.in_org_role_name,
             external_role=self.config.external_role_name,
+            role=role,
+            codeartifact_domain=domain,
+            codeartifact_repository=repository,
+            duration=duration,
         )
+        partner = request.partner
         record.partner = partner
         self._check_revoked(caller, partner)
-        decision = loaded.policy.evaluate(
-            AccessRequest(
-                caller_arn=caller.user_arn,
-                account_id=caller.account_id,
-                org_id=caller.org_id,
-                source_ip=caller.source_ip,
-                at=self._clock(),
-                partner=partner,
-                role=role,
-                codeartifact_domain=domain,
-                codeartifact_repository=repository,
-                duration=duration,
-            )
-        )
+        decision = loaded.policy.evaluate(request)
         record.rule_id = decision.rule_id
         record.reason = decision.reason
         if not decision.allowed:
