@@ -88,3 +88,61 @@ def test_wiring_requires_every_table_and_the_parameter() -> None:
         partial = {k: v for k, v in environ.items() if k != name}
         with pytest.raises(RuntimeError, match=name):
             service_from_env(partial)
+
+
+def test_an_outage_does_not_turn_every_request_into_an_ssm_call() -> None:
+    """During an SSM outage the store waits between attempts (a retry storm against a throttled
+    API is what it exists to prevent) and serves the last good copy within max_staleness."""
+    now = [0.0]
+    calls = [0]
+    healthy = [True]
+
+    def fetch() -> str:
+        calls[0] += 1
+        if not healthy[0]:
+            raise RuntimeError("ThrottlingException")
+        return json.dumps(example_config())
+
+    store = ExchangeConfigStore(fetch, cache_seconds=30, max_staleness=300, clock=lambda: now[0])
+    good = store.get()
+    healthy[0] = False
+    now[0] = 31.0
+    for _ in range(50):  # fifty requests within the same second of the outage
+        assert store.get() is good
+    assert calls[0] == 2  # one initial load, one failed attempt; the rest wait for the backoff
+    now[0] = 31.0 + 5.0
+    assert store.get() is good
+    assert calls[0] == 3  # the next attempt after the retry interval
+
+
+def test_concurrent_requests_share_one_fetch() -> None:
+    import threading
+
+    calls = [0]
+    gate = threading.Event()
+
+    def fetch() -> str:
+        calls[0] += 1
+        gate.wait(2)
+        return json.dumps(example_config())
+
+    store = ExchangeConfigStore(fetch, clock=lambda: 0.0)
+    threads = [threading.Thread(target=store.get) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    gate.set()
+    for thread in threads:
+        thread.join()
+    assert calls[0] == 1
+
+
+def test_exchange_clients_have_bounded_retries_and_timeouts() -> None:
+    """The exchange builds its AWS clients with the same bounded factory as vending."""
+    from kernel_access.aws_clients import CLIENT_RETRIES, CLIENT_TIMEOUT_SECONDS
+    from kernel_access.exchange import wiring
+
+    client = wiring._sts()
+    config = client.meta.config
+    assert config.connect_timeout == CLIENT_TIMEOUT_SECONDS
+    assert config.read_timeout == CLIENT_TIMEOUT_SECONDS
+    assert config.retries["total_max_attempts"] == CLIENT_RETRIES["total_max_attempts"]

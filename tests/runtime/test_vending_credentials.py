@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from kernel_access.aws_clients import client_config
 from kernel_access.handlers import vending
 from kernel_access.policy import PolicyStore
 
@@ -390,7 +391,7 @@ def test_sts_unreachable_is_503_after_exactly_two_attempts(make_service):
     """No retry storm: the client makes at most two attempts, with short timeouts."""
     service = make_service()
     client = boto3.session.Session(region_name=REGION).client(
-        "sts", endpoint_url="http://127.0.0.1:9", config=service.clients._config()
+        "sts", endpoint_url="http://127.0.0.1:9", config=client_config()
     )
     attempts: list[str] = []
     client.meta.events.register("before-send.sts.AssumeRole", lambda **kw: attempts.append("x"))

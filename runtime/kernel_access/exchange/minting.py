@@ -109,14 +109,9 @@ def _credential_process_body(credentials: AssumedCredentials) -> dict[str, Any]:
 
 
 def _default_codeartifact_factory(credentials: AssumedCredentials) -> CodeArtifactClient:
-    import boto3
+    from kernel_access.aws_clients import default_clients
 
-    return boto3.client(
-        "codeartifact",
-        aws_access_key_id=credentials.access_key_id,
-        aws_secret_access_key=credentials.secret_access_key,
-        aws_session_token=credentials.session_token,
-    )
+    return default_clients().codeartifact_for(credentials)
 
 
 class Minter:

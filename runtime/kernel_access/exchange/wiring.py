@@ -8,11 +8,11 @@ without replay protection, rate limit or audit.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kernel_access import settings
 from kernel_access.audit import DEFAULT_RETENTION_DAYS, AuditLog
+from kernel_access.aws_clients import default_clients
 from kernel_access.exchange.issued import IssuedTokenStore
 from kernel_access.exchange.minting import Minter
 from kernel_access.exchange.replay import ReplayGuard
@@ -33,26 +33,16 @@ def _required(environ: Mapping[str, str], name: str) -> str:
     return value
 
 
-@cache
-def _client(service: str) -> Any:
-    import boto3
-
-    return boto3.client(service)  # type: ignore[call-overload]
-
-
 def _dynamodb() -> DynamoDBClient:
-    client: DynamoDBClient = _client("dynamodb")
-    return client
+    return default_clients().dynamodb()
 
 
 def _ssm() -> SSMClient:
-    client: SSMClient = _client("ssm")
-    return client
+    return default_clients().ssm()
 
 
 def _sts() -> STSClient:
-    client: STSClient = _client("sts")
-    return client
+    return default_clients().sts()
 
 
 def service_from_env(environ: Mapping[str, str]) -> ExchangeService:

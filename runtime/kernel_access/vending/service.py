@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -34,7 +33,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from kernel_access import __version__
 from kernel_access.audit import AuditLog, AuditRecord, AuditWriteError, token_fingerprint
+from kernel_access.aws_clients import Clients
 from kernel_access.contract import ErrorCode
+from kernel_access.document_store import LazySSMProvider
 from kernel_access.errors import KernelAccessError, error_body, error_headers
 from kernel_access.ratelimit import RateLimiter, RateLimiterUnavailable
 from kernel_access.revocation import RevocationStore, RevocationStoreUnavailable
@@ -43,7 +44,6 @@ from kernel_access.vending.config import VendingConfig
 from kernel_access.vending.identity import CallerIdentity, caller_from_event, request_meta
 from kernel_access.vending.request import DEFAULT_DURATION, parse_credentials_request, parse_token_request
 from kernel_access.vending.sts import (
-    AssumedCredentials,
     assume_role,
     format_expiration,
     session_name,
@@ -53,10 +53,6 @@ from kernel_access.vending.sts import (
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics, Tracer
-    from mypy_boto3_codeartifact import CodeArtifactClient
-    from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_ssm import SSMClient
-    from mypy_boto3_sts import STSClient
 
     from kernel_access.policy import LoadedPolicy, PolicyStore
 
@@ -66,10 +62,6 @@ ROUTE_HEALTH: Final = "GET /health"
 #: Audit/metric label of a request for a route this API does not serve (never the raw path:
 #: a caller-chosen string must not become a metric dimension).
 ROUTE_UNKNOWN: Final = "unknown"
-#: Bounded client behaviour (no retry storms): two attempts in total (the first and one retry;
-#: botocore's ``max_attempts`` would count retries only), 3 s to connect and to read.
-CLIENT_RETRIES: Final = {"total_max_attempts": 2, "mode": "standard"}
-CLIENT_TIMEOUT_SECONDS: Final = 3
 _REQUEST_ID_RE: Final = re.compile(r"^[\x21-\x7e]{1,128}$")
 BREAKER_VALUES: Final = {"closed": 0.0, "half-open": 1.0, "open": 2.0}
 
@@ -94,109 +86,6 @@ def request_id_of(event: Mapping[str, Any]) -> str:
     if isinstance(value, str) and _REQUEST_ID_RE.match(value):
         return value
     return f"local-{uuid.uuid4().hex}"
-
-
-_botocore_session: Any = None
-_botocore_session_lock = threading.Lock()
-
-
-def _shared_botocore_session() -> Any:
-    """One botocore session per process: its loader caches the parsed service models, so clients
-    created later (a CodeArtifact client per mint, a rebuilt service) skip re-reading them."""
-    global _botocore_session  # noqa: PLW0603 - process-wide cache on purpose
-    if _botocore_session is None:
-        with _botocore_session_lock:
-            if _botocore_session is None:
-                import botocore.session
-
-                _botocore_session = botocore.session.get_session()
-    return _botocore_session
-
-
-class Clients:
-    """Lazily created, container-wide boto3 clients with bounded retries and timeouts."""
-
-    def __init__(self, region: str | None = None) -> None:
-        self._region = region
-        self._lock = threading.Lock()
-        self._clients: dict[str, Any] = {}
-        self._session: Any = None
-
-    def _config(self) -> Any:
-        from botocore.config import Config
-
-        return Config(
-            retries=dict(CLIENT_RETRIES),  # type: ignore[arg-type]
-            connect_timeout=CLIENT_TIMEOUT_SECONDS,
-            read_timeout=CLIENT_TIMEOUT_SECONDS,
-        )
-
-    def _client(self, service: str) -> Any:
-        client = self._clients.get(service)
-        if client is None:
-            with self._lock:
-                client = self._clients.get(service)
-                if client is None:
-                    import boto3
-
-                    if self._session is None:
-                        self._session = boto3.session.Session(
-                            region_name=self._region, botocore_session=_shared_botocore_session()
-                        )
-                    client = self._session.client(service, config=self._config())
-                    self._clients[service] = client
-        return client
-
-    def sts(self) -> STSClient:
-        client: STSClient = self._client("sts")
-        return client
-
-    def dynamodb(self) -> DynamoDBClient:
-        client: DynamoDBClient = self._client("dynamodb")
-        return client
-
-    def ssm(self) -> SSMClient:
-        client: SSMClient = self._client("ssm")
-        return client
-
-    def codeartifact_for(self, credentials: AssumedCredentials) -> CodeArtifactClient:
-        """A CodeArtifact client signing with a minting-role session (one per mint: rare)."""
-        import boto3
-
-        session = boto3.session.Session(region_name=self._region, botocore_session=_shared_botocore_session())
-        client: CodeArtifactClient = session.client(
-            "codeartifact",
-            aws_access_key_id=credentials.access_key_id,
-            aws_secret_access_key=credentials.secret_access_key,
-            aws_session_token=credentials.session_token,
-            config=self._config(),
-        )
-        return client
-
-
-class _LazySSMProvider:
-    """Powertools' SSMProvider on our bounded-retry SSM client, created on first fetch."""
-
-    def __init__(self, clients: Clients) -> None:
-        self._clients = clients
-        self._provider: Any = None
-
-    def get(
-        self,
-        name: str,
-        max_age: int | None = None,
-        transform: Any = None,
-        force_fetch: bool = False,
-        **sdk_options: Any,
-    ) -> str | bytes | dict[str, Any] | None:
-        if self._provider is None:
-            from aws_lambda_powertools.utilities.parameters import SSMProvider
-
-            self._provider = SSMProvider(boto3_client=self._clients.ssm())
-        value: str | bytes | dict[str, Any] | None = self._provider.get(
-            name, max_age=max_age, transform=transform, force_fetch=force_fetch, **sdk_options
-        )
-        return value
 
 
 class Telemetry:
@@ -310,7 +199,7 @@ class VendingService:
             policy_store = PolicyStore(
                 config.policy_parameter,
                 max_staleness=float(config.policy_max_staleness),
-                provider=_LazySSMProvider(self.clients),
+                provider=LazySSMProvider(self.clients.ssm),
             )
         self.policy_store = policy_store
         self.audit = audit or AuditLog(
