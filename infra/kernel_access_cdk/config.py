@@ -255,7 +255,13 @@ def _load_codeartifact(raw: object) -> CodeArtifactConfig:
     entry = _require_mapping(raw, "codeartifact")
     _reject_unknown(entry, frozenset({"domain", "repository", "upstreams"}), "codeartifact.", None)
     domain = _require_str(entry.get("domain"), "codeartifact.domain")
+    if not validation.CODEARTIFACT_DOMAIN_RE.match(domain):
+        raise ConfigError("codeartifact.domain", f"must be a CodeArtifact domain name, got {domain!r}")
     repository = _require_str(entry.get("repository", "internal"), "codeartifact.repository")
+    if not validation.CODEARTIFACT_REPOSITORY_RE.match(repository):
+        raise ConfigError(
+            "codeartifact.repository", f"must be a CodeArtifact repository name, got {repository!r}"
+        )
     upstreams = _require_list(entry.get("upstreams", ["pypi", "npmjs"]), "codeartifact.upstreams")
     for position, upstream in enumerate(upstreams):
         if upstream not in KNOWN_UPSTREAMS:

@@ -20,6 +20,10 @@ _STS_NAME_BAD_CHARS: Final = re.compile(r"[^\w+=,.@-]", re.ASCII)
 ROLE_NAME_RE: Final = re.compile(r"^[\w+=,.@-]{1,64}$", re.ASCII)
 #: Partner names are used inside RoleSessionNames and construct ids: keep them plain.
 PARTNER_NAME_RE: Final = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+#: CodeArtifact's own naming rules: domains 2-50 of ``[a-z0-9-]`` starting with a letter and not
+#: ending with a hyphen; repositories 2-100 of ``[A-Za-z0-9._-]`` starting alphanumerically.
+CODEARTIFACT_DOMAIN_RE: Final = re.compile(r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$", re.ASCII)
+CODEARTIFACT_REPOSITORY_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,99}$", re.ASCII)
 
 
 class ValidationError(ValueError):

@@ -175,3 +175,21 @@ def test_the_documented_example_parses() -> None:
         assert config.issuers
     shipped = json.loads((repo / "cdk.json").read_text())["context"]["kernel-access"]["exchange"]
     assert json.loads("{" + sections[0] + "}")["exchange"] == shipped
+
+
+@pytest.mark.parametrize("domain", ["kernel-", "k", "Kernel", "1kernel", "a" * 51])
+def test_codeartifact_target_domain_follows_codeartifact_naming(domain: str) -> None:
+    """The exchange accepts exactly the domain names the vending API and CodeArtifact accept
+    (it used to accept a trailing hyphen, which CodeArtifact rejects)."""
+    document = example_config()
+    document["targets"]["packages"]["domain"] = domain
+    assert any("targets.packages.domain" in error for error in errors_of(document))
+
+
+def test_one_domain_rule_everywhere() -> None:
+    from kernel_access.exchange import config as exchange_config
+    from kernel_access.policy import parser
+    from kernel_access.validation import CODEARTIFACT_DOMAIN_RE
+    from kernel_access.vending import request
+
+    assert parser.DOMAIN_RE is request.DOMAIN_RE is exchange_config.DOMAIN_RE is CODEARTIFACT_DOMAIN_RE

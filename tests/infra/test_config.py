@@ -155,6 +155,12 @@ def test_partner_errors_name_partner_and_field(
             id="upstream",
         ),
         pytest.param(
+            lambda c: c["codeartifact"].update(domain="kernel-"), "codeartifact.domain", id="domain-hyphen"
+        ),
+        pytest.param(
+            lambda c: c["codeartifact"].update(repository="-x"), "codeartifact.repository", id="repository"
+        ),
+        pytest.param(
             lambda c: c["target_roles"].append(dict(c["target_roles"][0])),
             "target_roles",
             id="duplicate-role",

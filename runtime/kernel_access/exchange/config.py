@@ -37,14 +37,14 @@ from kernel_access.exchange.permissions import (
     is_action_pattern,
     session_policy,
 )
-from kernel_access.validation import ACCOUNT_ID_RE
+from kernel_access.validation import ACCOUNT_ID_RE, CODEARTIFACT_DOMAIN_RE
 
 #: Issuer names appear in the route path ``/exchange/{name}`` and in construct ids.
 ISSUER_NAME_RE: Final = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
 #: Target and trust-policy names: callers type them, audit records carry them.
 NAME_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ROLE_ARN_RE: Final = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$", re.ASCII)
-DOMAIN_RE: Final = re.compile(r"^[a-z][a-z0-9-]{1,49}$")
+DOMAIN_RE: Final = CODEARTIFACT_DOMAIN_RE
 CLAIM_NAME_RE: Final = re.compile(r"^[A-Za-z0-9_:./-]{1,128}$")
 
 MIN_TOKEN_TTL: Final = 900

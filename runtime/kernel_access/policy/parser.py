@@ -34,6 +34,8 @@ from kernel_access.policy.model import (
 from kernel_access.policy.patterns import PrincipalPattern
 from kernel_access.policy.timewindow import DAY_NAMES, TimeWindow, parse_hhmm
 from kernel_access.validation import (
+    CODEARTIFACT_DOMAIN_RE,
+    CODEARTIFACT_REPOSITORY_RE,
     ValidationError,
     require_account_id,
     require_org_id,
@@ -67,9 +69,8 @@ TIME_WINDOW_FIELDS: Final = frozenset({"days", "start", "end", "timezone"})
 SESSION_POLICY_FIELDS: Final = frozenset({"inline", "managed_policy_arns"})
 
 RULE_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", re.ASCII)
-#: CodeArtifact's own name rules for domains and repositories.
-DOMAIN_RE: Final = re.compile(r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$", re.ASCII)
-REPOSITORY_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,99}$", re.ASCII)
+DOMAIN_RE: Final = CODEARTIFACT_DOMAIN_RE
+REPOSITORY_RE: Final = CODEARTIFACT_REPOSITORY_RE
 MANAGED_POLICY_ARN_RE: Final = re.compile(
     r"^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/[\w+=,.@/-]{1,512}$", re.ASCII
 )

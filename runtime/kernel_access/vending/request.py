@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 from kernel_access.contract import ErrorCode
 from kernel_access.errors import KernelAccessError
-from kernel_access.validation import ROLE_NAME_RE
+from kernel_access.validation import CODEARTIFACT_DOMAIN_RE, CODEARTIFACT_REPOSITORY_RE, ROLE_NAME_RE
 
 #: Longest raw query string accepted (the legitimate ones are well under 200 characters).
 MAX_QUERY_LENGTH: Final = 1024
@@ -26,10 +26,8 @@ MIN_DURATION: Final = 900
 #: Role chaining (a Lambda assuming a role) caps sessions at one hour.
 MAX_DURATION: Final = 3600
 DEFAULT_DURATION: Final = 3600
-#: CodeArtifact domain names: 2-50 characters, lower-case letters, digits and '-'.
-DOMAIN_RE: Final = re.compile(r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$")
-#: CodeArtifact repository names: 2-100 characters.
-REPOSITORY_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,99}$")
+DOMAIN_RE: Final = CODEARTIFACT_DOMAIN_RE
+REPOSITORY_RE: Final = CODEARTIFACT_REPOSITORY_RE
 _DURATION_RE: Final = re.compile(r"^[0-9]{1,5}$")
 
 CREDENTIALS_PARAMETERS: Final = frozenset({"role", "duration"})
