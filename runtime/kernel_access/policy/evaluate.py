@@ -85,6 +85,8 @@ def rule_matches(rule: Rule, request: AccessRequest) -> bool:
     unknown = rule.effect == "deny"  # what a condition that cannot be evaluated counts as
     for outcome in (
         _in(request.partner, rule.partners),
+        _in(request.partner, rule.group_members),
+        _in(request.partner, rule.attribute_members),
         _in(request.account_id, rule.accounts),
         _in(request.org_id, rule.organization_ids),
     ):

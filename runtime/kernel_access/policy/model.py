@@ -8,10 +8,12 @@ warm Lambda container serves, from any thread, without copying.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, TypeAlias
 
+from kernel_access.policy.groups import EMPTY_ATTRIBUTES
 from kernel_access.policy.patterns import PrincipalPattern
 from kernel_access.policy.timewindow import TimeWindow
 
@@ -61,6 +63,8 @@ class PartnerInfo:
     in_organization: bool
     #: The organization an in-organization partner belongs to; ``None`` for external partners.
     organization_id: str | None = None
+    #: Attributes rules select partners by (``partner_attributes``, ``groups``).
+    attributes: Mapping[str, str] = field(default_factory=lambda: EMPTY_ATTRIBUTES)
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,9 @@ class Rule:
     effect: Effect
     description: str | None = None
     partners: frozenset[str] | None = None
+    #: ``partner_groups`` / ``partner_attributes`` compiled to the partners they admit (see groups).
+    group_members: frozenset[str] | None = None
+    attribute_members: frozenset[str] | None = None
     accounts: frozenset[str] | None = None
     organization_ids: frozenset[str] | None = None
     principal_arns: tuple[PrincipalPattern, ...] | None = None

@@ -12,11 +12,21 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kernel_access.policy.document import Policy
+from kernel_access.policy.groups import (
+    ATTRIBUTE_NAME_RE,
+    ATTRIBUTE_VALUE_RE,
+    EMPTY_ATTRIBUTES,
+    MAX_ATTRIBUTES_PER_PARTNER,
+    PartnerSets,
+    Selector,
+    canonical,
+)
 from kernel_access.policy.model import (
     DEFAULT_MAX_DURATION,
     MAX_DURATION,
@@ -45,14 +55,16 @@ from kernel_access.validation import (
 
 T = TypeVar("T")
 
-DOCUMENT_FIELDS: Final = frozenset({"version", "partners", "rules"})
-PARTNER_FIELDS: Final = frozenset({"account_id", "in_organization", "organization_id"})
+DOCUMENT_FIELDS: Final = frozenset({"version", "partners", "groups", "rules"})
+PARTNER_FIELDS: Final = frozenset({"account_id", "in_organization", "organization_id", "attributes"})
 RULE_FIELDS: Final = frozenset(
     {
         "id",
         "effect",
         "description",
         "partners",
+        "partner_groups",
+        "partner_attributes",
         "accounts",
         "organization_ids",
         "principal_arns",
@@ -246,13 +258,85 @@ def _parse_partners(value: object, c: _Collector) -> dict[str, PartnerInfo]:
                         "(set in_organization to true or drop organization_id)",
                     )
                     organization_ok = False
-        if name_ok and account_ok and organization_ok:
+        attributes = (
+            _parse_attributes(info["attributes"], f"{field}.attributes", c) if "attributes" in info else {}
+        )
+        if name_ok and account_ok and organization_ok and attributes is not None:
             partners[name] = PartnerInfo(
                 account_id=cast("str", account),
                 in_organization=in_org,
                 organization_id=cast("str | None", organization),
+                attributes=MappingProxyType(attributes) if attributes else EMPTY_ATTRIBUTES,
             )
     return partners
+
+
+def _parse_attributes(value: object, field: str, c: _Collector) -> dict[str, str] | None:
+    mapping = c.mapping(value, None, field)
+    if mapping is None:
+        return None
+    ok = True
+    if len(mapping) > MAX_ATTRIBUTES_PER_PARTNER:
+        c.error(None, field, f"at most {MAX_ATTRIBUTES_PER_PARTNER} attributes, got {len(mapping)}")
+        ok = False
+    out: dict[str, str] = {}
+    for name, text in mapping.items():
+        if not ATTRIBUTE_NAME_RE.match(name):
+            c.error(None, f"{field}.{name}", "attribute names are 1-32 of [a-z0-9_], starting with a letter")
+            ok = False
+        elif not isinstance(text, str) or not ATTRIBUTE_VALUE_RE.match(text):
+            c.error(None, f"{field}.{name}", f"must be 1-256 printable characters, got {_type_name(text)}")
+            ok = False
+        else:
+            out[name] = text
+    return out if ok else None
+
+
+def _parse_selector(
+    value: object, rule_id: str | None, field: str, known: frozenset[str], c: _Collector
+) -> Selector | None:
+    """``{attribute: [values, ...]}``: every attribute named must be one some partner carries."""
+    mapping = c.mapping(value, rule_id, field)
+    if mapping is None:
+        return None
+    if not mapping:
+        c.error(rule_id, field, "must name at least one attribute")
+        return None
+    before = len(c.issues)
+    selector: dict[str, frozenset[str]] = {}
+    for name, raw_values in mapping.items():
+        if name not in known:
+            c.error(
+                rule_id,
+                f"{field}.{name}",
+                f"unknown attribute {name!r} (no partner in the document has it"
+                + (f"; known: {', '.join(sorted(known))})" if known else ")"),
+            )
+            continue
+        values = c.string_list(
+            raw_values, rule_id, f"{field}.{name}", _regex_item(ATTRIBUTE_VALUE_RE, "must be printable")
+        )
+        if values is not None:
+            selector[name] = frozenset(values)
+    return canonical(selector) if len(c.issues) == before else None
+
+
+def _parse_groups(value: object, sets: PartnerSets, c: _Collector) -> dict[str, Selector]:
+    groups: dict[str, Selector] = {}
+    mapping = c.mapping(value, None, "groups")
+    if mapping is None:
+        return groups
+    for name, raw in mapping.items():
+        field = f"groups.{name}"
+        try:
+            require_partner_name(name, field)
+        except ValidationError as exc:
+            c.error(None, field, f"group names follow partner names: {exc.message}")
+            continue
+        selector = _parse_selector(raw, None, field, sets.known_attributes, c)
+        if selector is not None:
+            groups[name] = selector
+    return groups
 
 
 def _parse_codeartifact(
@@ -465,9 +549,42 @@ def _frozen(values: list[T] | None) -> frozenset[T] | None:
     return frozenset(values) if values is not None else None
 
 
-def _parse_rule(
-    raw: object, index: int, partners: Mapping[str, PartnerInfo], partners_ok: bool, c: _Collector
-) -> Rule | None:
+@dataclass(frozen=True)
+class _Partners:
+    """What rules are checked against: the partners map, its groups and their resolver."""
+
+    partners: Mapping[str, PartnerInfo]
+    #: False when the partners map had errors ("unknown partner" in rules would only be noise).
+    ok: bool
+    groups: Mapping[str, Selector]
+    sets: PartnerSets
+
+
+def _parse_partner_selection(
+    mapping: Mapping[str, Any], where: str, known: _Partners, c: _Collector
+) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+    """``partner_groups`` and ``partner_attributes`` compiled to the partner sets they admit."""
+    group_members = attribute_members = None
+    if "partner_groups" in mapping:
+
+        def known_group(text: str, _field: str) -> str:
+            if known.ok and text not in known.groups:
+                raise ValueError(f"unknown group {text!r} (not in the document's groups)")
+            return text
+
+        names = c.string_list(mapping["partner_groups"], where, "partner_groups", known_group)
+        if names is not None and known.ok:
+            group_members = known.sets.union([known.groups[name] for name in names])
+    if "partner_attributes" in mapping:
+        selector = _parse_selector(
+            mapping["partner_attributes"], where, "partner_attributes", known.sets.known_attributes, c
+        )
+        if selector is not None:
+            attribute_members = known.sets.members(selector)
+    return group_members, attribute_members
+
+
+def _parse_rule(raw: object, index: int, known: _Partners, c: _Collector) -> Rule | None:
     label = f"rules[{index}]"
     mapping = c.mapping(raw, None, label)
     if mapping is None:
@@ -481,7 +598,7 @@ def _parse_rule(
     description = _parse_description(mapping, where, c)
 
     def known_partner(text: str, _field: str) -> str:
-        if partners_ok and text not in partners:
+        if known.ok and text not in known.partners:
             raise ValueError(f"unknown partner {text!r} (not in the document's partners map)")
         return text
 
@@ -489,6 +606,7 @@ def _parse_rule(
         return c.string_list(mapping[name], where, name, item) if name in mapping else None
 
     rule_partners = optional_list("partners", known_partner)
+    group_members, attribute_members = _parse_partner_selection(mapping, where, known, c)
     accounts = optional_list("accounts", require_account_id)
     org_ids = optional_list("organization_ids", require_org_id)
     principals = optional_list("principal_arns", _pattern)
@@ -517,6 +635,8 @@ def _parse_rule(
         effect=effect,
         description=description,
         partners=_frozen(rule_partners),
+        group_members=group_members,
+        attribute_members=attribute_members,
         accounts=_frozen(accounts),
         organization_ids=_frozen(org_ids),
         principal_arns=tuple(principals) if principals is not None else None,
@@ -529,9 +649,7 @@ def _parse_rule(
     )
 
 
-def _parse_rules(
-    value: object, partners: Mapping[str, PartnerInfo], partners_ok: bool, c: _Collector
-) -> list[Rule]:
+def _parse_rules(value: object, known: _Partners, c: _Collector) -> list[Rule]:
     rules: list[Rule] = []
     if not isinstance(value, list):
         c.error(None, "rules", f"must be an array, got {_type_name(value)}")
@@ -543,7 +661,7 @@ def _parse_rules(
             if rule_id in seen:
                 c.error(rule_id, "id", f"duplicate rule id (rules[{index}])")
             seen.add(rule_id)
-        rule = _parse_rule(raw_rule, index, partners, partners_ok, c)
+        rule = _parse_rule(raw_rule, index, known, c)
         if rule is not None:
             rules.append(rule)
     return rules
@@ -593,11 +711,16 @@ def parse_policy(document: Mapping[str, Any] | str | bytes) -> Policy:
         # With a broken partners map, "unknown partner" errors in rules would only be noise.
         partners_ok = len(c.issues) == before
 
+    sets = PartnerSets({name: info.attributes for name, info in partners.items()})
+    before = len(c.issues)
+    groups = _parse_groups(mapping["groups"], sets, c) if "groups" in mapping else {}
+    known = _Partners(partners, partners_ok and len(c.issues) == before, groups, sets)
+
     rules: list[Rule] = []
     if "rules" not in mapping:
         c.error(None, "rules", "is required (an array of rules; an empty array denies everything)")
     else:
-        rules = _parse_rules(mapping["rules"], partners, partners_ok, c)
+        rules = _parse_rules(mapping["rules"], known, c)
 
     if c.issues:
         raise PolicyValidationError(c.issues)
