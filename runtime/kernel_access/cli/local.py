@@ -14,6 +14,9 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+# Standard library only: cheap enough for `kernel-access --help`.
+from kernel_access.local.template import LOCAL_CDK_OUT
+
 #: What to install for this command (the ``local`` extra of pyproject.toml), and the modules of it
 #: the emulator imports. moto is otherwise imported only once provisioning starts; importing all of
 #: them first turns a missing one into one clear message before any work is done.
@@ -22,7 +25,7 @@ LOCAL_EXTRA_MODULES = ("moto.server", "jwt", "cryptography")
 
 EPILOG = f"""\
 examples:
-  kernel-access local                        # synthesise if needed, serve on a free port
+  kernel-access local                        # synthesise ./{LOCAL_CDK_OUT} if stale, serve on free ports
   kernel-access local --port 8000            # vending API on http://127.0.0.1:8000
   kernel-access local --template cdk.out/KernelAccessKernel.template.json --no-synth
   kernel-access local --issuer oidc-github   # also print a test token of that JWT authorizer's issuer
@@ -50,11 +53,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--port", type=int, default=0, help="port of the vending API (default: any free)")
     parser.add_argument("--template", type=Path, help="template file or cdk.out directory to run")
-    parser.add_argument("--cdk-out", type=Path, help="cloud assembly directory (default: ./cdk.out)")
+    parser.add_argument(
+        "--cdk-out",
+        type=Path,
+        help=f"cloud assembly directory (default: ./{LOCAL_CDK_OUT}, synthesised with the example service)",
+    )
     parser.add_argument("--stack", help="stack to run (default: the one serving the vending API)")
     parser.add_argument("--project-dir", type=Path, default=Path.cwd(), help="CDK app directory (cdk.json)")
     parser.add_argument(
-        "--no-synth", action="store_true", help="never synthesise, even when cdk.out is stale"
+        "--no-synth", action="store_true", help="never synthesise, even when the assembly is stale"
     )
     parser.add_argument(
         "--issuer",
