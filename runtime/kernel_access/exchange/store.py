@@ -1,11 +1,11 @@
 """Loads the exchange configuration from SSM, caches it briefly, and never fails open.
 
-- A fresh copy is fetched at most every ``cache_seconds`` (30 s by default), as Sentinel TVM does.
+- A fresh copy is fetched at most every ``cache_seconds`` (30 s by default), like the vending policy.
 - When a fetch fails or the new document does not parse, the last good configuration keeps
   serving for at most ``max_staleness`` seconds after it was loaded; after that every request is
   refused with POLICY_LOAD_FAILED. With no good configuration ever loaded the refusal is
-  immediate. There is no built-in default: no configuration, no exchange (octo-sts's issuer
-  allow-list fails open when missing; this one cannot).
+  immediate. There is no built-in default: no configuration, no exchange (an issuer
+  allow-list that is missing must not mean "every issuer").
 """
 
 from __future__ import annotations
