@@ -58,4 +58,4 @@ demo: $(VENV_STAMP) $(NODE_STAMP)
 	$(PY) scripts/demo.py
 
 clean:
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache build dist
+	rm -rf cdk.out cdk.local.out .pytest_cache .mypy_cache .ruff_cache build dist

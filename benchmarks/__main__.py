@@ -1,14 +1,25 @@
-"""Run every ``benchmarks/bench_*.py`` and print one table of figures, baselines, ratios and goals."""
+"""Run every ``benchmarks/bench_*.py`` and print one table of figures, baselines, ratios and goals.
+
+A full run (no module names given) also writes the table into ``benchmarks/README.md``, between the
+``FIGURES_BEGIN`` and ``FIGURES_END`` markers, so the figures there are always those of the last
+``make bench``. A partial run (``python -m benchmarks bench_vending``) only prints.
+"""
 
 from __future__ import annotations
 
 import importlib
 import os
 import pkgutil
+import platform
 import sys
 import time
+from pathlib import Path
 
 from benchmarks.harness import Result
+
+README = Path(__file__).with_name("README.md")
+FIGURES_BEGIN = "<!-- figures: written by `make bench`, do not edit by hand -->"
+FIGURES_END = "<!-- end of figures -->"
 
 
 def _modules() -> list[str]:
@@ -52,16 +63,37 @@ def main() -> int:
             os.close(copy)
         os.close(devnull)
         progress.close()
+    table = _table(rows)
+    print(table)
+    if not sys.argv[1:]:
+        _write_readme(table)
+    return 0
+
+
+def _table(rows: list[Result]) -> str:
     header = f"{'benchmark':<58} {'figure':>14} {'baseline':>14} {'ratio':>8}  goal"
-    print(header)
-    print("-" * len(header))
+    lines = [header, "-" * len(header)]
     for row in rows:
         figure = f"{row.figure:.6g} {row.unit}"
         baseline = f"{row.baseline:.6g} {row.unit}"
-        print(f"{row.name:<58} {figure:>14} {baseline:>14} {row.ratio:>8.3f}  {row.goal}")
+        lines.append(f"{row.name:<58} {figure:>14} {baseline:>14} {row.ratio:>8.3f}  {row.goal}")
         if row.note:
-            print(f"{'':<58} {row.note}")
-    return 0
+            lines.append(f"{'':<58} {row.note}")
+    return "\n".join(lines)
+
+
+def _write_readme(table: str) -> None:
+    """Replace the figures block of benchmarks/README.md with this run's table."""
+    text = README.read_text()
+    if FIGURES_BEGIN not in text or FIGURES_END not in text:
+        print(f"(not written: {README} has no figures markers)", file=sys.stderr)
+        return
+    head, rest = text.split(FIGURES_BEGIN, 1)
+    _, tail = rest.split(FIGURES_END, 1)
+    where = f"{os.cpu_count()} CPUs, Python {platform.python_version()}"
+    block = f"{FIGURES_BEGIN}\n\nLast full run: {where}.\n\n```text\n{table}\n```\n\n{FIGURES_END}"
+    README.write_text(head + block + tail)
+    print(f"figures written to {README}", file=sys.stderr)
 
 
 if __name__ == "__main__":

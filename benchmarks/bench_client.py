@@ -1,7 +1,7 @@
 """Partner client: what the credential cache and the transport cost, against in-run baselines.
 
-- 1,000 calls through ``KernelClient`` against the seed's behaviour (assume the role on every call,
-  then sign and send), same local SigV4-verifying server, same moto STS, same run: AssumeRole
+- 1,000 calls through ``KernelClient`` against a client that assumes the role on every call
+  (then signs and sends), same local SigV4-verifying server, same moto STS, same run: AssumeRole
   counts (goal 1 vs 1,000) and the wall-time ratio. moto answers AssumeRole in-process in well
   under a millisecond; real STS takes tens of milliseconds, so the real-world ratio is far larger.
 - Per-call client overhead: ``KernelClient.call`` (SigV4 sign + send over a kept-alive pooled
@@ -52,33 +52,33 @@ def _cache_vs_per_call(kernel: FakeKernel) -> list[Result]:
     cached_seconds = time.perf_counter() - started
     cached_assumes = counter.count
 
-    seed_sts = boto3.client("sts", region_name="us-east-1")
-    seed_counter = _Counter(kernel, seed_sts)
+    percall_sts = boto3.client("sts", region_name="us-east-1")
+    percall_counter = _Counter(kernel, percall_sts)
     started = time.perf_counter()
     for _ in range(CALLS):
-        # The seed: a fresh AssumeRole for every call, then sign and send.
-        creds = seed_sts.assume_role(
-            RoleArn=f"arn:aws:iam::{KERNEL_ACCOUNT}:role/kernel-access", RoleSessionName="bench.seed"
+        # Without a credential cache: a fresh AssumeRole for every call, then sign and send.
+        creds = percall_sts.assume_role(
+            RoleArn=f"arn:aws:iam::{KERNEL_ACCOUNT}:role/kernel-access", RoleSessionName="bench.percall"
         )["Credentials"]
         frozen = StaticCredentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
         SignedTransport(lambda f=frozen: f, region="us-east-1", max_attempts=1).request(
             kernel.url, "/echo", "GET"
         )
-    seed_seconds = time.perf_counter() - started
+    percall_seconds = time.perf_counter() - started
     assert not kernel.rejections, kernel.rejections[:1]
     return [
         Result(
             "client: AssumeRole calls per 1,000 kernel calls",
             float(cached_assumes),
-            float(seed_counter.count),
+            float(percall_counter.count),
             "calls",
             "1 vs 1,000",
-            "figure: KernelClient (cached credentials); baseline: assume role per call (seed)",
+            "figure: KernelClient (cached credentials); baseline: assume role per call (no cache)",
         ),
         Result(
             "client: wall time of 1,000 calls, cached vs per-call AssumeRole",
             cached_seconds,
-            seed_seconds,
+            percall_seconds,
             "s",
             "ratio < 1 (moto STS is in-process; real STS widens the gap)",
         ),

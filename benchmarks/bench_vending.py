@@ -6,8 +6,8 @@ run, on the same in-process moto backend.
   evaluation, naming, audit) against the bare boto3 calls it makes, on the same clients: the
   rate-limit ``UpdateItem``, the revocation ``BatchGetItem``, ``AssumeRole`` and the audit
   ``PutItem`` (the policy's SSM ``GetParameter`` is cached for 30 s, so a warm request makes none).
-  Goal <= 1.15. A second row divides by ``AssumeRole + PutItem`` alone, the baseline the issue
-  names, for comparison.
+  Goal <= 1.15. A second row divides by ``AssumeRole + PutItem`` alone (the two calls any vending
+  handler needs), for comparison.
 - Cold start: ``import kernel_access.handlers.vending`` in a fresh interpreter against
   ``import boto3`` in a fresh interpreter, interleaved, median of several (goal <= 1.5); plus, for
   context, everything the first invocation loads (handler + boto3 + the X-Ray SDK the Tracer needs).
@@ -227,7 +227,7 @@ def _credentials(backend: _Backend) -> list[Result]:
             ms["two"],
             "ms",
             "for comparison (no goal)",
-            "the issue's literal baseline; the handler also makes the rate-limit UpdateItem and the "
+            "the minimal baseline (mint + audit); the handler also makes the rate-limit UpdateItem and the "
             "revocation BatchGetItem (fail-closed checks), which this baseline leaves out",
         ),
     ]

@@ -236,19 +236,28 @@ def _plain(value: Mapping[str, Any]) -> Any:
 # --------------------------------------------------------------------------------------------------
 
 
+def describe_started(state: Mapping[str, Any], seconds: float) -> None:
+    """Step 1's report: what ``kernel-access local`` is serving."""
+    detail(f"stack {state['stack']} (account {state['account_id']}, {state['region']})")
+    detail(f"vending API   {state['vending_url']}")
+    detail(f"local AWS     {state['moto_endpoint']}")
+    # `kernel-access local` synthesises with the example service on (off in a deployed kernel).
+    echo = next((a for a in state["apis"] if a["logical_id"].startswith("EchoService")), None)
+    if echo is not None:
+        detail(f"example API   {echo['url']}  (EchoService GET /echo, example code, local only)")
+    detail(
+        f"ready in {seconds:.1f} s ({len(state['tables'])} tables, "
+        f"{len(state['parameters'])} parameters, {len(state['roles'])} roles)"
+    )
+
+
 def run_demo(local_args: list[str], state_dir: Path) -> None:
     step(1, "starting kernel-access local (the kernel stack's template on a loopback moto server)")
     started = time.monotonic()
     local = Local(state_dir, local_args)
     try:
         state = local.wait_ready()
-        detail(f"stack {state['stack']} (account {state['account_id']}, {state['region']})")
-        detail(f"vending API   {state['vending_url']}")
-        detail(f"local AWS     {state['moto_endpoint']}")
-        detail(
-            f"ready in {time.monotonic() - started:.1f} s ({len(state['tables'])} tables, "
-            f"{len(state['parameters'])} parameters, {len(state['roles'])} roles)"
-        )
+        describe_started(state, time.monotonic() - started)
         examples = state.get("examples") or {}
         allowed, denied = examples.get("allowed"), examples.get("denied")
         if not allowed or not denied:
@@ -322,7 +331,9 @@ def run_demo(local_args: list[str], state_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--cdk-out", type=Path, help="cloud assembly to run (default: ./cdk.out, synthesised if stale)"
+        "--cdk-out",
+        type=Path,
+        help="cloud assembly to run (default: kernel-access local's own, synthesised if stale)",
     )
     parser.add_argument("--no-synth", action="store_true", help="never synthesise")
     args = parser.parse_args(argv)

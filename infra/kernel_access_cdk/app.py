@@ -10,12 +10,13 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from aws_cdk import App
+from kernel_access.contract import CONFIG_CONTEXT_KEY
 
 from .config import load_config
 from .nag import register_nag
 from .stacks import build_stacks
 
-CONTEXT_KEY: Final = "kernel-access"
+CONTEXT_KEY: Final = CONFIG_CONTEXT_KEY
 
 #: Forced after the CLI's context so `cdk synth` and `build_app()` in tests emit the same bytes:
 #: no AWS::CDK::Metadata resource (it varies with CLI/library versions), path and asset metadata on.

@@ -1,4 +1,4 @@
-"""``AuditTable``: the append-only record of every vending decision (DESIGN item 5).
+"""``AuditTable``: the append-only record of every vending and exchange decision.
 
 Keys answer the three questions an investigator asks:
 * "what happened in request R"            -> partition key ``request_id``

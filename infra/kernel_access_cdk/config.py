@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from kernel_access import validation
+from kernel_access.contract import EXAMPLE_SERVICE_FLAG
 from kernel_access.validation import ValidationError
 
 #: CloudWatch Logs accepts only these retention periods (days).
@@ -47,6 +48,7 @@ _TOP_LEVEL_FIELDS: Final = frozenset(
         "vending_api_url",
         "powertools_layer_version",
         "exchange",
+        EXAMPLE_SERVICE_FLAG,
     }
 )
 _PARTNER_FIELDS: Final = frozenset({"name", "account_id", "in_organization", "region", "external_id"})
@@ -145,6 +147,9 @@ class KernelAccessConfig:
     powertools_layer_version: int | None = None
     #: The OIDC token exchange; None (no ``exchange`` section) = no exchange is deployed.
     exchange: ExchangeSettings | None = None
+    #: Add the example ``EchoService`` (``"example_service": true``); off unless asked for, so a
+    #: deployed kernel carries no example code. ``kernel-access local`` turns it on.
+    example_service: bool = False
     _partner_index: Mapping[str, PartnerConfig] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -518,6 +523,10 @@ def load_config(context: object) -> KernelAccessConfig:
     if layer_version is not None:
         layer_version = _require_int(layer_version, "powertools_layer_version", 1, 10_000)
 
+    example_service = raw.get(EXAMPLE_SERVICE_FLAG, False)
+    if not isinstance(example_service, bool):
+        raise ConfigError(EXAMPLE_SERVICE_FLAG, f"must be true or false, got {example_service!r}")
+
     raw_policy = _require_mapping(raw.get("policy"), "policy")
     _reject_unknown(raw_policy, frozenset({"version", "rules"}), "policy.", None)
     document = build_policy_document(raw_policy, partners, organization_id)
@@ -559,5 +568,6 @@ def load_config(context: object) -> KernelAccessConfig:
         vending_api_url=vending_api_url,
         powertools_layer_version=layer_version,
         exchange=exchange,
+        example_service=example_service,
         _partner_index={p.name: p for p in partners},
     )

@@ -4,11 +4,11 @@
   account, conditioned on ``aws:PrincipalOrgID`` (``aws:SourceAccount`` does not apply to IAM
   principals).
 * ``kernel-access-external`` — for partners outside it: one statement per partner binding exactly
-  that account to exactly its ``sts:ExternalId`` (DESIGN invariant 5).
+  that account to exactly its ``sts:ExternalId``.
 
 Every statement also requires ``sts:RoleSessionName`` to start with ``"<partner>."``: the HTTP
 API's IAM authorizer reports the session ARN, and the session name is how the vending Lambda knows
-which partner is calling (DESIGN decision 1).
+which partner is calling.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """``KernelServiceApi``: the front door of any kernel service.
 
 An HTTP API whose default authorizer is IAM, so a route can only be called with SigV4 credentials
-whose identity policy allows ``execute-api:Invoke`` on it (HTTP APIs have no resource policy; see
-DESIGN.md). Routes forward either to a Lambda or to an HTTP backend; for HTTP backends the caller's
+whose identity policy allows ``execute-api:Invoke`` on it (HTTP APIs have no resource
+policy). Routes forward either to a Lambda or to an HTTP backend; for HTTP backends the caller's
 identity is passed in headers that API Gateway *overwrites* from the verified identity, so a client
 can never supply them.
 """

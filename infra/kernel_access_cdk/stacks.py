@@ -38,8 +38,10 @@ def handler(event, context):
 class KernelAccountStack(Stack):
     """Everything in the kernel account, composed from a ``KernelAccessConfig``.
 
-    Props (keyword-only): ``config``; ``example_service`` (Default: True) adds an ``EchoService``
-    ``KernelServiceApi`` with one Lambda route ``GET /echo`` the partner roles may call;
+    Props (keyword-only): ``config``; ``example_service`` (Default: False) adds an ``EchoService``
+    ``KernelServiceApi`` with one Lambda route ``GET /echo`` the partner roles may call (example
+    code: off unless asked for; the app passes ``config.example_service``, which
+    ``kernel-access local`` turns on);
     ``code`` overrides the vending (and exchange) Lambda's code; the rest are ``Stack`` props.
 
     When the config has an ``exchange`` section, a ``TokenExchange`` (child "TokenExchange") is
@@ -59,7 +61,7 @@ class KernelAccountStack(Stack):
         construct_id: str,
         *,
         config: KernelAccessConfig,
-        example_service: bool = True,
+        example_service: bool = False,
         code: lambda_.Code | None = None,
         **stack_props: Any,
     ) -> None:
@@ -280,7 +282,9 @@ def kernel_stack_id() -> str:
 def build_stacks(
     scope: Construct, config: KernelAccessConfig
 ) -> tuple[KernelAccountStack, list[PartnerAccountStack]]:
-    kernel = KernelAccountStack(scope, kernel_stack_id(), config=config)
+    kernel = KernelAccountStack(
+        scope, kernel_stack_id(), config=config, example_service=config.example_service
+    )
     partners = [
         PartnerAccountStack(
             scope,

@@ -113,7 +113,7 @@ class TokenExchange(Construct):
 
     Props (keyword-only):
         exchange_config: the exchange configuration document (``{"version", "issuers",
-            "trust_policies", "targets"}``; see the README). Validated at synth: an invalid
+            "trust_policies", "targets"}``; see docs/exchange.md). Validated at synth: an invalid
             document fails with every error listed. AWS-role targets give ``role_arn`` or ``role``
             (a key of ``target_roles``).
         audit_table: the shared ``AuditTable`` (records are appended, fail-closed).

@@ -1,8 +1,8 @@
 """``CredentialVendingService``: the vending Lambda behind an IAM-authorized HTTP API.
 
 Everything the Lambda reads is set here from one source: env-var names from
-``kernel_access.settings``, routes and handler from ``kernel_access.contract``, table schemas as in
-DESIGN item 5. The function's role is least privilege: assume only the configured target roles and
+``kernel_access.settings``, routes and handler from ``kernel_access.contract``, table schemas defined
+here once. The function's role is least privilege: assume only the configured target roles and
 the CodeArtifact minting roles, append (PutItem) to the audit table, count in the rate-limit table,
 read the revocation table and the one policy parameter.
 """

@@ -82,3 +82,11 @@ _STATUS: Final[dict[ErrorCode, int]] = {
     ErrorCode.UPSTREAM_UNAVAILABLE: 503,
     ErrorCode.INTERNAL_ERROR: 500,
 }
+
+
+# --- deployment configuration shared by the CDK app and the local emulator ---
+#: cdk.json context key holding the kernel-access configuration (``kernel_access_cdk.config``).
+CONFIG_CONTEXT_KEY: Final = "kernel-access"
+#: Configuration flag that adds the example ``EchoService`` to the kernel stack. Off by default (a
+#: production kernel carries no example code); ``kernel-access local`` sets it when it synthesises.
+EXAMPLE_SERVICE_FLAG: Final = "example_service"

@@ -57,7 +57,7 @@ def retry_after_seconds(value: float) -> int:
 
 
 def error_body(error: KernelAccessError, request_id: str) -> dict[str, Any]:
-    """``{error_code, error, details?, request_id, retry_after_seconds?}`` as DESIGN.md fixes it."""
+    """``{error_code, error, details?, request_id, retry_after_seconds?}``: every API's error shape."""
     body: dict[str, Any] = {
         "error_code": error.code.value,
         "error": error.message,

@@ -3,7 +3,7 @@
 One ``UpdateItem ADD hits :one`` per request on the item ``caller#<arn>#<window-start>``: DynamoDB
 applies the increment atomically across every Lambda container, and the returned count says
 whether this request is within the limit. Items carry a TTL (``expires_at``) so the table cleans
-itself. Unlike Sentinel TVM, an error talking to the table never lets the request through: the
+itself. An error talking to the table never lets the request through (no fail-open path): the
 caller gets UPSTREAM_UNAVAILABLE (503) instead (:class:`RateLimiterUnavailable`).
 
 Why a fixed window (not a token bucket): one conditional-free atomic write per request, no

@@ -1,4 +1,4 @@
-"""A generic refresh engine for short-lived values (credentials, bearer tokens): Ecluse's policy.
+"""A generic refresh engine for short-lived values (credentials, bearer tokens).
 
 Why hand-written: no library in the runtime's dependency set (stdlib, boto3, Powertools) offers
 single-flight refresh with a circuit breaker, and botocore's ``RefreshableCredentials`` is tied

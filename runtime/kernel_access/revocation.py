@@ -5,7 +5,7 @@ The table holds one item per revoked subject: ``caller#<arn>`` or ``partner#<nam
 only reads (one strongly consistent ``BatchGetItem`` for both subjects, so a revocation applies to
 the very next request); the ``kernel-access revoke`` command writes. If the store cannot answer,
 :meth:`RevocationStore.check` raises :class:`RevocationStoreUnavailable` and vending denies (503):
-Sentinel TVM's fail-open path is exactly what this replaces.
+a revocation store that cannot answer never lets a request through.
 """
 
 from __future__ import annotations

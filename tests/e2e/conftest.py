@@ -222,10 +222,11 @@ def echo_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator
 
 
 def kernel_cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project's cdk.out when fresh, else a private synth (never rewrites the shared cdk.out)."""
-    from kernel_access.local.template import is_stale, synthesize
+    """The emulator's own assembly of the project when fresh, else a private synth (never rewrites
+    the shared one); either way synthesised as `kernel-access local` does, example service on."""
+    from kernel_access.local.template import LOCAL_CDK_OUT, is_stale, synthesize
 
-    shared = PROJECT / "cdk.out"
+    shared = PROJECT / LOCAL_CDK_OUT
     if not is_stale(shared, PROJECT):
         return shared
     out = tmp_path_factory.mktemp("cdk-out")

@@ -44,6 +44,8 @@ def test_demo_shows_the_assumed_role_the_denial_and_both_audit_records(kernel_as
     output = result.stdout
     assert result.returncode == 0, output + result.stderr
     assert output.rstrip().endswith("demo OK")
+    # The emulator's assembly has the example service on (a deployed kernel has it off by default).
+    assert re.search(r"example API   http://127\.0\.0\.1:\d+  \(EchoService GET /echo", output), output
 
     received = re.search(r"child process received: (\S+)", output)
     assert received is not None, output

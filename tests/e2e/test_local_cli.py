@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from kernel_access.local.template import LOCAL_CDK_OUT
 
 from tests.e2e.conftest import FIXTURES, PROJECT, STARTUP_TIMEOUT, Emulator, http
 
@@ -195,13 +196,15 @@ def _start_once_in(project: Path, tmp_path: Path) -> subprocess.CompletedProcess
 
 @pytest.mark.parametrize("missing", [True, False], ids=["missing", "stale"])
 def test_cli_synthesises_a_missing_or_stale_assembly(tmp_path: Path, missing: bool) -> None:
-    """No usable cdk.out → `local` runs the app of cdk.json (here a tiny stand-in app) first."""
+    """No usable assembly → `local` runs the app of cdk.json (here a tiny stand-in app) first, into its
+    own assembly directory, with the example service switched on in the context it passes."""
     project = tmp_path / "project"
     project.mkdir()
     (project / "app.py").write_text(
         "import json, os, shutil, sys\n"
         f"template = json.load(open({str(FIXTURES / 'echo-stack.template.json')!r}))\n"
-        "template['Description'] = 'synthesised by the stand-in app'\n"
+        "context = json.loads(os.environ['CDK_CONTEXT_JSON'])\n"
+        "template['Description'] = json.dumps(context['kernel-access'])\n"
         "out = os.environ['CDK_OUTDIR']\n"
         "os.makedirs(out, exist_ok=True)\n"
         "json.dump(template, open(os.path.join(out, 'Echo.template.json'), 'w'))\n"
@@ -210,8 +213,11 @@ def test_cli_synthesises_a_missing_or_stale_assembly(tmp_path: Path, missing: bo
         "  'properties': {'templateFile': 'Echo.template.json', 'stackName': 'echo-synth'}}}},\n"
         "  open(os.path.join(out, 'manifest.json'), 'w'))\n"
     )
-    (project / "cdk.json").write_text(json.dumps({"app": f"{shlex.quote(sys.executable)} app.py"}))
-    out = project / "cdk.out"
+    context = {"kernel-access": {"kernel_account": "123456789012"}}
+    (project / "cdk.json").write_text(
+        json.dumps({"app": f"{shlex.quote(sys.executable)} app.py", "context": context})
+    )
+    out = project / LOCAL_CDK_OUT
     if not missing:
         out.mkdir()
         (out / "manifest.json").write_text("{}")
@@ -224,12 +230,17 @@ def test_cli_synthesises_a_missing_or_stale_assembly(tmp_path: Path, missing: bo
     assert "stack echo-synth" in result.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert "Echo" in manifest["artifacts"]
+    synthesised = json.loads((out / "Echo.template.json").read_text())
+    assert json.loads(synthesised["Description"]) == {
+        "kernel_account": "123456789012",
+        "example_service": True,
+    }
 
 
 def test_cli_uses_a_fresh_assembly_without_synth(tmp_path: Path) -> None:
     """A manifest newer than every source is used as is: a broken app command proves no synth ran."""
     project = tmp_path / "project"
-    out = project / "cdk.out"
+    out = project / LOCAL_CDK_OUT
     out.mkdir(parents=True)
     (project / "cdk.json").write_text(json.dumps({"app": "false"}))
     template = json.loads((FIXTURES / "echo-stack.template.json").read_text())

@@ -160,10 +160,10 @@ def test_the_documented_example_parses() -> None:
     import re
     from pathlib import Path
 
-    from tests.readme import readme_section
+    from tests.docs import doc_page
 
     repo = Path(__file__).parents[2]
-    text = readme_section("OIDC token exchange")
+    text = doc_page("exchange.md")
     blocks = [b for b in re.findall(r"```json\n(.*?)```", text, re.S) if '"issuers"' in b]
     # The cdk.json section (`"exchange": {...}`) must be exactly what cdk.json ships.
     sections = [b for b in blocks if b.lstrip().startswith('"exchange":')]

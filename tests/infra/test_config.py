@@ -227,3 +227,21 @@ def test_config_is_frozen(cdk_context: dict[str, Any]) -> None:
     config = load_config(cdk_context["kernel-access"])
     with pytest.raises(AttributeError):
         config.kernel_account = "999999999999"  # type: ignore[misc]
+
+
+# --- the example service is opt-in ----------------------------------------------------------------
+
+
+def test_example_service_is_off_unless_configured(cdk_context: dict[str, Any]) -> None:
+    raw = dict(cdk_context["kernel-access"])
+    assert "example_service" not in raw  # cdk.json deploys no example code
+    assert load_config(raw).example_service is False
+    assert load_config({**raw, "example_service": True}).example_service is True
+
+
+@pytest.mark.parametrize("value", ["true", 1, None, {}])
+def test_example_service_must_be_a_boolean(cdk_context: dict[str, Any], value: object) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config({**cdk_context["kernel-access"], "example_service": value})
+    assert error.value.field == "example_service"
+    assert "must be true or false" in str(error.value)

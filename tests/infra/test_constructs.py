@@ -270,15 +270,25 @@ def test_asset_skips_byte_code_and_hashes_content_not_timestamps(
     source = tmp_path / "src" / "fakepkg"
     (source / "__pycache__").mkdir(parents=True)
     (source / "sub").mkdir()
+    (source / "handlers").mkdir()
     (source / "__init__.py").write_text("X = 1\n")
+    (source / "handlers" / "__init__.py").write_text("")
+    (source / "handlers" / "entry.py").write_text("def handler():\n    from fakepkg.sub import mod\n")
     (source / "sub" / "mod.py").write_text("Y = 2\n")
+    (source / "unused.py").write_text("Z = 3\n")  # imported by no handler: not shipped
     (source / "py.typed").write_text("")
     (source / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"\0")
     (source / "notes.txt").write_text("not code")
     monkeypatch.syspath_prepend(str(tmp_path / "src"))
     importlib.invalidate_caches()
     first = stage_package(tmp_path / "a", "fakepkg")
-    assert first.files == ("fakepkg/__init__.py", "fakepkg/py.typed", "fakepkg/sub/mod.py")
+    assert first.files == (
+        "fakepkg/__init__.py",
+        "fakepkg/handlers/__init__.py",
+        "fakepkg/handlers/entry.py",
+        "fakepkg/py.typed",
+        "fakepkg/sub/mod.py",
+    )
     os.utime(source / "__init__.py", (1, 1))
     assert stage_package(tmp_path / "b", "fakepkg").sha256 == first.sha256
     (source / "sub" / "mod.py").write_text("Y = 3\n")

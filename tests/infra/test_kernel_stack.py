@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
@@ -88,10 +89,8 @@ def test_kernel_access_roles_may_only_invoke_granted_routes(kernel_resources: di
     vending_api = next(
         n for n in of_type(kernel_resources, "AWS::ApiGatewayV2::Api") if n.startswith("Vending")
     )
-    echo_api = next(n for n in of_type(kernel_resources, "AWS::ApiGatewayV2::Api") if n.startswith("Echo"))
-    expected = sorted(
-        [f"{vending_api}/*/{r.method}{r.path}" for r in contract.VENDING_ROUTES] + [f"{echo_api}/*/GET/echo"]
-    )
+    # (The default kernel has no example service, so the vending routes are all there is.)
+    expected = sorted(f"{vending_api}/*/{r.method}{r.path}" for r in contract.VENDING_ROUTES)
     for role_name in ("kernel-access", "kernel-access-external"):
         statements = _statements_for_role(kernel_resources, _logical_id(kernel_resources, role_name))
         assert [s["Action"] for s in statements] == ["execute-api:Invoke"]
@@ -280,7 +279,7 @@ def test_every_route_is_iam_authorized_except_the_jwt_exchange_routes(
     others = {n: r for n, r in routes.items() if n not in exchange}
     assert {r["Properties"]["RouteKey"] for r in others.values()} == {
         r.route_key for r in contract.VENDING_ROUTES
-    } | {"GET /echo"}
+    }
     for route in others.values():
         assert route["Properties"]["AuthorizationType"] == "AWS_IAM"
     assert {r["Properties"]["RouteKey"] for r in exchange.values()} == {"POST /exchange/github"}
@@ -290,7 +289,7 @@ def test_every_route_is_iam_authorized_except_the_jwt_exchange_routes(
 
 def test_stages_throttle_and_write_json_access_logs(kernel_resources: dict[str, Any]) -> None:
     stages = of_type(kernel_resources, "AWS::ApiGatewayV2::Stage")
-    assert len(stages) == 3  # vending, echo service, token exchange
+    assert len(stages) == 2  # vending, token exchange
     for name, stage in stages.items():
         props = stage["Properties"]
         assert props["StageName"] == "$default"
@@ -311,8 +310,8 @@ def test_stages_throttle_and_write_json_access_logs(kernel_resources: dict[str, 
 
 def test_every_log_group_has_retention_and_is_retained(kernel_resources: dict[str, Any]) -> None:
     groups = of_type(kernel_resources, "AWS::Logs::LogGroup")
-    # vending, echo and exchange: each a function log group and an access log group
-    assert len(groups) == 6
+    # vending and exchange: each a function log group and an access log group
+    assert len(groups) == 4
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == 365
         assert group["DeletionPolicy"] == "Retain"
@@ -436,3 +435,62 @@ def test_minting_roles_get_bearer_token_only_for_codeartifact(kernel_resources: 
                 statement["Resource"]
                 == "arn:aws:codeartifact:us-east-1:111111111111:package/kernel/internal/*"
             )
+
+
+# --- the example service: absent by default, complete and nag-clean when configured --------------
+
+
+def test_default_kernel_has_no_example_service(kernel_resources: dict[str, Any]) -> None:
+    assert not [
+        lid for lid in kernel_resources if lid.startswith(("EchoService", "EchoFunction", "EchoLogs"))
+    ]
+    for function in of_type(kernel_resources, "AWS::Lambda::Function").values():
+        assert function["Properties"].get("Handler") != "index.handler"
+
+
+def test_configured_example_service_is_built_and_passes_cdk_nag(
+    cdk_context: dict[str, Any], tmp_path: Path
+) -> None:
+    """``"example_service": true`` adds EchoService: an IAM-only route the partner roles may invoke,
+    a throttled stage with access logs, retained log groups, and no unacknowledged cdk-nag finding."""
+    from aws_cdk import App
+    from kernel_access_cdk.app import CONTEXT_KEY
+    from kernel_access_cdk.config import load_config
+    from kernel_access_cdk.nag import register_nag
+    from kernel_access_cdk.stacks import build_stacks
+
+    raw = {**cdk_context[CONTEXT_KEY], contract.EXAMPLE_SERVICE_FLAG: True}
+    del raw["exchange"]  # not what is under test; keeps this synth small
+    app = App(outdir=str(tmp_path), context={k: v for k, v in cdk_context.items() if k != CONTEXT_KEY})
+    kernel, _ = build_stacks(app, load_config(raw))
+    assert kernel.echo_service is not None
+    register_nag(app)
+    app.synth()  # raises ValidationFailed on any unacknowledged cdk-nag finding
+    resources = Template.from_stack(kernel).to_json()["Resources"]
+    echo = {n: r for n, r in resources.items() if n.startswith(("EchoService", "EchoFunction", "EchoLogs"))}
+    (route,) = of_type(echo, "AWS::ApiGatewayV2::Route").values()
+    assert route["Properties"]["RouteKey"] == "GET /echo"
+    assert route["Properties"]["AuthorizationType"] == "AWS_IAM"
+    (stage,) = of_type(echo, "AWS::ApiGatewayV2::Stage").values()
+    assert stage["Properties"]["DefaultRouteSettings"] == {
+        "ThrottlingBurstLimit": 100,
+        "ThrottlingRateLimit": 50,
+    }
+    assert (
+        json.loads(stage["Properties"]["AccessLogSettings"]["Format"])["callerArn"]
+        == "$context.identity.userArn"
+    )
+    groups = of_type(echo, "AWS::Logs::LogGroup")
+    assert len(groups) == 2  # the function's and the access log
+    for group in groups.values():
+        assert group["Properties"]["RetentionInDays"] == 365
+        assert group["DeletionPolicy"] == "Retain"
+    (api,) = of_type(echo, "AWS::ApiGatewayV2::Api")
+    for role_name in ("kernel-access", "kernel-access-external"):
+        statements = _statements_for_role(resources, _logical_id(resources, role_name))
+        granted = [
+            r["Fn::Join"][1][1]["Ref"] + r["Fn::Join"][1][2]
+            for s in statements
+            for r in _as_list(s["Resource"])
+        ]
+        assert f"{api}/*/GET/echo" in granted

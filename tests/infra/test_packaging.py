@@ -1,6 +1,6 @@
 """The wheel, installed outside the repository: with the ``cdk`` extra it synthesises a partner app
-whose Lambda asset is the ``kernel_access`` package only; without it the runtime imports and the
-CDK libraries do not.
+whose Lambda asset is the handlers' import closure, the same files (and hash) as from this checkout;
+without it the runtime imports and the CDK libraries do not.
 
 Slow (builds a wheel and two virtual environments; pip downloads come from the pip cache).
 """
@@ -138,7 +138,11 @@ def test_wheel_in_fresh_environments(tmp_path_factory: pytest.TempPathFactory) -
     assert {"GlobexKernel", "Globex"} <= set(manifest["artifacts"])
     (asset_dir,) = out.glob("asset.*")
     asset_files = sorted(p.relative_to(asset_dir).as_posix() for p in asset_dir.rglob("*") if p.is_file())
-    assert asset_files == [n for n in runtime_files if n.endswith((".py", "py.typed"))]
+    # The handlers' import closure, computed from site-packages: the same files as from the checkout,
+    # all of them in the wheel, and none of the CLI, client or emulator.
+    assert asset_files == list(repo_asset.files)
+    assert set(asset_files) <= set(runtime_files)
+    assert not [n for n in asset_files if n.startswith(("kernel_access/cli/", "kernel_access/local/"))]
     template = json.loads((out / "GlobexKernel.template.json").read_text())
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
     assert functions[0]["Properties"]["Handler"] == "kernel_access.handlers.vending.handler"

@@ -312,7 +312,7 @@ def vending_environment(**overrides: str) -> dict[str, str]:
 
 
 def create_tables(dynamodb: Any) -> None:
-    """The exact schemas of the team brief (item 5)."""
+    """The schemas the constructs create (audit, rate-limit and revocation tables)."""
     dynamodb.create_table(
         TableName=AUDIT_TABLE,
         BillingMode="PAY_PER_REQUEST",

@@ -14,16 +14,16 @@ from tests.runtime.conftest import AUDIT_TABLE
 
 pytestmark = pytest.mark.usefixtures("secrets_scan")
 
-BRIEF_FIELDS = {
+DOCUMENTED_FIELDS = {
     "recorded_at", "request_id", "route", "decision", "error_code", "rule_id", "reason", "caller_arn",
     "caller_account", "caller_org", "source_ip", "user_agent", "partner", "target_role", "session_name",
     "source_identity", "access_key_id", "expiration", "duration", "latency_ms", "token_fingerprint",
 }  # fmt: skip
 
 
-def test_record_has_every_field_of_the_brief_and_none_for_secrets():
+def test_record_has_every_documented_field_and_none_for_secrets():
     names = {f.name for f in dataclasses.fields(AuditRecord)}
-    assert names >= BRIEF_FIELDS
+    assert names >= DOCUMENTED_FIELDS
     forbidden = ("secret", "session_token", "token_value", "authorization_token", "password")
     assert not [n for n in names if any(word in n for word in forbidden)]
 

@@ -73,10 +73,10 @@ def test_example_from_cdk_json_parses() -> None:
 
 
 def test_documented_example_parses() -> None:
-    """The full example in the README's policy section stays a valid policy."""
-    from tests.readme import readme_section
+    """The full example of docs/policy.md stays a valid policy."""
+    from tests.docs import doc_section
 
-    text = readme_section("Vending policy")
+    text = doc_section("policy.md", "Document format")
     block = text.split("```json\n", 1)[1].split("```", 1)[0]
     policy = parse_policy(block)
     assert len(policy.rules) == 6

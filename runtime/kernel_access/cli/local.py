@@ -1,30 +1,40 @@
-"""``kernel-access local``: run the kernel stack's template on this machine (dev extra).
+"""``kernel-access local``: run the kernel stack's template on this machine (``local`` extra).
 
-Imports moto/PyJWT only when the command runs, so ``kernel-access --help`` and the Lambda never
-need the dev extra.
+Imports moto/PyJWT/cryptography only when the command runs, so ``kernel-access --help`` and the
+Lambda never need the ``local`` extra; when they are missing the command says which extra to install.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 import threading
 from pathlib import Path
 from types import FrameType
 
-EPILOG = """\
+# Standard library only: cheap enough for `kernel-access --help`.
+from kernel_access.local.template import LOCAL_CDK_OUT
+
+#: What to install for this command (the ``local`` extra of pyproject.toml), and the modules of it
+#: the emulator imports. moto is otherwise imported only once provisioning starts; importing all of
+#: them first turns a missing one into one clear message before any work is done.
+LOCAL_EXTRA_REQUIREMENT = "'kernel-access[local]'"
+LOCAL_EXTRA_MODULES = ("moto.server", "jwt", "cryptography")
+
+EPILOG = f"""\
 examples:
-  kernel-access local                        # synthesise if needed, serve on a free port
+  kernel-access local                        # synthesise ./{LOCAL_CDK_OUT} if stale, serve on free ports
   kernel-access local --port 8000            # vending API on http://127.0.0.1:8000
   kernel-access local --template cdk.out/KernelAccessKernel.template.json --no-synth
   kernel-access local --issuer oidc-github   # also print a test token of that JWT authorizer's issuer
   kernel-access local --set KERNEL_ACCESS_RATE_LIMIT_REQUESTS=1000   # override a function variable
   kernel-access local --state-dir .local     # env files and state.json in a known place
 
-Details, and what is not emulated: the README, "Running the kernel account locally".
+Details, and what is not emulated: docs/local.md.
 
-Needs the dev extra: pip install 'kernel-access[dev]' (moto[server], PyJWT[crypto]).
+Needs the local extra: pip install {LOCAL_EXTRA_REQUIREMENT} (moto[server], PyJWT[crypto], cryptography).
 """
 
 
@@ -43,11 +53,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--port", type=int, default=0, help="port of the vending API (default: any free)")
     parser.add_argument("--template", type=Path, help="template file or cdk.out directory to run")
-    parser.add_argument("--cdk-out", type=Path, help="cloud assembly directory (default: ./cdk.out)")
+    parser.add_argument(
+        "--cdk-out",
+        type=Path,
+        help=f"cloud assembly directory (default: ./{LOCAL_CDK_OUT}, synthesised with the example service)",
+    )
     parser.add_argument("--stack", help="stack to run (default: the one serving the vending API)")
     parser.add_argument("--project-dir", type=Path, default=Path.cwd(), help="CDK app directory (cdk.json)")
     parser.add_argument(
-        "--no-synth", action="store_true", help="never synthesise, even when cdk.out is stale"
+        "--no-synth", action="store_true", help="never synthesise, even when the assembly is stale"
     )
     parser.add_argument(
         "--issuer",
@@ -95,12 +109,14 @@ def _progress(message: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        for module in LOCAL_EXTRA_MODULES:
+            importlib.import_module(module)
         from kernel_access.local.server import LocalKernel, LocalOptions, log_to_stderr
         from kernel_access.local.template import TemplateError
-    except ImportError as error:  # pragma: no cover - needs an environment without the dev extra
+    except ImportError as error:
         print(
-            f"kernel-access local needs the dev extra ({error.name} is missing): "
-            "pip install 'kernel-access[dev]'",
+            f"kernel-access local needs the local extra ({error.name} is missing): "
+            f"pip install {LOCAL_EXTRA_REQUIREMENT}",
             file=sys.stderr,
         )
         return 2

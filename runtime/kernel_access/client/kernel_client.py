@@ -1,9 +1,9 @@
 """``KernelClient``: call kernel-account APIs from a partner account.
 
-What the seed's Go client promised, kept, and its weak points fixed:
+What it guarantees:
 
 * the kernel role is assumed **once** and the credentials reused until the refresh engine says they
-  are due (the seed re-assumed on every call); many threads share one client and one AssumeRole;
+  are due (never re-assumed per call); many threads share one client and one AssumeRole;
 * both timeouts are applied, connections are pooled and kept alive, and transient failures are
   retried with backoff — only where a retry cannot duplicate a side effect (see ``transport``).
 
@@ -103,13 +103,13 @@ def default_session_name(partner: str) -> str:
 class KernelClient:
     """Signed, retried, credential-caching calls to kernel APIs (API Gateway, IAM auth).
 
-    Args mirror the seed client. ``partner`` (keyword) is this partner's name as configured in the
-    kernel: the kernel role's trust policy accepts only RoleSessionNames that start with
-    ``<partner>.``, so either ``partner`` or an explicit ``session_name`` with that prefix is
+    Positional args keep their published order. ``partner`` (keyword) is this partner's name as
+    configured in the kernel: the kernel role's trust policy accepts only RoleSessionNames that
+    start with ``<partner>.``, so either ``partner`` or an explicit ``session_name`` with that prefix is
     required — construction refuses to build a client whose every AssumeRole would be denied.
     """
 
-    def __init__(  # noqa: PLR0917 - positional order is the seed client's public signature
+    def __init__(  # noqa: PLR0917 - positional order is part of the public signature
         self,
         account_id: str,
         region: str = "us-east-1",
@@ -298,7 +298,7 @@ class KernelClient:
 
     # --- calls ----------------------------------------------------------------------------------
 
-    def call(  # noqa: PLR0917 - positional order is the seed client's public signature
+    def call(  # noqa: PLR0917 - positional order is part of the public signature
         self,
         base_url: str,
         endpoint: str,

@@ -1,6 +1,6 @@
 """Powertools event-handler middleware that gives every route one shared ``KernelClient``.
 
-Mirrors the seed's ``KernelClientMiddleware``/``GetKernelClient``: the client is built once per
+``KernelClientMiddleware`` / ``get_kernel_client``: the client is built once per
 execution environment (so its cached kernel credentials and pooled connections survive across
 invocations) and placed in ``app.context["kernel_client"]`` for each request::
 

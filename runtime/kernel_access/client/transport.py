@@ -1,7 +1,8 @@
 """Signed HTTP to kernel APIs: pooled keep-alive connections, both timeouts applied, bounded
 retries with full-jitter backoff, and logs/metrics/traces that never carry bodies or credentials.
 
-The seed's Go client had none of this (no timeouts applied, no retries, a new connection per call).
+Without them a client either hangs on a dead kernel, gives up on one throttled call, or opens a new
+connection per call.
 Why urllib3 and not ``requests``: urllib3 ships with botocore, so it costs partners nothing, and its
 ``PoolManager`` gives thread-safe per-host pools with HTTP keep-alive.
 """

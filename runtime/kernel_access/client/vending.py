@@ -1,7 +1,7 @@
 """Typed calls to the vending API (``GET /credentials``, ``GET /codeartifact/token``) for the CLI
 tools, signed with whatever credentials the caller has (the "ambient" ones, via a boto3 session).
 
-Per the design, the vending API is called by sessions of the kernel-access roles: the ambient
+The vending API is called by sessions of the kernel-access roles: the ambient
 profile is usually one whose ``role_arn`` is the kernel role with a ``role_session_name`` of
 ``<partner>.<something>``; the CLI can also assume that role itself (``--kernel-account-id``).
 """

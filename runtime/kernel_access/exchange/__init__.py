@@ -1,9 +1,9 @@
 """OIDC token exchange: a CI pipeline's OIDC token → scoped, audited, short-lived credentials.
 
-Modelled on GATE's STS exchange (two layers of authorization, intersection of permissions, fail-
-closed audit, issued tokens tracked by hash) and octo-sts's trust policies (``issuer``/``subject``/
-``audience`` exact-or-pattern, ``claim_pattern``, every regex anchored), without their fail-open
-paths: a missing or unreadable configuration refuses every exchange.
+Two layers of authorization (central issuer rules, then per-target trust policies with
+``issuer``/``subject``/``audience`` exact-or-pattern and ``claim_pattern``, every regex anchored),
+the intersection of permissions, fail-closed audit, issued tokens tracked by fingerprint, and no
+fail-open path: a missing or unreadable configuration refuses every exchange.
 
 Public API used outside this package: :func:`parse_exchange_config` (``kernel-access policy lint``),
 :class:`ExchangeConfig`, :class:`ExchangeConfigError`, :class:`IssuedTokenStore` (the CLI).

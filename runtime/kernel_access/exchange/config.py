@@ -77,7 +77,7 @@ class ExchangeConfigError(ValueError):
 
 @dataclass(frozen=True)
 class StringMatcher:
-    """Either an exact value or an anchored pattern (octo-sts's ``x`` / ``x_pattern`` pair)."""
+    """Either an exact value or an anchored pattern (the ``x`` / ``x_pattern`` pair of a trust policy)."""
 
     exact: str | None = None
     pattern: AnchoredPattern | None = None

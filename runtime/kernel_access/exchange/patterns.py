@@ -1,8 +1,8 @@
 """Anchored regular expressions for claim matching, and how claim values become text.
 
-octo-sts anchors every trust-policy regex (``^…$``); we get the same guarantee with
-``re.fullmatch`` so a pattern written without anchors can never match a prefix or a suffix of a
-longer value (``repo:acme/app`` must not match ``repo:acme/app-evil``). Operators still write
+Every trust-policy regex is anchored at both ends: matching uses ``re.fullmatch`` (no ``^…$``
+needed), so a pattern written without anchors can never match a prefix or a suffix of a longer
+value (``repo:acme/app`` must not match ``repo:acme/app-evil``). Operators still write
 ``[^/]+`` rather than ``.*`` when a segment must not cross ``/``: full matching alone cannot know
 where a path segment ends, and the docs say so.
 """
@@ -67,7 +67,7 @@ class AnchoredPattern:
 def claim_text(value: object) -> str | None:
     """The text a claim pattern is matched against, or None when the claim is not matchable.
 
-    Strings match as they are, booleans as ``"true"``/``"false"`` (as octo-sts compares them).
+    Strings match as they are, booleans as ``"true"``/``"false"`` (as JSON writes them).
     Every other type (numbers, lists, objects) is not matchable, so a pattern on it never matches:
     guessing a textual form for a list would let ``.*`` patterns match things nobody meant.
     Note: API Gateway HTTP API JWT authorizers hand claims to the Lambda already turned into

@@ -15,7 +15,7 @@ Each ``AWS::ApiGatewayV2::Api`` gets its own loopback port (a real API has its o
 payload-2.0 response back to HTTP; ``HTTP_PROXY`` integrations forward the request with the
 integration's parameter mappings applied (``overwrite:header.x-...`` from ``$context.identity.*``).
 
-Not emulated (documented in the README): stage throttling, CORS, custom domains, mutual TLS,
+Not emulated (documented in docs/local.md): stage throttling, CORS, custom domains, mutual TLS,
 Lambda authorizers (``CUSTOM`` routes answer 500 with a message saying so).
 """
 

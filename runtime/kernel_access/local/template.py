@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from kernel_access.contract import CONFIG_CONTEXT_KEY, EXAMPLE_SERVICE_FLAG
+
 DEFAULT_ACCOUNT: Final = "123456789012"
 DEFAULT_REGION: Final = "us-east-1"
 _ENV_RE: Final = re.compile(r"^aws://(?P<account>[^/]+)/(?P<region>.+)$")
@@ -40,6 +42,12 @@ _SOURCE_GLOBS: Final = (
     "runtime/kernel_access/policy/**/*.py",
     "runtime/kernel_access/exchange/**/*.py",
 )
+
+
+#: The assembly ``kernel-access local`` synthesises and runs by default (under the project
+#: directory). Not ``cdk.out``: the emulator synthesises with the example service on, ``make synth``
+#: (what gets deployed) with it as configured, and neither should overwrite the other.
+LOCAL_CDK_OUT: Final = "cdk.local.out"
 
 
 class TemplateError(RuntimeError):
@@ -97,11 +105,13 @@ def is_stale(cdk_out: Path, project_dir: Path) -> bool:
     return manifest.stat().st_mtime < _newest_source_mtime(project_dir)
 
 
-def synthesize(project_dir: Path, cdk_out: Path) -> None:
+def synthesize(project_dir: Path, cdk_out: Path, *, example_service: bool = True) -> None:
     """Synthesise the app in ``project_dir`` into ``cdk_out``.
 
     Runs the app command of ``cdk.json`` with ``CDK_OUTDIR`` and ``CDK_CONTEXT_JSON`` (the context of
-    ``cdk.json`` and ``cdk.context.json``), which is what ``cdk synth`` does under the hood. Why not
+    ``cdk.json`` and ``cdk.context.json``), which is what ``cdk synth`` does under the hood, with the
+    configuration's ``example_service`` flag set (default): a local kernel has the example
+    ``EchoService`` to call, whatever the deployed configuration says. Why not
     the CLI itself: it adds ~2.5 s of Node start-up and version/notice checks to every local start
     for the same template (checked: byte-identical ``KernelAccessKernel.template.json``), and this
     way no Node installation is needed to run a local kernel.
@@ -118,6 +128,9 @@ def synthesize(project_dir: Path, cdk_out: Path) -> None:
     if saved.is_file():
         context.update(json.loads(saved.read_text()))
     context.update(config.get("context", {}))
+    kernel_config = context.get(CONFIG_CONTEXT_KEY)
+    if example_service and isinstance(kernel_config, dict):
+        context[CONFIG_CONTEXT_KEY] = {**kernel_config, EXAMPLE_SERVICE_FLAG: True}
     env = dict(os.environ)
     env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "1")
     env["CDK_OUTDIR"] = str(cdk_out)
@@ -224,14 +237,16 @@ def load_kernel_template(
     """Find the kernel stack's template, synthesising it first when it is missing or stale."""
     if template is not None:
         return load_template_file(template)
-    out = cdk_out or project_dir / "cdk.out"
+    out = cdk_out or project_dir / LOCAL_CDK_OUT
     if synth and is_stale(out, project_dir):
         if progress is not None:
             why = "missing" if not (out / "manifest.json").is_file() else "older than the app's sources"
             progress(f"{out} is {why}: synthesising the app of cdk.json (about 10 s) ...")
         synthesize(project_dir, out)
     if not (out / "manifest.json").is_file():
-        raise TemplateError(f"{out}/manifest.json not found: run `make synth` or pass --template PATH")
+        raise TemplateError(
+            f"{out}/manifest.json not found: let `kernel-access local` synthesise it or pass --template PATH"
+        )
     return select_kernel_stack(out, stack)
 
 

@@ -1,0 +1,83 @@
+"""The README and the pages under docs/ stand alone: every relative link resolves, and no text points
+at documents outside the repository."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.docs import DOCS, REPO
+
+#: Pages written on other branches at the same time as this one (linked from the README; they exist
+#: once those branches are merged). A link to any other missing file fails.
+PAGES_OF_OTHER_BRANCHES = {
+    "operations.md",
+    "local-iam.md",
+    "identity.md",
+    "limits.md",
+    "rate-limits-and-revocation.md",
+    "audit-integrity.md",
+    "target-roles.md",
+    "exchange-security.md",
+    "hardening-runtime.md",
+    "threat-model.md",
+}
+PAGES = [REPO / "README.md", REPO / "benchmarks" / "README.md", *sorted(DOCS.glob("*.md"))]
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _outside_code(text: str) -> str:
+    kept, fenced = [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            continue
+        if not fenced:
+            kept.append(re.sub(r"`[^`]*`", "", line))
+    return "\n".join(kept)
+
+
+def _anchors(text: str) -> set[str]:
+    """GitHub's anchors for the headings of a page."""
+    anchors = set()
+    fenced = False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        if not fenced and re.match(r"#{1,6} ", line):
+            title = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return anchors
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_relative_links_resolve(page: Path) -> None:
+    text = page.read_text()
+    broken = []
+    for target in LINK.findall(_outside_code(text)):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        resolved = (page.parent / path).resolve() if path else page
+        if not resolved.exists():
+            if resolved.parent == DOCS and resolved.name in PAGES_OF_OTHER_BRANCHES:
+                continue
+            broken.append(target)
+        elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved.read_text()):
+            broken.append(target)
+    assert broken == []
+
+
+def test_readme_is_short_and_starts_with_the_two_commands() -> None:
+    lines = (REPO / "README.md").read_text().splitlines()
+    assert len(lines) <= 200
+    assert lines[3].startswith("make synth")
+    assert lines[4].startswith("make test")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_no_reference_outside_the_repository(page: Path) -> None:
+    found = re.findall(r"DESIGN\.md|\bthe seed\b|\bthe issue\b|\bissue's\b", page.read_text())
+    assert found == []
