@@ -162,3 +162,18 @@ def test_index_touches_only_rules_for_the_request() -> None:
     req = request(partner="payments", role="kernel-reader")
     assert [rule.id for rule in policy.index.candidates(req)] == ["mine"]
     assert policy.evaluate(req).rule_id == "mine"
+
+
+def test_documented_groups_example_parses_and_decides() -> None:
+    """The attributes-and-groups example of docs/policy.md stays valid and means what it says."""
+    from tests.docs import doc_section
+
+    text = doc_section("policy.md", "Evaluation")
+    block = text.split("### Partner attributes and groups", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    policy = parse_policy(block)
+    assert (
+        policy.evaluate(request(partner="acme-analytics", role="kernel-deployer")).rule_id
+        == "staging-never-deploys"
+    )
+    assert policy.evaluate(request(partner="payments", role="kernel-reader")).rule_id == "production-reads"
+    assert not policy.evaluate(request(partner="acme-analytics", role="kernel-reader")).allowed
