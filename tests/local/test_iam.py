@@ -916,3 +916,17 @@ def test_without_configuration_the_trust_policies_name_the_organization(tmp_path
 
     assert accounts_from_config(tmp_path, _stack(IN_ORG_TRUST)) == {KERNEL: ORG, PARTNER: ORG}
     assert accounts_from_config(tmp_path, _stack(_trust({"AWS": PARTNER}))) == {}
+
+
+def test_principal_arn_is_the_roles_full_arn_with_its_path() -> None:
+    # IAM User Guide, AWS global condition context keys (aws:PrincipalArn: the role's ARN, not the session's)
+    trust = _trust(
+        {"AWS": KERNEL},
+        condition={"ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::{KERNEL}:role/team/kernel-fn"}},
+    )
+    model = _model(trust)
+    model.add_role(
+        RoleFacts(f"arn:aws:iam::{KERNEL}:role/team/kernel-fn", _policy(), [DEFAULT_WORKLOAD_POLICY])
+    )
+    assert model.assume_role(KERNEL_SESSION, AssumeRoleRequest(ROLE_ARN, "s")).allowed
+    assert not model.assume_role(PARTNER_SESSION, AssumeRoleRequest(ROLE_ARN, "s")).allowed

@@ -587,6 +587,13 @@ class IamModel:
             return self.roles[key].identity_policies
         return self.declared.get(key, [DEFAULT_WORKLOAD_POLICY])
 
+    def _principal_context(self, caller: Caller, now: datetime | None = None) -> dict[str, list[str]]:
+        context = principal_context(caller, self.org_of(caller.account), now)
+        if caller.account and caller.role_name and (caller.account, caller.role_name) in self.roles:
+            # A session ARN drops the role's path; aws:PrincipalArn is the role's full ARN.
+            context["aws:principalarn"] = [self.roles[(caller.account, caller.role_name)].arn]
+        return context
+
     # ---- decisions ---------------------------------------------------------------------------------
 
     def assume_role(
@@ -596,7 +603,7 @@ class IamModel:
         role = self.role(request.role_arn)
         if role is None:
             return Decision(False, ASSUME_ROLE, request.role_arn, caller.arn, reason="role not in template")
-        context = principal_context(caller, self.org_of(caller.account), now)
+        context = self._principal_context(caller, now)
         context.update(
             context_of(
                 {
@@ -661,7 +668,7 @@ class IamModel:
             return Decision(
                 False, INVOKE, resource, caller.arn, reason="cross-account: HTTP APIs have no resource policy"
             )
-        context = principal_context(caller, self.org_of(caller.account))
+        context = self._principal_context(caller)
         if source_ip:
             context["aws:sourceip"] = [source_ip]
         result = evaluate(self.identity_policies(caller), action=INVOKE, resource=resource, context=context)
