@@ -463,3 +463,43 @@ def test_no_iam_switches_enforcement_off_and_says_so(tmp_path: Path) -> None:
     finally:
         stop_emulator(emulator)
     assert "IAM           NOT enforced (--no-iam)" in emulator.log_path.read_text()
+
+
+def test_partner_outside_the_configured_organization_is_refused_at_start_up(tmp_path: Path) -> None:
+    """Organization membership comes from the kernel configuration: a configuration that does not
+    put the partner's account in the organization makes the template's aws:PrincipalOrgID condition
+    refuse that partner; the emulator still starts and says so."""
+    import subprocess
+    import sys
+
+    project = tmp_path / "project"
+    project.mkdir()
+    config = {"organization_id": "o-a1b2c3d4e5", "kernel_account": "123456789012", "partners": []}
+    (project / "cdk.json").write_text(json.dumps({"app": "false", "context": {"kernel-access": config}}))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kernel_access",
+            "local",
+            "--project-dir",
+            str(project),
+            "--template",
+            str(FIXTURES / "echo-stack.template.json"),
+            "--exit-after-start",
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Partner identities refused by local IAM (no session, no env file):" in result.stdout
+    assert (
+        "  payments (222222222222): User: arn:aws:sts::222222222222:assumed-role/payments-workload/workload "
+        "is not authorized to perform: sts:AssumeRole on resource: "
+        "arn:aws:iam::123456789012:role/kernel-access"
+    ) in result.stdout

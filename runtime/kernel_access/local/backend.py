@@ -6,6 +6,10 @@ backends to verify SigV4, exactly as API Gateway asks IAM. Everything else (crea
 parameters, roles; minting partner sessions) goes through boto3 against the server's endpoint, the
 same API a deployment would use.
 
+moto evaluates no IAM policy. With local IAM on, the server runs with
+:class:`~kernel_access.local.enforcement.StsGuard` in front of it, which decides every ``AssumeRole``
+of a template role before moto issues the session (see :mod:`kernel_access.local.iam`).
+
 moto is a dev-extra dependency: this module is imported only by ``kernel-access local`` and the
 end-to-end tests, never by a Lambda handler.
 """

@@ -5,7 +5,10 @@ Each ``AWS::ApiGatewayV2::Api`` gets its own loopback port (a real API has its o
 
 * ``AWS_IAM`` - the SigV4 signature is verified with :mod:`kernel_access.local.sigv4` against the
   secret IAM (the in-process moto backend) holds for the calling access key; refusals are 403 with
-  API Gateway's messages. A good signature becomes ``requestContext.authorizer.iam``.
+  API Gateway's messages. With local IAM on (the default, :mod:`kernel_access.local.iam`), the
+  caller's identity policies must also allow ``execute-api:Invoke`` on the request's ARN, else 403
+  ``AccessDeniedException`` with AWS's "User: ... is not authorized to perform" message. A request
+  that passes becomes ``requestContext.authorizer.iam``.
 * ``JWT`` - the bearer token is validated against the local key of the issuer the authorizer names
   (:mod:`kernel_access.local.jwt_issuer`), issuer and audiences exactly as in the template; refusals
   are 401 ``Unauthorized``. A good token becomes ``requestContext.authorizer.jwt``.
