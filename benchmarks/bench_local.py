@@ -15,6 +15,10 @@ shared one is stale) in one in-process ``LocalKernel``, against the same moto se
   share the emulator's one process (one GIL). Measured: that process is the bound, so the goal is that
   32 clients get the same throughput as one (no collapse, no errors), with latency = queueing.
 
+- Per request with local IAM enforced against not enforced (``--no-iam``), on the same running kernel,
+  interleaved rounds: enforcement adds the gateway's ``execute-api:Invoke`` evaluation and the STS
+  guard's evaluation of the handler's ``AssumeRole`` (trust and identity policies of the target role).
+
 The per-caller rate limit is raised for the run (``--set`` of the function environment), so the
 limiter's refusals are not what is measured; the limiter's DynamoDB update still runs.
 """
@@ -114,6 +118,46 @@ def _per_request(kernel: LocalKernel) -> Result:
     )
 
 
+def _set_iam(kernel: LocalKernel, enforced: bool) -> None:
+    """Switch local IAM on or off in the running kernel (gateway check and STS guard together)."""
+    assert kernel.gateway is not None
+    assert kernel.aws is not None
+    assert kernel.aws.guard is not None, "the kernel must start with local IAM on"
+    kernel.gateway.iam = kernel.iam if enforced else None
+    kernel.aws.guard.enabled = enforced
+
+
+def _iam_overhead(kernel: LocalKernel) -> Result:
+    identity = kernel.partners[0].identity
+    assert kernel.aws is not None
+    caller = kernel.aws.partner_session(identity, "bench-iam").environment()
+    samples: dict[bool, list[float]] = {True: [], False: []}
+    run_load(kernel.vending_url, [caller], total=3, query=QUERY)
+    try:
+        for _ in range(ROUNDS):
+            for enforced in (True, False):
+                _set_iam(kernel, enforced)
+                started = time.perf_counter()
+                result = run_load(kernel.vending_url, [caller], total=PER_ROUND, query=QUERY)
+                samples[enforced].append((time.perf_counter() - started) / PER_ROUND)
+                if result.statuses != {200: PER_ROUND}:
+                    raise RuntimeError(f"IAM run (enforced={enforced}) not clean: {result.summary()}")
+    finally:
+        _set_iam(kernel, True)
+    on, off = (statistics.median(samples[k]) * 1000 for k in (True, False))
+    guard = kernel.aws.guard
+    assert guard is not None
+    return Result(
+        "local: signed GET /credentials, IAM enforced vs --no-iam",
+        on,
+        off,
+        "ms",
+        "ratio <= 1.2",
+        f"enforcement adds {on - off:.2f} ms/request (execute-api:Invoke at the gateway, trust and "
+        f"identity policies on the handler's AssumeRole); refusals during the run: {len(guard.refusals)}",
+    )
+
+
 def _load_elsewhere(url: str, sessions: list[dict[str, str]], total: int) -> LoadResult:
     """``run_load`` in a separate process: client threads here would compete with the emulator's GIL."""
     code = (
@@ -174,7 +218,7 @@ def run() -> list[Result]:
     )
     try:
         kernel.start()
-        rows = [_per_request(kernel)]
+        rows = [_per_request(kernel), _iam_overhead(kernel)]
         rows.extend(_concurrency(kernel))
     finally:
         kernel.stop()

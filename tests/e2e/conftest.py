@@ -135,18 +135,31 @@ class Emulator:
             aws_session_token=creds.get("AWS_SESSION_TOKEN"),
         )
 
-    def assume(self, role_arn: str, session_name: str, *, external_id: str | None = None) -> dict[str, str]:
+    def assume(
+        self,
+        role_arn: str,
+        session_name: str,
+        *,
+        external_id: str | None = None,
+        caller: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> dict[str, str]:
+        """A session of ``role_arn`` assumed by ``caller`` (credentials), or with a key the local STS
+        did not issue (which local IAM lets assume only roles outside the template: an identity of
+        some account, such as a partner's workload role)."""
         sts = boto3.client(
             "sts",
             region_name=self.region,
             endpoint_url=self.moto,
-            aws_access_key_id="AKIATESTBOOTSTRAP000",
-            aws_secret_access_key="bootstrap",
+            aws_access_key_id=caller["AWS_ACCESS_KEY_ID"] if caller else "AKIATESTBOOTSTRAP000",
+            aws_secret_access_key=caller["AWS_SECRET_ACCESS_KEY"] if caller else "bootstrap",
+            aws_session_token=caller.get("AWS_SESSION_TOKEN") if caller else None,
         )
         kwargs: dict[str, Any] = {
             "RoleArn": role_arn,
             "RoleSessionName": session_name,
             "DurationSeconds": 3600,
+            **extra,
         }
         if external_id:
             kwargs["ExternalId"] = external_id
@@ -162,10 +175,18 @@ class Emulator:
             self._admin = self.assume(f"arn:aws:iam::{self.state['account_id']}:role/e2e-inspector", "e2e")
         return self._admin
 
+    def workload(self, account_id: str, name: str) -> dict[str, str]:
+        """A session of the workload role ``name`` in ``account_id`` (a role outside the template)."""
+        return self.assume(f"arn:aws:iam::{account_id}:role/{name}", "workload")
+
     def partner_session(self, partner: str, suffix: str) -> dict[str, str]:
-        """A fresh session of the partner's kernel role (a distinct caller ARN per suffix)."""
+        """A fresh session of the partner's kernel role (a distinct caller ARN per suffix), assumed as
+        the partner would: from its workload role in its own account, with its external ID."""
         p = self.partner(partner)
-        return self.assume(p["role_arn"], f"{partner}.{suffix}", external_id=p["external_id"])
+        workload = self.workload(p["account_id"], f"{partner}-workload")
+        return self.assume(
+            p["role_arn"], f"{partner}.{suffix}", external_id=p["external_id"], caller=workload
+        )
 
     def scan(self, table: str) -> list[dict[str, Any]]:
         dynamodb = self.client("dynamodb")

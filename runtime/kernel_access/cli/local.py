@@ -31,6 +31,10 @@ examples:
   kernel-access local --issuer oidc-github   # also print a test token of that JWT authorizer's issuer
   kernel-access local --set KERNEL_ACCESS_RATE_LIMIT_REQUESTS=1000   # override a function variable
   kernel-access local --state-dir .local     # env files and state.json in a known place
+  kernel-access local --no-iam               # do not evaluate trust policies or execute-api grants
+  kernel-access local --workload-policy arn:aws:iam::222222222222:role/payments-workload=policy.json
+
+Local IAM (on by default): docs/local-iam.md says what is evaluated and what is not.
 
 Details, and what is not emulated: docs/local.md.
 
@@ -88,6 +92,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--state-dir", type=Path, help="where env files and state.json go (default: temp)")
     parser.add_argument("--access-log", action="store_true", help="print one JSON line per request")
     parser.add_argument(
+        "--no-iam",
+        action="store_true",
+        help="do not evaluate IAM: trust policies on AssumeRole and execute-api:Invoke grants (default: on)",
+    )
+    parser.add_argument(
+        "--workload-policy",
+        action="append",
+        default=[],
+        metavar="ROLE_ARN=FILE",
+        help="identity policy (JSON document or list) of a role outside the template, e.g. a partner "
+        "workload role (repeatable; default for such roles: may assume any role, nothing else)",
+    )
+    parser.add_argument(
         "--exit-after-start", action="store_true", help="start, print, stop (measures start-up)"
     )
     parser.set_defaults(func=run)
@@ -101,6 +118,16 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
             raise SystemExit(f"kernel-access local: --set expects NAME=VALUE, got {pair!r}")
         out[name] = value
     return out
+
+
+def _workload_policies(pairs: list[str]) -> tuple[tuple[str, Path], ...]:
+    out: list[tuple[str, Path]] = []
+    for pair in pairs:
+        role_arn, sep, path = pair.rpartition("=")
+        if not sep or not role_arn.startswith("arn:") or not Path(path).is_file():
+            raise SystemExit(f"kernel-access local: --workload-policy expects ROLE_ARN=FILE, got {pair!r}")
+        out.append((role_arn, Path(path)))
+    return tuple(out)
 
 
 def _progress(message: str) -> None:
@@ -132,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
         access_log=log_to_stderr if args.access_log else None,
         progress=_progress,
         concurrency=args.concurrency,
+        iam=not args.no_iam,
+        workload_policies=_workload_policies(args.workload_policy),
     )
     kernel = LocalKernel(options)
     try:
@@ -140,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         kernel.stop()
         print("\nkernel-access local: interrupted during start-up", file=sys.stderr)
         return 130
-    except (TemplateError, OSError) as error:
+    except (TemplateError, OSError, ValueError) as error:
         print(f"kernel-access local: {error}", file=sys.stderr)
         kernel.stop()
         return 1

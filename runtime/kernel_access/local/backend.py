@@ -6,6 +6,10 @@ backends to verify SigV4, exactly as API Gateway asks IAM. Everything else (crea
 parameters, roles; minting partner sessions) goes through boto3 against the server's endpoint, the
 same API a deployment would use.
 
+moto evaluates no IAM policy. With local IAM on, the server runs with
+:class:`~kernel_access.local.enforcement.StsGuard` in front of it, which decides every ``AssumeRole``
+of a template role before moto issues the session (see :mod:`kernel_access.local.iam`).
+
 moto is a dev-extra dependency: this module is imported only by ``kernel-access local`` and the
 end-to-end tests, never by a Lambda handler.
 """
@@ -14,7 +18,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+import secrets
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -27,6 +32,9 @@ from kernel_access.local.template import Resolver, StackTemplate
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
+
+    from kernel_access.local.enforcement import StsGuard
+    from kernel_access.local.iam import Caller, IamModel
 
 #: Fake credentials used only to reach moto before any moto-issued key exists.
 _BOOTSTRAP_KEY: Final = "AKIALOCALBOOTSTRAP00"
@@ -116,12 +124,30 @@ def _account_of(principal: str) -> str | None:
 
 
 class LocalAws:
-    """A moto server on 127.0.0.1 holding the kernel account's tables, parameters and roles."""
+    """A moto server on 127.0.0.1 holding the kernel account's tables, parameters and roles.
 
-    def __init__(self, template: StackTemplate, resolver: Resolver, *, port: int = 0) -> None:
+    ``iam``: when given, every ``AssumeRole`` of a template role is decided by it before moto answers
+    (:class:`~kernel_access.local.enforcement.StsGuard`); None leaves moto's STS as it is (``--no-iam``).
+    """
+
+    def __init__(
+        self,
+        template: StackTemplate,
+        resolver: Resolver,
+        *,
+        port: int = 0,
+        iam: IamModel | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         self.template = template
         self.resolver = resolver
         self._port = port
+        self.iam = iam
+        self.guard: StsGuard | None = None
+        self._log = log
+        #: Access keys the emulator signs with on behalf of an AWS service (key id -> service principal).
+        self._service_keys: dict[str, str] = {}
+        self._callers: dict[str, Caller] = {}
         self._server: ThreadedMotoServer | None = None
         self.endpoint_url = ""
         self._admin: SessionCredentials | None = None
@@ -138,7 +164,13 @@ class LocalAws:
 
         # werkzeug logs one line per request to stderr; the gateway keeps its own access log.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
+        if self.iam is None:
+            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
+        else:
+            from kernel_access.local.enforcement import StsGuard
+
+            self.guard = StsGuard(None, self.iam, self.caller, log=self._log)
+            self._server = _guarded_server(self.guard, port=self._port)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
@@ -185,6 +217,37 @@ class LocalAws:
             aws_secret_access_key=_BOOTSTRAP_SECRET,
         )
 
+    def _service_sts(self, service: str) -> Any:
+        """An STS client whose calls the local IAM attributes to the service principal ``service``."""
+        key = next((k for k, v in self._service_keys.items() if v == service), None)
+        if key is None:
+            key = "AKIALOCALSVC" + secrets.token_hex(4).upper()
+            self._service_keys[key] = service
+        return boto3.client(
+            "sts",
+            region_name=self.template.region,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=key,
+            aws_secret_access_key=_BOOTSTRAP_SECRET,
+        )
+
+    def caller(self, access_key_id: str) -> Caller | None:
+        """The principal behind an access key, as IAM sees it (None: not issued by the local IAM/STS)."""
+        from kernel_access.local.iam import Caller
+
+        service = self._service_keys.get(access_key_id)
+        if service is not None:
+            return Caller.of_service(service)
+        known = self._callers.get(access_key_id)
+        if known is not None:
+            return known
+        key = self.lookup_access_key(access_key_id)
+        if key is None:
+            return None
+        # An access key's principal never changes: remember it (the lookup scans moto's sessions).
+        caller = self._callers[access_key_id] = Caller.from_arn(key.user_arn, user_id=key.user_id)
+        return caller
+
     def admin_credentials(self) -> SessionCredentials:
         """A session in the kernel account, so moto files every resource under that account.
 
@@ -205,7 +268,12 @@ class LocalAws:
         external_id: str | None = None,
         source_identity: str | None = None,
         sts: Any = None,
+        service: str | None = None,
     ) -> SessionCredentials:
+        """A session of ``role_arn``: as ``sts``'s caller, as the AWS ``service`` principal, or else
+        with a key the local STS did not issue (allowed only for roles outside the template)."""
+        if service is not None and sts is None:
+            sts = self._service_sts(service)
         kwargs: dict[str, Any] = {
             "RoleArn": role_arn,
             "RoleSessionName": session_name,
@@ -498,3 +566,29 @@ class LocalAws:
                     if isinstance(operator, Mapping) and operator.get("aws:PrincipalOrgID"):
                         return str(_as_list(operator["aws:PrincipalOrgID"])[0])
         return None
+
+
+def _guarded_server(guard: StsGuard, *, port: int) -> ThreadedMotoServer:
+    """moto's threaded server with ``guard`` in front of its WSGI application.
+
+    The same construction as ``ThreadedMotoServer._server_entry``, with one more layer: moto offers no
+    hook for authorizing a request, and the guard must see ``AssumeRole`` before moto issues a session.
+    """
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from moto.server import ThreadedMotoServer
+    from werkzeug.serving import make_server
+
+    class _GuardedMotoServer(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            guard.app = DomainDispatcherApplication(create_backend_app)
+            self._server = make_server(
+                self._ip_address, self._port, guard, True, request_handler=MotoRequestHandler
+            )
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return _GuardedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -5,7 +5,10 @@ Each ``AWS::ApiGatewayV2::Api`` gets its own loopback port (a real API has its o
 
 * ``AWS_IAM`` - the SigV4 signature is verified with :mod:`kernel_access.local.sigv4` against the
   secret IAM (the in-process moto backend) holds for the calling access key; refusals are 403 with
-  API Gateway's messages. A good signature becomes ``requestContext.authorizer.iam``.
+  API Gateway's messages. With local IAM on (the default, :mod:`kernel_access.local.iam`), the
+  caller's identity policies must also allow ``execute-api:Invoke`` on the request's ARN, else 403
+  ``AccessDeniedException`` with AWS's "User: ... is not authorized to perform" message. A request
+  that passes becomes ``requestContext.authorizer.iam``.
 * ``JWT`` - the bearer token is validated against the local key of the issuer the authorizer names
   (:mod:`kernel_access.local.jwt_issuer`), issuer and audiences exactly as in the template; refusals
   are 401 ``Unauthorized``. A good token becomes ``requestContext.authorizer.jwt``.
@@ -40,6 +43,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from kernel_access.local.backend import CallerKey
 from kernel_access.local.functions import FunctionRunner, LocalFunction
+from kernel_access.local.iam import Caller, IamModel
 from kernel_access.local.jwt_issuer import LocalIssuer, TokenRejected, claims_as_authorizer_context
 from kernel_access.local.sigv4 import KnownCredential, SigV4Failure, SigV4Verifier
 from kernel_access.local.template import Resolver
@@ -308,8 +312,13 @@ class Gateway:
         principal_org_id: str | None,
         runner: FunctionRunner,
         log: Callable[[str], None] | None = None,
+        iam: IamModel | None = None,
+        partition: str = "aws",
     ) -> None:
         self.apis = apis
+        #: When set, IAM routes also need ``execute-api:Invoke`` in the caller's identity policies.
+        self.iam = iam
+        self.partition = partition
         self.account_id = account_id
         self.region = region
         self._lookup_key = lookup_key
@@ -361,22 +370,42 @@ class Gateway:
 
     def iam_context(self, access_key_id: str, source: CallerKey) -> dict[str, Any]:
         """``requestContext.authorizer`` as the IAM authorizer fills it for this access key."""
+        org_id = self.iam.org_of(source.account_id) if self.iam is not None else self._principal_org_id
         return {
             "iam": {
                 "accessKey": access_key_id,
                 "accountId": source.account_id,
                 "callerId": source.user_id,
                 "cognitoIdentity": None,
-                "principalOrgId": self._principal_org_id,
+                "principalOrgId": org_id,
                 "userArn": source.user_arn,
                 "userId": source.user_id,
             }
         }
 
+    def execute_api_arn(self, api: LocalApi, method: str, path: str) -> str:
+        """The ARN ``execute-api:Invoke`` is authorized on: ``arn:...:{api-id}/{stage}/{METHOD}{path}``."""
+        return (
+            f"arn:{self.partition}:execute-api:{self.region}:{self.account_id}:"
+            f"{api.api_id}/{api.stage}/{method}{path}"
+        )
+
     def authorize(  # noqa: PLR0911 - one exit per refusal API Gateway can send
-        self, route: LocalRoute, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+        self,
+        route: LocalRoute,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        *,
+        resource: str | None = None,
+        source_ip: str | None = None,
     ) -> tuple[dict[str, Any] | None, Reply | None]:
-        """The authorizer context for the event, or the refusal API Gateway would send."""
+        """The authorizer context for the event, or the refusal API Gateway would send.
+
+        ``resource``: the request's execute-api ARN; with local IAM on, an ``AWS_IAM`` route also
+        needs the caller's identity policies to allow ``execute-api:Invoke`` on it.
+        """
         if route.authorization == "AWS_IAM":
             result = self._verifier.verify(method=method, path=target, headers=headers, body=body)
             if not result.ok or result.access_key_id is None:
@@ -386,6 +415,15 @@ class Gateway:
             caller = self._callers.get(result.access_key_id) or self._lookup_key(result.access_key_id)
             if caller is None:  # pragma: no cover - the verifier just found it
                 return None, _message(403, "Forbidden", error_type="ForbiddenException")
+            if self.iam is not None:
+                decision = self.iam.invoke(
+                    Caller.from_arn(caller.user_arn, user_id=caller.user_id),
+                    resource or "",
+                    api_account=self.account_id,
+                    source_ip=source_ip,
+                )
+                if not decision.allowed:
+                    return None, _message(403, decision.message, error_type="AccessDeniedException")
             return self.iam_context(result.access_key_id, caller), None
         if route.authorization == "JWT":
             if route.issuer is None:
@@ -476,7 +514,15 @@ class Gateway:
         route, path_params = found
         if len(body) > MAX_BODY_BYTES:
             return _message(413, "Request Entity Too Large"), route.route_key
-        authorizer, refusal = self.authorize(route, method, target, headers, body)
+        authorizer, refusal = self.authorize(
+            route,
+            method,
+            target,
+            headers,
+            body,
+            resource=self.execute_api_arn(api, method, path),
+            source_ip=source_ip,
+        )
         if refusal is not None:
             return refusal, route.route_key
         integration = route.integration

@@ -19,11 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from botocore.exceptions import ClientError
+
 from kernel_access import settings
 from kernel_access.client.config import ENV_VENDING_API_URL
 from kernel_access.contract import VENDING_HANDLER
 from kernel_access.local.backend import LocalAws, PartnerIdentity, SessionCredentials
 from kernel_access.local.codeartifact import LocalCodeArtifact
+from kernel_access.local.enforcement import (
+    LAMBDA_SERVICE,
+    accounts_from_config,
+    load_declarations,
+    model_from_template,
+)
 from kernel_access.local.examples import (
     ExampleDecision,
     example_decisions,
@@ -41,6 +49,7 @@ from kernel_access.local.functions import (
     resolve_environment,
 )
 from kernel_access.local.gateway import Gateway, LocalApi, apis_from_template
+from kernel_access.local.iam import IamModel
 from kernel_access.local.jwt_issuer import LocalIssuer, find_issuer
 from kernel_access.local.template import Resolver, StackTemplate, load_kernel_template
 
@@ -70,6 +79,10 @@ class LocalOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     #: Progress notes during start-up (e.g. "synthesising ..."); None = quiet.
     progress: Callable[[str], None] | None = None
+    #: Evaluate IAM (trust policies on AssumeRole, execute-api:Invoke on IAM routes); False = --no-iam.
+    iam: bool = True
+    #: Identity policies of roles outside the template: (role ARN, JSON file) pairs (--workload-policy).
+    workload_policies: tuple[tuple[str, Path], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,11 +100,14 @@ class LocalKernel:
         self.template: StackTemplate | None = None
         self.resolver: Resolver | None = None
         self.aws: LocalAws | None = None
+        self.iam: IamModel | None = None
         self.gateway: Gateway | None = None
         self.codeartifact: LocalCodeArtifact | None = None
         self.functions: dict[str, LocalFunction] = {}
         self.issuers: list[LocalIssuer] = []
         self.partners: list[PartnerSession] = []
+        #: Partners of the template whose example session local IAM refused (with STS's message).
+        self.refused_partners: list[str] = []
         self.examples: list[ExampleDecision] = []
         self.operator_env_file: Path | None = None
         self.state_dir = options.state_dir or Path(tempfile.mkdtemp(prefix="kernel-access-local-"))
@@ -133,7 +149,8 @@ class LocalKernel:
         resolver = self.resolver = Resolver(template)
         lap("template")
 
-        aws = self.aws = LocalAws(template, resolver)
+        iam = self.iam = self._iam_model(template, resolver)
+        aws = self.aws = LocalAws(template, resolver, iam=iam, log=o.access_log)
         aws.start()
         aws.provision()
         domains = {
@@ -160,6 +177,8 @@ class LocalKernel:
             principal_org_id=aws.organization_id(),
             runner=runner,
             log=o.access_log,
+            iam=iam,
+            partition=template.partition,
         )
         ports = {api.logical_id: (o.port + index if o.port else 0) for index, api in enumerate(apis)}
         self.gateway.start(ports)
@@ -170,7 +189,9 @@ class LocalKernel:
             function.template_environment = resolve_environment(resolver, function)
             credentials: dict[str, str] = {}
             if function.role_arn:
-                session = aws.assume(function.role_arn, function.name[:64], duration=43200)
+                session = aws.assume(
+                    function.role_arn, function.name[:64], duration=43200, service=LAMBDA_SERVICE
+                )
                 credentials = session.environment()
             function.environment = lambda_environment(
                 function,
@@ -184,9 +205,7 @@ class LocalKernel:
         lap("functions")
 
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for identity in aws.partner_identities():
-            creds = aws.partner_session(identity, EXAMPLE_SESSION_SUFFIX, duration=43200)
-            self.partners.append(PartnerSession(identity, creds, self._write_env_file(identity, creds)))
+        self._start_partners(aws)
         self.operator_env_file = self._write_operator_env_file(aws.admin_credentials())
         self.examples = self._example_decisions()
         lap("partners")
@@ -210,6 +229,31 @@ class LocalKernel:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
     # ---- helpers -----------------------------------------------------------------------------------
+
+    def _start_partners(self, aws: LocalAws) -> None:
+        """An example session of each partner the trust policies name, and its env file."""
+        for identity in aws.partner_identities():
+            try:
+                creds = aws.partner_session(identity, EXAMPLE_SESSION_SUFFIX, duration=43200)
+            except ClientError as error:
+                # Local IAM refused the template's own partner (e.g. a trust condition no local account
+                # meets): start anyway and say so, rather than fail the whole emulator.
+                message = error.response.get("Error", {}).get("Message", str(error))
+                self.refused_partners.append(f"{identity.partner} ({identity.account_id}): {message}")
+                continue
+            self.partners.append(PartnerSession(identity, creds, self._write_env_file(identity, creds)))
+
+    def _iam_model(self, template: StackTemplate, resolver: Resolver) -> IamModel | None:
+        """What local IAM evaluates: the template's roles, declared workload policies, organization."""
+        if not self.options.iam:
+            return None
+        model = model_from_template(
+            template,
+            resolver,
+            organizations=accounts_from_config(self.options.project_dir, template, resolver),
+        )
+        load_declarations(model, self.options.workload_policies)
+        return model
 
     def _example_decisions(self) -> list[ExampleDecision]:
         """The template's policy evaluated for every example session and target role (see examples)."""
@@ -361,6 +405,9 @@ class LocalKernel:
             ],
             "operator_env_file": str(self.operator_env_file) if self.operator_env_file else None,
             "examples": summary(self.examples),
+            "iam": self.iam is not None,
+            "refused_partners": self.refused_partners,
+            "organizations": dict(self.iam.organizations) if self.iam is not None else {},
             "startup_seconds": round(self.startup_seconds, 3),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
@@ -380,6 +427,7 @@ class LocalKernel:
             lines.append(f"  API {label}: {api.url}")
             lines.extend(f"      {key:<28} {auth}" for key, auth in _route_list(api))
         lines.append(f"  local AWS     {self.aws.endpoint_url}  (moto: STS, IAM, DynamoDB, SSM)")
+        lines.append(f"  IAM           {self._iam_line()}")
         if self.codeartifact is not None:
             lines.append(
                 f"  CodeArtifact  {self.codeartifact.url}  (GetAuthorizationToken only; domains "
@@ -399,6 +447,10 @@ class LocalKernel:
                 external = f", external id {p.identity.external_id}" if p.identity.external_id else ""
                 lines.append(f"  {p.identity.partner:<16} {p.credentials.arn}{external}")
                 lines.append(f"  {'':<16} credentials: source {p.env_file}")
+        if self.refused_partners:
+            lines.append("")
+            lines.append("Partner identities refused by local IAM (no session, no env file):")
+            lines.extend(f"  {line}" for line in self.refused_partners)
         lines.extend(self._try_lines())
         if self.issuers:
             lines += [
@@ -411,6 +463,17 @@ class LocalKernel:
             lines.extend(f"      {url}" for url in self.jwt_route_urls(issuer))
         lines += ["", f"Started in {self.startup_seconds:.1f} s. Ctrl-C stops."]
         return "\n".join(lines)
+
+    def _iam_line(self) -> str:
+        if self.iam is None:
+            return "NOT enforced (--no-iam): any caller assumes any role and calls any IAM route"
+        orgs = sorted(set(self.iam.organizations.values()))
+        accounts = ", ".join(sorted(self.iam.organizations))
+        where = f"; organization {', '.join(orgs)}: accounts {accounts}" if orgs else ""
+        return (
+            "enforced: trust and identity policies on AssumeRole, execute-api:Invoke on IAM routes "
+            f"(--no-iam turns it off){where}"
+        )
 
     def jwt_route_urls(self, issuer: LocalIssuer) -> list[str]:
         """``METHOD URL`` of every route whose JWT authorizer trusts ``issuer``."""
