@@ -223,3 +223,22 @@ def test_revoke_needs_exactly_one_valid_target(
 ) -> None:
     assert revoke(*args, "--reason", "x") == 1
     assert "kernel-access: error:" in capsys.readouterr().err
+
+
+def test_security_page_states_what_the_code_does() -> None:
+    """docs/exchange-security.md names the policy, the tag, the deny shape and every refused audience."""
+    from pathlib import Path
+
+    from kernel_access.exchange.config import SHARED_AUDIENCE_PREFIXES, SHARED_AUDIENCES
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "exchange-security.md").read_text()
+    assert CUTOFF_POLICY_NAME in page
+    assert TAG in page
+    for audience in (*SHARED_AUDIENCES, *SHARED_AUDIENCE_PREFIXES):
+        assert f"`{audience}" in page, audience
+    [example] = page.split("```json\n")[1:]
+    documented = json.loads(example.split("```")[0])
+    generated = cutoff_policy(["sha256:…", "sha256:…"])
+    assert generated is not None
+    assert documented["Statement"][0].keys() == generated["Statement"][0].keys()
+    assert documented["Statement"][0]["Condition"].keys() == generated["Statement"][0]["Condition"].keys()
