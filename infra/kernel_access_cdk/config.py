@@ -108,6 +108,8 @@ class ExchangeSettings:
     """
 
     document_json: str
+    #: The audience of issuers that list no ``audiences`` (unique to this deployment).
+    default_audience: str = ""
     #: CodeArtifact access levels the trust policies can grant (which minting roles are trusted).
     codeartifact_levels: tuple[str, ...] = ()
     rate_limit_requests: int = 20
@@ -365,17 +367,23 @@ def _load_exchange(
     raw: object,
     *,
     kernel_account: str,
+    region: str,
     name_suffix: str,
     target_roles: Sequence[TargetRoleConfig],
     codeartifact: CodeArtifactConfig | None,
 ) -> ExchangeSettings:
-    """The ``exchange`` section, validated by the exchange Lambda's own parser plus cross-checks."""
+    """The ``exchange`` section, validated by the exchange Lambda's own parser plus cross-checks.
+
+    An issuer without ``audiences`` gets the deployment's own audience
+    (:func:`kernel_access.exchange.config.default_audience`; the construct fills it in).
+    """
     from kernel_access.exchange import ExchangeConfigError, parse_exchange_config
-    from kernel_access.exchange.config import CodeArtifactTarget
+    from kernel_access.exchange.config import CodeArtifactTarget, default_audience, with_default_audiences
 
     entry = _require_mapping(raw, "exchange")
     _reject_unknown(entry, _EXCHANGE_FIELDS, "exchange.", None)
     document = {key: entry[key] for key in sorted(_EXCHANGE_DOCUMENT_FIELDS) if key in entry}
+    audience = default_audience(kernel_account, region, name_suffix)
     issuers = _require_mapping(document.get("issuers", {}), "exchange.issuers")
     if not issuers:
         raise ConfigError(
@@ -383,7 +391,9 @@ def _load_exchange(
             "must name at least one trusted OIDC issuer (each gets a JWT authorizer and a route); "
             "remove the exchange section to deploy no exchange",
         )
-    checkable = _resolve_exchange_roles(document, target_roles, kernel_account, name_suffix)
+    checkable = _resolve_exchange_roles(
+        with_default_audiences(document, audience), target_roles, kernel_account, name_suffix
+    )
     try:
         parsed = parse_exchange_config(checkable)
     except ExchangeConfigError as error:
@@ -423,6 +433,7 @@ def _load_exchange(
     _reject_unknown(throttling, frozenset({"rate_limit", "burst_limit"}), "exchange.api_throttling.", None)
     return ExchangeSettings(
         document_json=json.dumps(document, sort_keys=True, separators=(",", ":")),
+        default_audience=audience,
         codeartifact_levels=parsed.codeartifact_levels(),
         rate_limit_requests=_require_int(
             rate_limit.get("requests", 20), "exchange.rate_limit.requests", 1, 100_000
@@ -536,6 +547,7 @@ def load_config(context: object) -> KernelAccessConfig:
         exchange = _load_exchange(
             raw["exchange"],
             kernel_account=kernel_account,
+            region=region,
             name_suffix=name_suffix,
             target_roles=target_roles,
             codeartifact=codeartifact,

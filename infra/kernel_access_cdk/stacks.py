@@ -143,6 +143,8 @@ class KernelAccountStack(Stack):
             exchange_config=exchange_settings.document,
             audit_table=self.audit_table,
             rate_limit_table=self.vending.rate_limit_table,
+            revocation_table=self.vending.revocation_table,
+            default_audience=exchange_settings.default_audience or None,
             target_roles=self.vending.target_roles,
             codeartifact=self.codeartifact,
             codeartifact_reader_role=reader,

@@ -8,9 +8,14 @@ validated at synth with the runtime's own parser (``kernel_access.exchange.parse
 and stored as JSON in one SSM parameter.
 
 Least privilege: the function may assume exactly the AWS-role targets some trust policy names and
-the CodeArtifact minting roles for the access levels the trust policies can grant; it may only
-PutItem into the replay and issued-tokens tables, append to the audit table, count in the rate-
-limit table and read its one parameter.
+the CodeArtifact minting roles for the access levels the trust policies can grant, and tag those
+sessions only with the exchange's own tag keys (``sts:TagSession`` conditioned on ``aws:TagKeys``);
+it may only PutItem into the replay and issued-tokens tables, append to the audit table, count in
+the rate-limit table, read the revocation table and read its one parameter.
+
+Audience: an issuer without ``audiences`` gets the deployment's own audience
+(``kernel-access:<account>:<region>:exchange<name_suffix>``, output ``DefaultAudience``); the
+parser refuses audiences other relying parties share, such as ``sts.amazonaws.com``.
 
 AWS-role targets in the configuration name a role either by ARN (``"role_arn"``) or, for roles
 created in the same app, by a key of the ``target_roles`` prop (``"role": KEY``). Every target role
@@ -38,6 +43,9 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 from kernel_access import contract, settings
 from kernel_access.exchange import ExchangeConfig, ExchangeConfigError, parse_exchange_config
+from kernel_access.exchange.config import default_audience as deployment_audience
+from kernel_access.exchange.config import with_default_audiences
+from kernel_access.exchange.minting import SESSION_TAG_KEYS
 
 from .audit_table import AuditTable, pitr
 from .codeartifact import CodeArtifactRegistry
@@ -76,6 +84,15 @@ ACCESS_LOG_FORMAT: Final = json.dumps(
 
 def _construct_id(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in name.replace("_", "-").split("-"))
+
+
+def _fill_audiences(document: Mapping[str, Any], audience: str) -> tuple[bool, dict[str, Any]]:
+    """(whether some issuer lists no audiences, the document with ``audience`` filled in there)."""
+    issuers = document.get("issuers")
+    missing = isinstance(issuers, Mapping) and any(
+        isinstance(spec, Mapping) and "audiences" not in spec for spec in issuers.values()
+    )
+    return missing, with_default_audiences(document, audience)
 
 
 def resolve_targets(
@@ -118,7 +135,13 @@ class TokenExchange(Construct):
             (a key of ``target_roles``).
         audit_table: the shared ``AuditTable`` (records are appended, fail-closed).
         rate_limit_table: table with partition key ``pk`` and TTL ``expires_at`` (the vending
-            service's ``rate_limit_table``). Exchange counters use keys ``caller#oidc:<issuer>:<sub>#…``.
+            service's ``rate_limit_table``). Exchange counters use keys ``caller#oidc:<issuer>:<sub>#…``
+            (requests) and ``caller#refusals:<code>:oidc:<issuer>:<sub>#…`` (refusal counts).
+        revocation_table: table with partition key ``subject`` (the vending service's
+            ``revocation_table``): the exchange refuses ``caller#oidc:<issuer>:<sub>`` and
+            ``token#sha256:<hex>`` entries, and fails closed when it cannot read them.
+        default_audience: the audience of issuers that list no ``audiences``. Default:
+            ``kernel-access:<stack account>:<stack region>:exchange<name_suffix>``.
         target_roles: roles created in this app that targets may name by key. Default: none.
         codeartifact_reader_role / codeartifact_publisher_role: minting roles to assume for read /
             publish tokens. Default: when ``codeartifact`` is given, this construct creates its
@@ -159,6 +182,8 @@ class TokenExchange(Construct):
         exchange_config: Mapping[str, Any],
         audit_table: AuditTable,
         rate_limit_table: dynamodb.ITable,
+        revocation_table: dynamodb.ITable,
+        default_audience: str | None = None,
         target_roles: Mapping[str, iam.IRole] | None = None,
         codeartifact: CodeArtifactRegistry | None = None,
         codeartifact_reader_role: iam.IRole | None = None,
@@ -186,6 +211,10 @@ class TokenExchange(Construct):
         stack = Stack.of(self)
         self._metrics_namespace = metrics_namespace
         self._roles_to_trust: list[iam.Role] = []
+        self.default_audience = default_audience or deployment_audience(
+            stack.account, stack.region, name_suffix
+        )
+        uses_default, exchange_config = _fill_audiences(exchange_config, self.default_audience)
         deployed, checkable = resolve_targets(exchange_config, target_roles or {})
         try:
             self.config: ExchangeConfig = parse_exchange_config(checkable)
@@ -236,6 +265,7 @@ class TokenExchange(Construct):
             settings.ISSUED_TOKENS_TABLE_NAME: self.issued_tokens_table.table_name,
             settings.AUDIT_TABLE_NAME: audit_table.table_name,
             settings.RATE_LIMIT_TABLE_NAME: rate_limit_table.table_name,
+            settings.REVOCATION_TABLE_NAME: revocation_table.table_name,
             settings.RATE_LIMIT_REQUESTS: str(rate_limit_requests),
             settings.RATE_LIMIT_WINDOW_SECONDS: str(rate_limit_window_seconds),
             settings.AUDIT_RETENTION_DAYS: str(audit_retention_days),
@@ -266,14 +296,12 @@ class TokenExchange(Construct):
 
         # --- least privilege ---
         role_arns = self._assumable_role_arns(deployed)
+        self._target_role_arns = list(role_arns)
         if self.reader_role is not None and "read" in levels:
             role_arns.append(self.reader_role.role_arn)
         if self.publisher_role is not None and "publish" in levels:
             role_arns.append(self.publisher_role.role_arn)
-        if role_arns:
-            iam.Grant.add_to_principal(
-                grantee=self.function_role, actions=list(ASSUME_ACTIONS), resource_arns=role_arns
-            )
+        self._grant_assume(role_arns)
         iam.Grant.add_to_principal(
             grantee=self.function_role,
             actions=["dynamodb:PutItem"],
@@ -287,6 +315,12 @@ class TokenExchange(Construct):
         )
         iam.Grant.add_to_principal(
             grantee=self.function_role,
+            actions=["dynamodb:BatchGetItem", "dynamodb:GetItem"],
+            resource_arns=[revocation_table.table_arn],
+        )
+        self._revocation_table = revocation_table
+        iam.Grant.add_to_principal(
+            grantee=self.function_role,
             actions=["ssm:GetParameter"],
             resource_arns=[self.config_parameter.parameter_arn],
         )
@@ -295,6 +329,32 @@ class TokenExchange(Construct):
             self.allow_assume(role)
 
         self._add_api(http_api, log_retention, throttling_rate_limit, throttling_burst_limit)
+        self._output_audience(uses_default)
+
+    def _output_audience(self, uses_default: bool) -> None:
+        """Tell operators the audience workflows must request, when the default is in use."""
+        if uses_default:
+            CfnOutput(
+                self,
+                "DefaultAudience",
+                value=self.default_audience,
+                description="Audience workflows must request for their OIDC token (unique to this exchange)",
+            )
+
+    def _grant_assume(self, role_arns: list[str]) -> None:
+        """Assume ``role_arns`` and tag the sessions, with the exchange's own tag keys only: the
+        ``exchanged-token`` tag is what revocation keys on, so no other key may be set."""
+        if not role_arns:
+            return
+        untagged = [action for action in ASSUME_ACTIONS if action != "sts:TagSession"]
+        iam.Grant.add_to_principal(grantee=self.function_role, actions=untagged, resource_arns=role_arns)
+        self.function_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sts:TagSession"],
+                resources=role_arns,
+                conditions={"ForAllValues:StringEquals": {"aws:TagKeys": list(SESSION_TAG_KEYS)}},
+            )
+        )
 
     def _tables(self) -> tuple[dynamodb.Table, dynamodb.Table]:
         replay = dynamodb.Table(
@@ -463,12 +523,32 @@ class TokenExchange(Construct):
         )
 
     def grant_revoke_issued(self, grantee: iam.IGrantable) -> iam.Grant:
-        """What ``kernel-access exchange revoke`` needs (GetItem/UpdateItem on the issued-tokens table)."""
-        return iam.Grant.add_to_principal(
+        """What ``kernel-access exchange revoke`` needs: read and mark the issued-tokens table, add
+        to the revocation table, and put/delete the cut-off policy on the AWS-role targets."""
+        grant = iam.Grant.add_to_principal(
             grantee=grantee,
-            actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+            actions=["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"],
             resource_arns=[self.issued_tokens_table.table_arn],
         )
+        # Only the exchange's own entries (subjects and tokens), never a vending caller or partner.
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:PutItem"],
+                resources=[self._revocation_table.table_arn],
+                conditions={
+                    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["caller#oidc:*", "token#*"]}
+                },
+            )
+        )
+        if self._target_role_arns:
+            grant = grant.combine(
+                iam.Grant.add_to_principal(
+                    grantee=grantee,
+                    actions=["iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:GetRolePolicy"],
+                    resource_arns=self._target_role_arns,
+                )
+            )
+        return grant
 
     def metric_errors(self) -> cloudwatch.Metric:
         return self.function.metric_errors(statistic="Sum")

@@ -10,7 +10,7 @@ a revocation store that cannot answer never lets a request through.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,11 @@ def partner_subject(partner: str) -> str:
     return f"partner#{partner}"
 
 
+def token_subject(fingerprint: str) -> str:
+    """A revoked bearer token, by its fingerprint (the OIDC exchange refuses it)."""
+    return f"token#{fingerprint}"
+
+
 def _from_item(item: dict[str, Any]) -> Revocation:
     def text(name: str) -> str:
         value = item.get(name, {})
@@ -70,6 +75,10 @@ class RevocationStore:
         subjects = [caller_subject(caller_arn)]
         if partner:
             subjects.append(partner_subject(partner))
+        return self.first_revoked(subjects)
+
+    def first_revoked(self, subjects: Sequence[str]) -> Revocation | None:
+        """The revocation of the first of ``subjects`` that is revoked, or None (one consistent read)."""
         try:
             response = self._client_factory().batch_get_item(
                 RequestItems={

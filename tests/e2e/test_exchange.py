@@ -12,17 +12,21 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import jwt
 import pytest
 from kernel_access import settings
+from kernel_access.cli.main import main
+from kernel_access.exchange.cutoff import CUTOFF_POLICY_NAME
+from kernel_access.exchange.minting import REVOCATION_TAG_KEY
+from kernel_access.revocation import RevocationStore
 
 from tests.e2e.conftest import Emulator, Response, http
 
-#: cdk.json's example: the `deployer` trust policy admits exactly this subject and audience.
+#: cdk.json's example: the `deployer` trust policy admits exactly this subject.
 SUBJECT = "repo:example/partner-app:ref:refs/heads/main"
-AUDIENCE = "sts.amazonaws.com"
 
 
 def _issuer(emulator: Emulator) -> dict[str, Any]:
@@ -37,7 +41,8 @@ def _token(emulator: Emulator, **claims: object) -> str:
     payload: dict[str, object] = {
         "iss": issuer["issuer"],
         "sub": SUBJECT,
-        "aud": AUDIENCE,
+        # The deployment's own audience (cdk.json lists none), as the template's authorizer names it.
+        "aud": issuer["audiences"][0],
         "iat": now,
         "nbf": now,
         "exp": now + 600,
@@ -166,3 +171,84 @@ def test_wrong_audience_never_reaches_the_exchange(kernel_emulator: Emulator) ->
     response = _exchange(kernel_emulator, _token(kernel_emulator, aud="someone-else"), {"target": "deployer"})
     assert response.status == 401
     assert response.json() == {"message": "Unauthorized"}
+
+
+def test_the_authorizer_admits_only_the_deployment_audience(kernel_emulator: Emulator) -> None:
+    [audience] = _issuer(kernel_emulator)["audiences"]
+    assert audience == "kernel-access:111111111111:us-east-1:exchange"
+    shared = _exchange(
+        kernel_emulator, _token(kernel_emulator, aud="sts.amazonaws.com"), {"target": "deployer"}
+    )
+    assert shared.status == 401
+
+
+def _sha256(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.fixture
+def operator(kernel_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The operator's shell for `kernel-access exchange revoke` against the emulator; afterwards the
+    revocations and the cut-off are lifted again (the emulator is shared by the session)."""
+    environment = _exchange_environment(kernel_emulator)
+    for name, value in kernel_emulator.kernel_admin().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", kernel_emulator.moto)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", kernel_emulator.region)
+    for name in (
+        settings.ISSUED_TOKENS_TABLE_NAME,
+        settings.REVOCATION_TABLE_NAME,
+        settings.AUDIT_TABLE_NAME,
+    ):
+        monkeypatch.setenv(name, environment[name])
+    yield environment
+    dynamodb = kernel_emulator.client("dynamodb")
+    store = RevocationStore(environment[settings.REVOCATION_TABLE_NAME], lambda: dynamodb)
+    for revocation in store.list():
+        if revocation.subject.startswith(("caller#oidc:", "token#")):
+            store.unrevoke(revocation.subject)
+    iam = kernel_emulator.client("iam")
+    if CUTOFF_POLICY_NAME in iam.list_role_policies(RoleName="kernel-deployer")["PolicyNames"]:
+        iam.delete_role_policy(RoleName="kernel-deployer", PolicyName=CUTOFF_POLICY_NAME)
+
+
+def test_revoke_refuses_the_subject_and_token_and_cuts_off_issued_sessions(
+    kernel_emulator: Emulator, operator: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = _token(kernel_emulator)
+    granted = _exchange(kernel_emulator, token, {"target": "deployer", "requested_ttl": 900})
+    assert granted.status == 200, granted.body
+    issued = _sha256(granted.json()["credentials"]["SessionToken"])
+    issued_table = operator[settings.ISSUED_TOKENS_TABLE_NAME]
+    [record] = [i for i in kernel_emulator.scan(issued_table) if i["fingerprint"]["S"] == issued]
+    # The session carries the presented token's fingerprint (the local STS keeps no session tags,
+    # so the issued-token record that the exchange wrote from the same value is what shows it).
+    assert record["presented_token_fingerprint"]["S"] == _sha256(token)
+
+    # A presented OIDC token that leaked before it was exchanged: refused.
+    leaked = _token(kernel_emulator)
+    assert main(["exchange", "revoke", "--oidc-token", _sha256(leaked), "--reason", "e2e: JWT in a log"]) == 0
+    refused = _exchange(kernel_emulator, leaked, {"target": "deployer"})
+    assert (refused.status, refused.json()["error_code"]) == (403, "SESSION_REVOKED")
+
+    # The subject: refused from now on, and its issued session denied on the target role.
+    assert (
+        main(
+            ["exchange", "revoke", "--issuer", "github", "--subject", SUBJECT, "--reason", "e2e: compromised"]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert f"revoked {issued}" in out
+    assert "role kernel-deployer: KernelAccessExchangeRevocations denies" in out
+    refused = _exchange(kernel_emulator, _token(kernel_emulator), {"target": "deployer"})
+    assert (refused.status, refused.json()["error_code"]) == (403, "SESSION_REVOKED")
+    assert _audit(kernel_emulator, refused.json()["request_id"])["error_code"]["S"] == "SESSION_REVOKED"
+
+    document = kernel_emulator.client("iam").get_role_policy(
+        RoleName="kernel-deployer", PolicyName=CUTOFF_POLICY_NAME
+    )["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    [statement] = document["Statement"]
+    assert (statement["Effect"], statement["Action"], statement["Resource"]) == ("Deny", "*", "*")
+    assert _sha256(token) in statement["Condition"]["StringEquals"][f"aws:PrincipalTag/{REVOCATION_TAG_KEY}"]

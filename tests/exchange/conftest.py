@@ -22,6 +22,7 @@ from kernel_access.exchange.service import ExchangeService
 from kernel_access.exchange.store import ExchangeConfigStore
 from kernel_access.handlers import exchange as exchange_handler
 from kernel_access.ratelimit import RateLimiter
+from kernel_access.revocation import RevocationStore
 from moto import mock_aws
 
 GITHUB = "https://token.actions.githubusercontent.com"
@@ -33,6 +34,9 @@ READER_ROLE = f"arn:aws:iam::{KERNEL}:role/ka-codeartifact-reader"
 PUBLISHER_ROLE = f"arn:aws:iam::{KERNEL}:role/ka-codeartifact-publisher"
 AUDIT_TABLE, RATE_TABLE, REPLAY_TABLE, ISSUED_TABLE = "audit", "rate", "replay", "issued"
 PARAMETER = "/kernel-access/exchange"
+REVOCATION_TABLE = "revocation"
+#: The audience workflows request for this test deployment (never a shared one such as STS's).
+AUDIENCE = "kernel-access:111111111111:us-east-1:exchange"
 
 
 def example_config() -> dict[str, Any]:
@@ -41,7 +45,7 @@ def example_config() -> dict[str, Any]:
         "issuers": {
             "github": {
                 "issuer": GITHUB,
-                "audiences": ["sts.amazonaws.com", "kernel-access"],
+                "audiences": [AUDIENCE, "kernel-access"],
                 "required_claims": {"repository_owner": "acme"},
                 "forbidden_claims": {"ref": "refs/heads/experimental/.*"},
                 "max_permissions": [
@@ -66,7 +70,7 @@ def example_config() -> dict[str, Any]:
                     "name": "main-branch",
                     "issuer": GITHUB,
                     "subject_pattern": "repo:acme/[^/]+:ref:refs/heads/main",
-                    "audience": "sts.amazonaws.com",
+                    "audience": AUDIENCE,
                     "claim_pattern": {
                         "workflow_ref": "acme/[^/]+/\\.github/workflows/deploy\\.yml@refs/heads/main"
                     },
@@ -123,7 +127,7 @@ class TokenFactory:
         claims: dict[str, Any] = {
             "iss": GITHUB,
             "sub": "repo:acme/app:ref:refs/heads/main",
-            "aud": "sts.amazonaws.com",
+            "aud": AUDIENCE,
             "jti": str(uuid.uuid4()),
             "iat": int(NOW.timestamp()) - 30,
             "nbf": int(NOW.timestamp()) - 30,
@@ -216,7 +220,12 @@ def create_tables(dynamodb: Any) -> None:
         ],
         BillingMode="PAY_PER_REQUEST",
     )
-    for name, key in ((RATE_TABLE, "pk"), (REPLAY_TABLE, "jti"), (ISSUED_TABLE, "fingerprint")):
+    for name, key in (
+        (RATE_TABLE, "pk"),
+        (REPLAY_TABLE, "jti"),
+        (ISSUED_TABLE, "fingerprint"),
+        (REVOCATION_TABLE, "subject"),
+    ):
         dynamodb.create_table(
             TableName=name,
             KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
@@ -320,6 +329,7 @@ def build_harness(tokens: TokenFactory, aws: None) -> Callable[..., Harness]:
             config_store=ExchangeConfigStore(lambda: json.dumps(document), clock=lambda: 0.0),
             replay_guard=ReplayGuard(REPLAY_TABLE, lambda: dynamodb),
             issued_tokens=IssuedTokenStore(ISSUED_TABLE, lambda: dynamodb),
+            revocations=RevocationStore(REVOCATION_TABLE, lambda: dynamodb),
             audit=AuditLog(AUDIT_TABLE, lambda: dynamodb),
             rate_limiter=RateLimiter(
                 RATE_TABLE,

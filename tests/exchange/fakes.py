@@ -22,6 +22,13 @@ class MemoryReplayGuard:
         self.seen.add(key)
 
 
+class MemoryRevocations:
+    """Nothing revoked (the revocation tests use the real store on moto)."""
+
+    def first_revoked(self, subjects: Any) -> None:
+        return None
+
+
 class MemoryIssuedTokens:
     def __init__(self) -> None:
         self.records: list[Any] = []

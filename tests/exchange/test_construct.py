@@ -12,14 +12,26 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 from kernel_access import contract, settings
+from kernel_access.exchange.minting import SESSION_TAG_KEYS
 from kernel_access_cdk.audit_table import AuditTable
 from kernel_access_cdk.nag import register_nag
 from kernel_access_cdk.roles import set_trust_statements
 from kernel_access_cdk.token_exchange import TokenExchange
 
-from tests.exchange.conftest import DEPLOY_ROLE, GITHUB, GITLAB, example_config
+from tests.exchange.conftest import AUDIENCE, DEPLOY_ROLE, GITHUB, GITLAB, example_config
 
 CODE = lambda_.Code.from_inline("def handler(event, context):\n    return {}\n")
+
+
+def revocation_table(stack: Stack) -> dynamodb.Table:
+    return dynamodb.Table(
+        stack,
+        "Revocation",
+        partition_key=dynamodb.Attribute(name="subject", type=dynamodb.AttributeType.STRING),
+        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+            point_in_time_recovery_enabled=True
+        ),
+    )
 
 
 def build(
@@ -48,6 +60,7 @@ def build(
         exchange_config=config or example_config(),
         audit_table=audit,
         rate_limit_table=rate,
+        revocation_table=revocation_table(stack),
         codeartifact_reader_role=reader,
         codeartifact_publisher_role=publisher,
         codeartifact_domain_owner="111111111111",
@@ -67,7 +80,7 @@ def test_one_jwt_authorizer_per_issuer(synthesized: tuple[Stack, TokenExchange, 
     _, _, template = synthesized
     template.resource_count_is("AWS::ApiGatewayV2::Authorizer", 2)
     for name, issuer, audiences in (
-        ("github", GITHUB, ["sts.amazonaws.com", "kernel-access"]),
+        ("github", GITHUB, [AUDIENCE, "kernel-access"]),
         ("gitlab", GITLAB, ["kernel-access"]),
     ):
         template.has_resource_properties(
@@ -117,6 +130,7 @@ def test_function_mirrors_the_vending_function(synthesized: tuple[Stack, TokenEx
                         settings.ISSUED_TOKENS_TABLE_NAME: Match.any_value(),
                         settings.AUDIT_TABLE_NAME: Match.any_value(),
                         settings.RATE_LIMIT_TABLE_NAME: Match.any_value(),
+                        settings.REVOCATION_TABLE_NAME: Match.any_value(),
                         settings.CODEARTIFACT_READER_ROLE_ARN: Match.any_value(),
                         settings.CODEARTIFACT_PUBLISHER_ROLE_ARN: Match.any_value(),
                         settings.CODEARTIFACT_DOMAIN_OWNER: "111111111111",
@@ -185,7 +199,16 @@ def test_iam_least_privilege(synthesized: tuple[Stack, TokenExchange, Template])
     assert DEPLOY_ROLE in resources
     assert "arn:aws:iam::111111111111:role/unused" not in resources
     assert len(resources) == 3
-    assert sorted(statement["Action"]) == ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"]
+    assert sorted(statement["Action"]) == ["sts:AssumeRole", "sts:SetSourceIdentity"]
+    # Tagging only with the exchange's own keys (revocation keys on the exchanged-token tag).
+    [tagging] = [s for s in statements if s["Action"] == "sts:TagSession"]
+    assert tagging["Resource"] == statement["Resource"]
+    assert tagging["Condition"] == {"ForAllValues:StringEquals": {"aws:TagKeys": list(SESSION_TAG_KEYS)}}
+    assert "exchanged-token" in SESSION_TAG_KEYS
+    # The revocation list: read, never written, by the function.
+    [revocations] = [s for s in statements if "dynamodb:BatchGetItem" in s["Action"]]
+    assert sorted(revocations["Action"]) == ["dynamodb:BatchGetItem", "dynamodb:GetItem"]
+    assert "Revocation" in json.dumps(revocations["Resource"])
     for s in statements:
         if s["Action"] == "ssm:GetParameter":
             assert s["Resource"] != "*"
@@ -217,6 +240,7 @@ def test_role_targets_by_key_and_read_only_configs_need_no_publisher() -> None:
         exchange_config=config,
         audit_table=audit,
         rate_limit_table=rate,
+        revocation_table=revocation_table(stack),
         target_roles={"deployer": deployer},
         codeartifact_reader_role=iam.Role(stack, "R", assumed_by=iam.AccountRootPrincipal()),
         code=CODE,
@@ -279,6 +303,7 @@ def test_routes_on_an_existing_api() -> None:
         exchange_config=example_config(),
         audit_table=audit,
         rate_limit_table=rate,
+        revocation_table=revocation_table(stack),
         http_api=api,
         code=CODE,
     )
@@ -293,3 +318,37 @@ def test_template_snapshot_and_determinism(snapshot: Any) -> None:
     second = Template.from_stack(build()[1]).to_json()
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
     assert first == snapshot(extension_class=JSONSnapshotExtension)
+
+
+def test_issuer_without_audiences_gets_the_deployment_audience() -> None:
+    """No shared audience by default: the authorizer admits only tokens minted for this exchange."""
+    config = example_config()
+    del config["issuers"]["github"]["audiences"]
+    config["trust_policies"]["deploy"][0].pop("audience")
+    _app, stack, exchange = build(config)
+    operator = iam.Role(stack, "Operator", assumed_by=iam.AccountRootPrincipal())
+    exchange.grant_revoke_issued(operator)
+    template = Template.from_stack(stack)
+    expected = "kernel-access:111111111111:us-east-1:exchange"
+    assert exchange.default_audience == expected
+    template.has_resource_properties(
+        "AWS::ApiGatewayV2::Authorizer",
+        {"Name": "oidc-github", "JwtConfiguration": {"Issuer": GITHUB, "Audience": [expected]}},
+    )
+    outputs = template.find_outputs("*")
+    assert [o["Value"] for k, o in outputs.items() if "DefaultAudience" in k] == [expected]
+    [parameter] = template.find_resources("AWS::SSM::Parameter").values()
+    assert expected in json.dumps(parameter)
+    # What `kernel-access exchange revoke` needs, on the AWS-role targets only.
+    policies = template.find_resources("AWS::IAM::Policy")
+    [document] = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in policies.values()
+        if "Operator" in json.dumps(p["Properties"]["Roles"])
+    ]
+    cutoff = next(s for s in document if "iam:PutRolePolicy" in s["Action"])
+    assert cutoff["Resource"] == DEPLOY_ROLE
+    revocations = next(s for s in document if s["Action"] == "dynamodb:PutItem")
+    assert revocations["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["caller#oidc:*", "token#*"]}
+    }

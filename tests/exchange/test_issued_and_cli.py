@@ -15,7 +15,7 @@ from kernel_access.exchange.issued import (
     revocation_advice,
 )
 
-from tests.exchange.conftest import ISSUED_TABLE, Harness, create_tables
+from tests.exchange.conftest import ISSUED_TABLE, Harness, create_role, create_tables
 
 FP_ACTIVE = "sha256:" + "a" * 64
 FP_EXPIRED = "sha256:" + "b" * 64
@@ -126,7 +126,11 @@ def test_revoking_what_the_exchange_issued(harness: Harness, capsys: pytest.Capt
     import hashlib
 
     fingerprint = "sha256:" + hashlib.sha256(body["credentials"]["SessionToken"].encode()).hexdigest()
-    assert main(["exchange", "revoke", fingerprint, "--reason", "test", "--table", ISSUED_TABLE]) == 0
-    out = capsys.readouterr().out
-    assert "github@repo-acme-app" in out
+    # Without the target role the deny cannot be applied: the revocation is recorded and the
+    # command says loudly that the sessions are not cut off.
+    assert main(["exchange", "revoke", fingerprint, "--reason", "test", "--table", ISSUED_TABLE]) == 1
+    assert "NOT cut off" in capsys.readouterr().err
     assert harness.service.issued_tokens.is_revoked(fingerprint)
+    create_role(boto3.client("iam", region_name="us-east-1"), "ci-deployer")
+    assert main(["exchange", "revoke", fingerprint, "--reason", "test", "--table", ISSUED_TABLE]) == 0
+    assert "KernelAccessExchangeRevocations denies 1 revoked session(s)" in capsys.readouterr().out

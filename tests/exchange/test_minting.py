@@ -11,7 +11,7 @@ from botocore.stub import Stubber
 from kernel_access.contract import ErrorCode
 from kernel_access.errors import KernelAccessError
 from kernel_access.exchange.config import CodeArtifactTarget
-from kernel_access.exchange.minting import Minter, session_tags, source_identity
+from kernel_access.exchange.minting import SESSION_TAG_KEYS, Minter, session_tags, source_identity
 
 READER = "arn:aws:iam::111111111111:role/reader"
 PUBLISHER = "arn:aws:iam::111111111111:role/publisher"
@@ -121,8 +121,11 @@ def test_session_tags_take_only_string_claims_and_sanitize() -> None:
         {"repository": "acme/app", "ref": "refs/heads/main;rm -rf", "environment": 5, "actor": "mallory"},
         issuer_name="github",
         request_id="r-1",
+        token_fingerprint="sha256:" + "a" * 64,
     )
     as_dict = {t["Key"]: t["Value"] for t in tags}
+    assert as_dict["exchanged-token"] == "sha256:" + "a" * 64
+    assert set(as_dict) <= set(SESSION_TAG_KEYS)
     assert as_dict["oidc-repository"] == "acme/app"
     assert as_dict["oidc-ref"] == "refs/heads/main-rm -rf"
     assert "oidc-environment" not in as_dict

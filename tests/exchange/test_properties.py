@@ -22,7 +22,13 @@ from kernel_access.exchange.config import parse_exchange_config
 from kernel_access.exchange.service import ExchangeContext, ExchangeService
 from kernel_access.exchange.store import ExchangeConfigStore
 
-from tests.exchange.fakes import MemoryAudit, MemoryIssuedTokens, MemoryReplayGuard, RecordingMinter
+from tests.exchange.fakes import (
+    MemoryAudit,
+    MemoryIssuedTokens,
+    MemoryReplayGuard,
+    MemoryRevocations,
+    RecordingMinter,
+)
 
 ISSUER = "https://token.actions.githubusercontent.com"
 OTHER_ISSUER = "https://evil.example.com"
@@ -163,6 +169,7 @@ def test_never_a_credential_the_policies_do_not_allow(
         config_store=ExchangeConfigStore(lambda: json.dumps(config)),
         replay_guard=MemoryReplayGuard(),  # type: ignore[arg-type]
         issued_tokens=MemoryIssuedTokens(),  # type: ignore[arg-type]
+        revocations=MemoryRevocations(),  # type: ignore[arg-type]
         audit=MemoryAudit(),  # type: ignore[arg-type]
         minter=minter,  # type: ignore[arg-type]
         clock=lambda: NOW,

@@ -70,6 +70,7 @@ def test_wiring_requires_every_table_and_the_parameter() -> None:
         settings.ISSUED_TOKENS_TABLE_NAME: "issued",
         settings.AUDIT_TABLE_NAME: "audit",
         settings.RATE_LIMIT_TABLE_NAME: "rate",
+        settings.REVOCATION_TABLE_NAME: "revocation",
         settings.RATE_LIMIT_REQUESTS: "7",
         settings.CODEARTIFACT_READER_ROLE_ARN: "arn:aws:iam::111111111111:role/r",
     }
@@ -84,6 +85,7 @@ def test_wiring_requires_every_table_and_the_parameter() -> None:
         settings.ISSUED_TOKENS_TABLE_NAME,
         settings.AUDIT_TABLE_NAME,
         settings.RATE_LIMIT_TABLE_NAME,
+        settings.REVOCATION_TABLE_NAME,
     ):
         partial = {k: v for k, v in environ.items() if k != name}
         with pytest.raises(RuntimeError, match=name):

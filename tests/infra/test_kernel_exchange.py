@@ -19,6 +19,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
 from kernel_access import contract, settings
 from kernel_access.exchange import parse_exchange_config
+from kernel_access.exchange.config import default_audience
+from kernel_access.exchange.minting import SESSION_TAG_KEYS
 from kernel_access_cdk.config import ConfigError, load_config
 from kernel_access_cdk.stacks import KernelAccountStack
 
@@ -76,6 +78,9 @@ def _as_list(value: Any) -> list[Any]:
 def test_one_jwt_authorizer_per_configured_issuer(kernel: Template, cdk_context: dict[str, Any]) -> None:
     issuers = _exchange_config(cdk_context)["issuers"]
     kernel.resource_count_is("AWS::ApiGatewayV2::Authorizer", len(issuers))
+    raw = cdk_context["kernel-access"]
+    # cdk.json lists no audiences: each issuer gets the deployment's own (never a shared one).
+    own = default_audience(raw["kernel_account"], raw["region"], raw.get("name_suffix", ""))
     for name, issuer in issuers.items():
         assert issuer["issuer"].startswith("https://")
         kernel.has_resource_properties(
@@ -84,9 +89,11 @@ def test_one_jwt_authorizer_per_configured_issuer(kernel: Template, cdk_context:
                 "AuthorizerType": "JWT",
                 "Name": f"oidc-{name}",
                 "IdentitySource": ["$request.header.Authorization"],
-                "JwtConfiguration": {"Issuer": issuer["issuer"], "Audience": issuer["audiences"]},
+                "JwtConfiguration": {"Issuer": issuer["issuer"], "Audience": issuer.get("audiences", [own])},
             },
         )
+    outputs = kernel.find_outputs("*")
+    assert [o["Value"] for n, o in outputs.items() if n.startswith("TokenExchangeDefaultAudience")] == [own]
 
 
 def test_one_post_route_per_issuer_on_its_own_authorizer_and_the_exchange_api(
@@ -118,12 +125,12 @@ def test_exchange_may_assume_only_the_roles_its_trust_policies_name(kernel_resou
     (no exchange target), not the publisher minting role (no policy grants publish)."""
     statements = _exchange_statements(kernel_resources)
     assume = [s for s in statements if any(a.startswith("sts:") for a in _as_list(s["Action"]))]
-    assert len(assume) == 1
-    assert sorted(_as_list(assume[0]["Action"])) == [
-        "sts:AssumeRole",
-        "sts:SetSourceIdentity",
-        "sts:TagSession",
-    ]
+    assert len(assume) == 2
+    assert sorted(_as_list(assume[0]["Action"])) == ["sts:AssumeRole", "sts:SetSourceIdentity"]
+    # Session tags (what revocation keys on): the exchange's own keys only, on the same roles.
+    assert assume[1]["Action"] == "sts:TagSession"
+    assert assume[1]["Resource"] == assume[0]["Resource"]
+    assert assume[1]["Condition"] == {"ForAllValues:StringEquals": {"aws:TagKeys": list(SESSION_TAG_KEYS)}}
     reached = sorted(r["Fn::GetAtt"][0] for r in _as_list(assume[0]["Resource"]))
     assert reached == sorted(
         [
@@ -177,6 +184,8 @@ def test_exchange_function_environment_reuses_shared_resources(
     assert variables[settings.RATE_LIMIT_TABLE_NAME]["Ref"].startswith("VendingRateLimitTable")
     assert variables[settings.REPLAY_TABLE_NAME]["Ref"].startswith("TokenExchangeReplayTable")
     assert variables[settings.ISSUED_TOKENS_TABLE_NAME]["Ref"].startswith("TokenExchangeIssuedTokensTable")
+    # The vending service's revocation table: one kill switch for both (read-only here).
+    assert variables[settings.REVOCATION_TABLE_NAME]["Ref"].startswith("VendingRevocationTable")
     reader = _role_logical_id(kernel_resources, "kernel-access-codeartifact-reader")
     assert variables[settings.CODEARTIFACT_READER_ROLE_ARN] == {"Fn::GetAtt": [reader, "Arn"]}
     assert settings.CODEARTIFACT_PUBLISHER_ROLE_ARN not in variables
@@ -210,6 +219,9 @@ def test_exchange_parameter_holds_the_cdk_json_document_with_role_arns(
     }
     expected = copy.deepcopy(expected)
     expected["targets"]["deployer"] = {"type": "aws_role", "role_arn": placeholder}
+    raw = cdk_context["kernel-access"]
+    own = default_audience(raw["kernel_account"], raw["region"], raw.get("name_suffix", ""))
+    expected["issuers"]["github"]["audiences"] = [own]
     assert document == expected
     parse_exchange_config(document)  # what the Lambda will parse
 
@@ -285,9 +297,9 @@ def _delete(path: list[str | int]) -> Mutation:
             id="no-audiences",
         ),
         pytest.param(
-            _delete(["issuers", "github", "audiences"]),
-            "exchange.issuers.github.audiences",
-            id="audiences-missing",
+            _set(["issuers", "github", "audiences"], ["sts.amazonaws.com"]),
+            "exchange.issuers.github.audiences[0]",
+            id="shared-audience",
         ),
         pytest.param(
             _delete(["issuers", "github", "max_permissions"]),

@@ -54,6 +54,54 @@ DEFAULT_MAX_TOKEN_AGE: Final = 600
 MAX_TOKEN_AGE_RANGE: Final = (30, 86400)
 MAX_PERMISSIONS_PER_LIST: Final = 100
 
+#: Audiences that many relying parties accept, so a token carrying one is not meant for *this*
+#: exchange: ``sts.amazonaws.com`` is what every AWS-bound workflow requests (GitHub's
+#: ``configure-aws-credentials``, GitLab's AWS examples), ``api://AzureADTokenExchange`` every
+#: Azure-bound one. An issuer configured with one of them lets any workflow of that issuer reach
+#: the exchange Lambda, and lets a token handed to another relying party (or to any third-party
+#: action in a job) be replayed here. The parser refuses them; there is no override, because the
+#: fix costs one line in the workflow (``audience: <the deployment's audience>``).
+SHARED_AUDIENCES: Final = frozenset(
+    {"sts.amazonaws.com", "sts.amazonaws.com.cn", "api://AzureADTokenExchange", "sigstore"}
+)
+#: Prefixes of audiences issuers use by default or that other clouds expect: GitHub's default
+#: audience is the URL of the repository owner, Google's workload identity federation wants its
+#: provider resource name.
+SHARED_AUDIENCE_PREFIXES: Final = (
+    "https://github.com/",
+    "//iam.googleapis.com/",
+    "https://iam.googleapis.com/",
+)
+
+
+def is_shared_audience(audience: str) -> bool:
+    """True for an audience other relying parties also accept (see :data:`SHARED_AUDIENCES`)."""
+    return audience in SHARED_AUDIENCES or audience.startswith(SHARED_AUDIENCE_PREFIXES)
+
+
+def default_audience(account: str, region: str, name_suffix: str = "") -> str:
+    """The audience an issuer gets when it lists none: unique to one deployment of the exchange.
+
+    ``kernel-access:<kernel account>:<region>:exchange<name suffix>`` — two deployments (another
+    account, region or suffix) never accept each other's tokens, and no other relying party asks
+    for it. Workflows request it explicitly (GitHub: ``core.getIDToken(audience)``,
+    ``configure-aws-credentials``' ``audience``; GitLab: ``id_tokens.<NAME>.aud``).
+    """
+    return f"kernel-access:{account}:{region}:exchange{name_suffix}"
+
+
+def with_default_audiences(document: Mapping[str, Any], audience: str) -> dict[str, Any]:
+    """A copy of ``document`` in which every issuer without ``audiences`` gets ``[audience]``."""
+    result = dict(document)
+    issuers = result.get("issuers")
+    if isinstance(issuers, Mapping):
+        filled: dict[str, Any] = {}
+        for name, spec in issuers.items():
+            missing = isinstance(spec, Mapping) and "audiences" not in spec
+            filled[name] = {**spec, "audiences": [audience]} if missing else spec
+        result["issuers"] = filled
+    return result
+
 
 @dataclass(frozen=True)
 class ConfigIssue:
@@ -337,6 +385,15 @@ def _parse_issuers(out: _Collector, raw: object) -> dict[str, IssuerConfig]:
         out.unknown_keys(path, spec, _ISSUER_KEYS)
         url = out.https_url(f"{path}.issuer", spec.get("issuer"))
         audiences = out.string_list(f"{path}.audiences", spec.get("audiences"))
+        for index, audience in enumerate(audiences or ()):
+            if is_shared_audience(audience):
+                out.add(
+                    f"{path}.audiences[{index}]",
+                    f"{audience!r} is a shared audience other relying parties also accept: any "
+                    "workflow could reach the exchange with it and tokens meant for others could be "
+                    "replayed here; leave 'audiences' out to get the deployment's own audience "
+                    "(kernel-access:<account>:<region>:exchange<suffix>) or name one unique to it",
+                )
         required = out.claim_patterns(f"{path}.required_claims", spec.get("required_claims", {}))
         forbidden = out.claim_patterns(f"{path}.forbidden_claims", spec.get("forbidden_claims", {}))
         maximum = out.string_list(f"{path}.max_permissions", spec.get("max_permissions"), allow_empty=True)

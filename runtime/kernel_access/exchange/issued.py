@@ -6,12 +6,13 @@ record itself can never authenticate anything.
 
 What revocation can and cannot do (stated here so nobody relies on more):
 
-- It marks the record revoked (who, when, why). Services that receive exchange-issued tokens can
-  ask :meth:`IssuedTokenStore.is_revoked` and refuse revoked ones.
-- It does **not** make AWS reject the STS session: temporary credentials stay valid until they
-  expire. To cut them off, attach a deny to the target role for sessions with that
-  ``aws:SourceIdentity`` issued before now (``aws:TokenIssueTime``);
-  :func:`revocation_advice` prints exactly that statement.
+- It marks the record revoked (who, when, why); ``kernel-access exchange revoke`` then rebuilds
+  the target role's deny statement from the revoked, unexpired records
+  (:mod:`kernel_access.exchange.cutoff`), which stops the AWS session as soon as IAM has
+  propagated the change (usually seconds): every session
+  carries the session tag ``exchanged-token`` and the deny is keyed on it.
+- Records issued before sessions were tagged have no ``presented_token_fingerprint``; for them
+  :func:`revocation_advice` prints a deny on ``aws:SourceIdentity`` + ``aws:TokenIssueTime``.
 - CodeArtifact authorization tokens cannot be revoked at all before they expire (≤ the policy's
   ``token_ttl``, at most 1 hour); revoking one records it and nothing more.
 """
@@ -53,6 +54,9 @@ class IssuedToken:
     access_key_id: str | None = None
     source_identity: str | None = None
     role_arn: str | None = None
+    #: Fingerprint of the OIDC token this was exchanged for; AWS sessions carry it as the session
+    #: tag ``exchanged-token``, which the revocation deny statement keys on.
+    presented_token_fingerprint: str | None = None
     revoked_at: datetime | None = None
     revoked_by: str | None = None
     revoked_reason: str | None = None
@@ -74,7 +78,7 @@ class IssuedToken:
             "expires_at": {"N": str(int(self.expires_at.timestamp()) + RETENTION_AFTER_EXPIRY_SECONDS)},
             "request_id": {"S": self.request_id},
         }
-        for name in ("access_key_id", "source_identity", "role_arn"):
+        for name in ("access_key_id", "source_identity", "role_arn", "presented_token_fingerprint"):
             value = getattr(self, name)
             if value:
                 item[name] = {"S": value}
@@ -105,6 +109,7 @@ class IssuedToken:
             access_key_id=text("access_key_id"),
             source_identity=text("source_identity"),
             role_arn=text("role_arn"),
+            presented_token_fingerprint=text("presented_token_fingerprint"),
             revoked_at=when("revoked_at"),
             revoked_by=text("revoked_by"),
             revoked_reason=text("revoked_reason"),

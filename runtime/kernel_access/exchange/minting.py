@@ -84,10 +84,29 @@ def source_identity(issuer_name: str, subject: str) -> str:
     return safe
 
 
-def session_tags(claims: Mapping[str, object], *, issuer_name: str, request_id: str) -> list[TagTypeDef]:
+#: The session tag that carries the fingerprint of the OIDC token a session was exchanged for.
+#: Revocation denies sessions by it (``aws:PrincipalTag/exchanged-token`` in a deny statement on
+#: the target role, see :mod:`kernel_access.exchange.cutoff`): the value is known before the
+#: session exists (the session's own token is not), is unique per session (each OIDC token is
+#: exchanged once) and is what an operator can compute from a leaked OIDC token.
+REVOCATION_TAG_KEY: Final = "exchanged-token"
+#: Every session tag key the exchange may set: the exchange role's ``sts:TagSession`` permission
+#: is conditioned on exactly these (``aws:TagKeys``).
+SESSION_TAG_KEYS: Final[tuple[str, ...]] = (
+    "oidc-issuer",
+    "request-id",
+    REVOCATION_TAG_KEY,
+    *(f"oidc-{claim.replace('_', '-')}" for claim in TAG_CLAIMS),
+)
+
+
+def session_tags(
+    claims: Mapping[str, object], *, issuer_name: str, request_id: str, token_fingerprint: str
+) -> list[TagTypeDef]:
     tags: list[TagTypeDef] = [
         {"Key": "oidc-issuer", "Value": tag_value(issuer_name)},
         {"Key": "request-id", "Value": tag_value(request_id)},
+        {"Key": REVOCATION_TAG_KEY, "Value": tag_value(token_fingerprint)},
     ]
     for claim in TAG_CLAIMS:
         text = claim_text(claims.get(claim))

@@ -23,6 +23,10 @@ class ExchangeRefused(KernelAccessError):
         details: Mapping[str, Any] | None = None,
         reason: str | None = None,
         retry_after: float | None = None,
+        count: int | None = None,
     ) -> None:
         super().__init__(code, message, details, retry_after)
         self.reason = reason or message
+        #: How many refusals of this kind the caller has had in the current window, when the
+        #: check that refused already knows (the rate limiter does); used to sample the audit.
+        self.count = count

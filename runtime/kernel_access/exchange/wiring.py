@@ -2,7 +2,7 @@
 
 Every table and the configuration parameter are required: a deployment missing one fails to
 build the service, and the handler answers INTERNAL_ERROR to every request — never an exchange
-without replay protection, rate limit or audit.
+without replay protection, revocation list, rate limit or audit.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from kernel_access.exchange.replay import ReplayGuard
 from kernel_access.exchange.service import ExchangeService
 from kernel_access.exchange.store import ExchangeConfigStore, ssm_fetcher
 from kernel_access.ratelimit import DEFAULT_LIMIT, DEFAULT_WINDOW_SECONDS, RateLimiter
+from kernel_access.revocation import RevocationStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -53,6 +54,7 @@ def service_from_env(environ: Mapping[str, str]) -> ExchangeService:
         ),
         replay_guard=ReplayGuard(_required(environ, settings.REPLAY_TABLE_NAME), _dynamodb),
         issued_tokens=IssuedTokenStore(_required(environ, settings.ISSUED_TOKENS_TABLE_NAME), _dynamodb),
+        revocations=RevocationStore(_required(environ, settings.REVOCATION_TABLE_NAME), _dynamodb),
         audit=AuditLog(
             _required(environ, settings.AUDIT_TABLE_NAME),
             _dynamodb,
