@@ -28,6 +28,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from kernel_access.contract import ErrorCode
 from kernel_access.errors import JSON_CONTENT_TYPE, KernelAccessError, error_body, error_headers
 from kernel_access.exchange.config import ISSUER_NAME_RE
+from kernel_access.telemetry import EXCHANGE_GRANTED, exchange_refusal
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -88,9 +89,7 @@ def _response(status: int, body: Mapping[str, Any], headers: Mapping[str, str]) 
 
 
 def _error(error: KernelAccessError, request_id: str) -> dict[str, Any]:
-    metrics.add_metric(
-        name=f"Exchange{error.code.value.title().replace('_', '')}", unit=MetricUnit.Count, value=1
-    )
+    metrics.add_metric(name=exchange_refusal(error.code).name, unit=MetricUnit.Count, value=1)
     return _response(error.status, error_body(error, request_id), error_headers(error))
 
 
@@ -140,7 +139,7 @@ def handle(event: Mapping[str, Any], request_id: str) -> dict[str, Any]:
     except Exception:
         logger.exception("unhandled error in the exchange handler")
         return _error(KernelAccessError.internal(), request_id)
-    metrics.add_metric(name="ExchangeGranted", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=EXCHANGE_GRANTED.name, unit=MetricUnit.Count, value=1)
     logger.info(
         "exchange granted", extra={"issuer": issuer_name, "matched_policy": body.get("matched_policy")}
     )

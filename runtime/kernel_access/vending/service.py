@@ -38,6 +38,7 @@ from kernel_access.contract import ErrorCode
 from kernel_access.errors import KernelAccessError, error_body, error_headers
 from kernel_access.ratelimit import RateLimiter, RateLimiterUnavailable
 from kernel_access.revocation import RevocationStore, RevocationStoreUnavailable
+from kernel_access.telemetry import ALLOWED, BREAKER_STATE, BREAKER_VALUES, DENIED, LATENCY
 from kernel_access.vending.codeartifact import BREAKER_PREFIX, TokenCache
 from kernel_access.vending.config import VendingConfig
 from kernel_access.vending.identity import CallerIdentity, caller_from_event, request_meta
@@ -71,7 +72,6 @@ ROUTE_UNKNOWN: Final = "unknown"
 CLIENT_RETRIES: Final = {"total_max_attempts": 2, "mode": "standard"}
 CLIENT_TIMEOUT_SECONDS: Final = 3
 _REQUEST_ID_RE: Final = re.compile(r"^[\x21-\x7e]{1,128}$")
-BREAKER_VALUES: Final = {"closed": 0.0, "half-open": 1.0, "open": 2.0}
 
 
 @dataclass
@@ -244,8 +244,8 @@ class Telemetry:
 
         metrics = self._metrics()
         metrics.add_dimension(name="route", value=route)
-        metrics.add_metric(name="Allowed", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=milliseconds)
+        metrics.add_metric(name=ALLOWED.name, unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=LATENCY.name, unit=MetricUnit.Milliseconds, value=milliseconds)
 
     def denied(self, route: str, error_code: str, milliseconds: float) -> None:
         """Denied carries the error code as a dimension, so it is its own EMF document."""
@@ -253,8 +253,8 @@ class Telemetry:
 
         metrics = self._metrics()
         metrics.add_dimension(name="route", value=route)
-        metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=milliseconds)
-        with single_metric(name="Denied", unit=MetricUnit.Count, value=1) as metric:
+        metrics.add_metric(name=LATENCY.name, unit=MetricUnit.Milliseconds, value=milliseconds)
+        with single_metric(name=DENIED.name, unit=MetricUnit.Count, value=1) as metric:
             metric.add_dimension(name="route", value=route)
             metric.add_dimension(name="error_code", value=error_code)
 
@@ -262,7 +262,7 @@ class Telemetry:
         from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
         with single_metric(
-            name="BreakerState", unit=MetricUnit.Count, value=BREAKER_VALUES.get(state, 2.0)
+            name=BREAKER_STATE.name, unit=MetricUnit.Count, value=BREAKER_VALUES.get(state, 2.0)
         ) as m:
             m.add_dimension(name="breaker", value=name[:200])
 
