@@ -166,9 +166,10 @@ class LogQuery:
     """A CloudWatch Logs Insights query over the functions' JSON logs, saved as an
     ``AWS::Logs::QueryDefinition`` (and, when ``on_dashboard``, shown on the dashboard).
 
-    The fields are the keys every kernel-access log line carries (``request_id``, ``partner``,
-    ``caller``, ``route``, ``decision``, ``error_code``; ``latency_ms`` on the one decision line
-    each request ends with)."""
+    The fields are the keys kernel-access log lines carry (``request_id``, ``route`` from the first
+    line; ``partner``, ``caller``, ``decision``, ``error_code`` from the moment they are known).
+    Each request ends with one line whose message is ``telemetry.DECISION_MESSAGE`` (with
+    ``latency_ms`` on the vending side): queries that count requests count those lines."""
 
     name: str
     title: str
@@ -190,12 +191,13 @@ class LogQuery:
         return tuple(lines)
 
 
+_DECIDED: Final = f'message = "{telemetry.DECISION_MESSAGE}"'
 #: The saved queries for the questions on-call and security teams ask most.
 LOG_QUERIES: Final[tuple[LogQuery, ...]] = (
     LogQuery(
         "denials-by-partner",
         "Refusals by partner and error code",
-        filters=('decision in ["deny", "error"]',),
+        filters=(_DECIDED, 'decision in ["deny", "error"]'),
         stats="count(*) as refusals by partner, error_code",
         sort="refusals desc",
         limit=100,
@@ -204,7 +206,7 @@ LOG_QUERIES: Final[tuple[LogQuery, ...]] = (
     LogQuery(
         "requests-by-partner",
         "Requests by partner and decision",
-        filters=("ispresent(latency_ms)",),
+        filters=(_DECIDED,),
         stats="count(*) as requests by partner, decision",
         sort="requests desc",
         limit=100,
@@ -213,7 +215,7 @@ LOG_QUERIES: Final[tuple[LogQuery, ...]] = (
     LogQuery(
         "top-callers",
         "Top callers",
-        filters=("ispresent(latency_ms)",),
+        filters=(_DECIDED,),
         stats="count(*) as requests by caller, partner",
         sort="requests desc",
         limit=25,
@@ -238,7 +240,7 @@ LOG_QUERIES: Final[tuple[LogQuery, ...]] = (
     LogQuery(
         "rate-limited-callers",
         "Rate-limited callers",
-        filters=('error_code = "RATE_LIMITED"',),
+        filters=(_DECIDED, 'error_code = "RATE_LIMITED"'),
         stats="count(*) as refusals by caller, partner",
         sort="refusals desc",
         limit=50,

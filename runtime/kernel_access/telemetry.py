@@ -91,3 +91,28 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     EXCHANGE_GRANTED,
     *EXCHANGE_REFUSALS.values(),
 )
+
+
+# --- log keys ------------------------------------------------------------------------------------
+
+#: The message of the one log line each request ends with (the saved Logs Insights queries count
+#: requests by it: every earlier line of the request carries the same keys, so counting lines
+#: without it would count a request once per line).
+DECISION_MESSAGE: Final = "request decided"
+
+
+def decision_log_keys(record: object) -> dict[str, object]:
+    """Keys every later log line of the request carries (Powertools ``append_keys``), read from
+    its audit record: who (partner, caller), what (route), the outcome (decision, error code).
+
+    Only identifiers: an audit record holds no secret, and none of these fields is a token. A
+    ``None`` value is dropped from the log line by Powertools.
+    """
+    return {
+        "request_id": getattr(record, "request_id", None),
+        "partner": getattr(record, "partner", None),
+        "caller": getattr(record, "caller_arn", None),
+        "route": getattr(record, "route", None),
+        "decision": getattr(record, "decision", None),
+        "error_code": getattr(record, "error_code", None),
+    }

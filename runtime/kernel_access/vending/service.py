@@ -38,7 +38,15 @@ from kernel_access.contract import ErrorCode
 from kernel_access.errors import KernelAccessError, error_body, error_headers
 from kernel_access.ratelimit import RateLimiter, RateLimiterUnavailable
 from kernel_access.revocation import RevocationStore, RevocationStoreUnavailable
-from kernel_access.telemetry import ALLOWED, BREAKER_STATE, BREAKER_VALUES, DENIED, LATENCY
+from kernel_access.telemetry import (
+    ALLOWED,
+    BREAKER_STATE,
+    BREAKER_VALUES,
+    DECISION_MESSAGE,
+    DENIED,
+    LATENCY,
+    decision_log_keys,
+)
 from kernel_access.vending.codeartifact import BREAKER_PREFIX, TokenCache
 from kernel_access.vending.config import VendingConfig
 from kernel_access.vending.identity import CallerIdentity, caller_from_event, request_meta
@@ -246,6 +254,9 @@ class Telemetry:
         metrics.add_dimension(name="route", value=route)
         metrics.add_metric(name=ALLOWED.name, unit=MetricUnit.Count, value=1)
         metrics.add_metric(name=LATENCY.name, unit=MetricUnit.Milliseconds, value=milliseconds)
+        self.logger.info(
+            DECISION_MESSAGE, extra={"route": route, "decision": "allow", "latency_ms": milliseconds}
+        )
 
     def denied(self, route: str, error_code: str, milliseconds: float) -> None:
         """Denied carries the error code as a dimension, so it is its own EMF document."""
@@ -257,6 +268,17 @@ class Telemetry:
         with single_metric(name=DENIED.name, unit=MetricUnit.Count, value=1) as metric:
             metric.add_dimension(name="route", value=route)
             metric.add_dimension(name="error_code", value=error_code)
+        known = ErrorCode.__members__.get(error_code)
+        decision = "deny" if known is not None and known.status < 500 else "error"
+        self.logger.info(
+            DECISION_MESSAGE,
+            extra={
+                "route": route,
+                "decision": decision,
+                "error_code": error_code,
+                "latency_ms": milliseconds,
+            },
+        )
 
     def breaker(self, name: str, state: str) -> None:
         from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -458,6 +480,7 @@ class VendingService:
         return decision
 
     def _audit(self, record: AuditRecord) -> None:
+        self.telemetry.logger.append_keys(**decision_log_keys(record))
         with self.telemetry.subsegment("dynamodb.PutItem audit"):
             self.audit.write(record)
 
