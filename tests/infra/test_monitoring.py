@@ -371,3 +371,24 @@ def test_invalid_monitoring_section_names_the_field(
     with pytest.raises(ConfigError) as error:
         load_config(raw)
     assert error.value.field == field
+
+
+# --- the runbooks in docs/operations.md ---------------------------------------------------------
+
+
+def test_runbook_has_a_section_for_every_alarm_kind() -> None:
+    text = (REPO / "docs" / "operations.md").read_text()
+    for kind in ALARM_KINDS.values():
+        assert f'<a id="{kind.anchor}"></a>' in text, kind.anchor
+        section = text.split(f'<a id="{kind.anchor}"></a>', 1)[1].split("<a id=", 1)[0]
+        for part in ("**Means:**", "**Confirm:**", "**Act:**"):
+            assert part in section, (kind.anchor, part)
+
+
+def test_docs_alarm_table_lists_every_alarm_and_threshold(kernel_resources: dict[str, Any]) -> None:
+    text = (REPO / "docs" / "operations.md").read_text()
+    for name in MonitoringThresholds.field_names():
+        assert f"`{name}`" in text, name
+    for alarm in _alarms(kernel_resources):
+        table = re.sub(r"^(\w+)Table(Throttles|SystemErrors)$", r"<Table>Table\2", alarm)
+        assert f"`{table}`" in text, alarm
