@@ -26,6 +26,7 @@ from kernel_access_cdk.config import (
     load_config,
 )
 from kernel_access_cdk.lambda_asset import kernel_access_code
+from kernel_access_cdk.monitoring import KernelAccessMonitoring, MonitoringThresholds
 from kernel_access_cdk.roles import KernelAccessRoles
 from kernel_access_cdk.service_api import KernelServiceApi, RouteSpec
 from kernel_access_cdk.stacks import KernelAccountStack, PartnerAccountStack
@@ -38,9 +39,11 @@ __all__ = [
     "ConfigError",
     "CredentialVendingService",
     "KernelAccessConfig",
+    "KernelAccessMonitoring",
     "KernelAccessRoles",
     "KernelAccountStack",
     "KernelServiceApi",
+    "MonitoringThresholds",
     "PartnerAccountStack",
     "PartnerConfig",
     "RouteSpec",

@@ -5,6 +5,15 @@ Keys answer the three questions an investigator asks:
 * "every decision for caller X over time" -> GSI ``by-caller`` (``caller_arn``, ``recorded_at``)
 * "who was given access key id K"         -> GSI ``by-access-key`` (``access_key_id``, ``recorded_at``),
   sparse: only records that vended a key carry the attribute.
+* "every decision for partner P over time" -> GSI ``by-partner`` (``partner``, ``recorded_at``),
+  sparse: only records of an identified partner carry it.
+
+``kernel-access audit`` answers its questions from these keys. There is deliberately no index on
+the error code or the target role: a handful of distinct values would put every audit write on a
+few index partitions, and a throttled index write throttles the table write, which (audit being
+fail-closed) refuses the request. Those are filters on one of the keys above. CloudFormation adds
+one global secondary index per stack update; ``by-partner`` is the only one added since the table
+was first released, so an existing table takes it in one deployment.
 """
 
 from __future__ import annotations
@@ -17,11 +26,10 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
+from kernel_access.cli.audit import BY_ACCESS_KEY_INDEX, BY_CALLER_INDEX, BY_PARTNER_INDEX
 
 PARTITION_KEY: Final = "request_id"
 SORT_KEY: Final = "recorded_at"
-BY_CALLER_INDEX: Final = "by-caller"
-BY_ACCESS_KEY_INDEX: Final = "by-access-key"
 TTL_ATTRIBUTE: Final = "expires_at"
 
 
@@ -72,7 +80,11 @@ class AuditTable(Construct):
             ),
             encryption_key=encryption_key,
         )
-        for index_name, key in ((BY_CALLER_INDEX, "caller_arn"), (BY_ACCESS_KEY_INDEX, "access_key_id")):
+        for index_name, key in (
+            (BY_CALLER_INDEX, "caller_arn"),
+            (BY_ACCESS_KEY_INDEX, "access_key_id"),
+            (BY_PARTNER_INDEX, "partner"),
+        ):
             self.table.add_global_secondary_index(
                 index_name=index_name,
                 partition_key=dynamodb.Attribute(name=key, type=string),

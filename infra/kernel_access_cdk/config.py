@@ -13,7 +13,9 @@ configured issuer).
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -21,6 +23,8 @@ from typing import Any, Final
 from kernel_access import validation
 from kernel_access.contract import EXAMPLE_SERVICE_FLAG
 from kernel_access.validation import ValidationError
+
+from .monitoring import MonitoringThresholds
 
 #: CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS: Final = (
@@ -49,6 +53,7 @@ _TOP_LEVEL_FIELDS: Final = frozenset(
         "powertools_layer_version",
         "exchange",
         EXAMPLE_SERVICE_FLAG,
+        "monitoring",
     }
 )
 _PARTNER_FIELDS: Final = frozenset({"name", "account_id", "in_organization", "region", "external_id"})
@@ -57,6 +62,10 @@ _TARGET_ROLE_FIELDS: Final = frozenset({"name", "description", "managed_policy_a
 #: exchange Lambda reads from SSM); the others are deployment settings of the ``TokenExchange``.
 _EXCHANGE_DOCUMENT_FIELDS: Final = frozenset({"version", "issuers", "trust_policies", "targets"})
 _EXCHANGE_FIELDS: Final = _EXCHANGE_DOCUMENT_FIELDS | {"rate_limit", "api_throttling"}
+_MONITORING_FIELDS: Final = frozenset({"alarm_emails", "topic_arn", "runbook_url", "thresholds"})
+#: Deliberately loose: SNS confirms the address; this only catches a name typed in the wrong field.
+_EMAIL_RE: Final = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+_SNS_TOPIC_ARN_RE: Final = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
 
 
 class ConfigError(ValueError):
@@ -125,6 +134,19 @@ class ExchangeSettings:
 
 
 @dataclass(frozen=True)
+class MonitoringSettings:
+    """The optional ``monitoring`` section (``KernelAccessMonitoring`` in the kernel stack)."""
+
+    #: Addresses subscribed (by email) to the alarm topic; each confirms its subscription.
+    alarm_emails: tuple[str, ...] = ()
+    #: An existing SNS topic for the alarms. Default: the construct creates an encrypted one.
+    topic_arn: str | None = None
+    #: Base URL of docs/operations.md for the runbook links. Default: the repository path.
+    runbook_url: str | None = None
+    thresholds: MonitoringThresholds = field(default_factory=MonitoringThresholds)
+
+
+@dataclass(frozen=True)
 class KernelAccessConfig:
     kernel_account: str
     region: str
@@ -152,6 +174,7 @@ class KernelAccessConfig:
     #: Add the example ``EchoService`` (``"example_service": true``); off unless asked for, so a
     #: deployed kernel carries no example code. ``kernel-access local`` turns it on.
     example_service: bool = False
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     _partner_index: Mapping[str, PartnerConfig] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -450,6 +473,53 @@ def _load_exchange(
     )
 
 
+def _load_monitoring(raw: object) -> MonitoringSettings:
+    section = _require_mapping(raw, "monitoring")
+    _reject_unknown(section, _MONITORING_FIELDS, "monitoring.", None)
+    emails = _require_list(section.get("alarm_emails", []), "monitoring.alarm_emails")
+    for index, email in enumerate(emails):
+        if not isinstance(email, str) or not _EMAIL_RE.match(email):
+            raise ConfigError(f"monitoring.alarm_emails[{index}]", f"must be an email address, got {email!r}")
+    if len(set(emails)) != len(emails):
+        raise ConfigError("monitoring.alarm_emails", "an address is listed twice")
+    topic_arn = section.get("topic_arn")
+    if topic_arn is not None and (not isinstance(topic_arn, str) or not _SNS_TOPIC_ARN_RE.match(topic_arn)):
+        raise ConfigError("monitoring.topic_arn", f"must be an SNS topic ARN, got {topic_arn!r}")
+    runbook_url = section.get("runbook_url")
+    if runbook_url is not None and (
+        not isinstance(runbook_url, str) or not runbook_url.startswith("https://") or "#" in runbook_url
+    ):
+        raise ConfigError(
+            "monitoring.runbook_url", f"must be an https:// URL without '#', got {runbook_url!r}"
+        )
+    raw_thresholds = _require_mapping(section.get("thresholds", {}), "monitoring.thresholds")
+    defaults = MonitoringThresholds()
+    overrides: dict[str, Any] = {}
+    for name, value in raw_thresholds.items():
+        where = f"monitoring.thresholds.{name}"
+        if name not in MonitoringThresholds.field_names():
+            raise ConfigError(where, "unknown field")
+        default = getattr(defaults, name)
+        if isinstance(default, int):
+            overrides[name] = _require_int(value, where, 1, 1_000_000)
+            continue
+        high = 1.0 if name.endswith("_fraction_of_timeout") or name.endswith("_fraction_of_limit") else 100.0
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= high:
+            raise ConfigError(where, f"must be a number in (0, {high:g}], got {value!r}")
+        overrides[name] = float(value)
+    thresholds = dataclasses.replace(defaults, **overrides)
+    if thresholds.datapoints_to_alarm > thresholds.evaluation_periods:
+        raise ConfigError("monitoring.thresholds.datapoints_to_alarm", "must not exceed evaluation_periods")
+    if thresholds.period_minutes > 60:
+        raise ConfigError("monitoring.thresholds.period_minutes", "must be at most 60")
+    return MonitoringSettings(
+        alarm_emails=tuple(emails),
+        topic_arn=topic_arn,
+        runbook_url=runbook_url,
+        thresholds=thresholds,
+    )
+
+
 def _load_partners(raw: Mapping[str, Any], region: str, organization_id: str | None) -> list[PartnerConfig]:
     """Partners, each valid on its own and together: unique names, unique external IDs."""
     partners: list[PartnerConfig] = []
@@ -581,5 +651,6 @@ def load_config(context: object) -> KernelAccessConfig:
         powertools_layer_version=layer_version,
         exchange=exchange,
         example_service=example_service,
+        monitoring=_load_monitoring(raw.get("monitoring", {})),
         _partner_index={p.name: p for p in partners},
     )

@@ -8,12 +8,14 @@ from aws_cdk import CfnOutput, Duration, Environment, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from .audit_table import AuditTable
 from .codeartifact import CodeArtifactRegistry
 from .config import KernelAccessConfig, PartnerConfig
+from .monitoring import DEFAULT_RUNBOOK_URL, KernelAccessMonitoring
 from .roles import EXTERNAL_ROLE_NAME, IN_ORG_ROLE_NAME, KernelAccessRoles
 from .service_api import KernelServiceApi, retention_days
 from .token_exchange import TokenExchange
@@ -51,8 +53,13 @@ class KernelAccountStack(Stack):
     existing minting roles (trusted by the exchange only for the levels its trust policies grant).
     Without the section no exchange resource is created.
 
+    A ``KernelAccessMonitoring`` (child "Monitoring") watches the vending service and the exchange:
+    alarms to an encrypted SNS topic (or the config's ``monitoring.topic_arn``), email
+    subscriptions and thresholds from the optional ``monitoring`` section, a dashboard and saved
+    Logs Insights queries.
+
     Attributes: ``config``, ``kernel_roles``, ``codeartifact`` (or None), ``audit_table``,
-    ``vending``, ``token_exchange`` (or None), ``echo_service`` (or None).
+    ``vending``, ``token_exchange`` (or None), ``echo_service`` (or None), ``monitoring``.
     """
 
     def __init__(
@@ -118,6 +125,21 @@ class KernelAccountStack(Stack):
         self.echo_service: KernelServiceApi | None = None
         if example_service:
             self.echo_service = self._echo_service(retention, config)
+        monitoring = config.monitoring
+        self.monitoring = KernelAccessMonitoring(
+            self,
+            "Monitoring",
+            vending=self.vending,
+            token_exchange=self.token_exchange,
+            thresholds=monitoring.thresholds,
+            topic=(
+                sns.Topic.from_topic_arn(self, "AlarmTopic", monitoring.topic_arn)
+                if monitoring.topic_arn
+                else None
+            ),
+            email_subscriptions=monitoring.alarm_emails,
+            runbook_url=monitoring.runbook_url or DEFAULT_RUNBOOK_URL,
+        )
 
     def _token_exchange(
         self,

@@ -41,7 +41,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
-from kernel_access import contract, settings
+from kernel_access import contract, settings, telemetry
 from kernel_access.exchange import ExchangeConfig, ExchangeConfigError, parse_exchange_config
 from kernel_access.exchange.config import default_audience as deployment_audience
 from kernel_access.exchange.config import with_default_audiences
@@ -269,7 +269,7 @@ class TokenExchange(Construct):
             settings.RATE_LIMIT_REQUESTS: str(rate_limit_requests),
             settings.RATE_LIMIT_WINDOW_SECONDS: str(rate_limit_window_seconds),
             settings.AUDIT_RETENTION_DAYS: str(audit_retention_days),
-            "POWERTOOLS_SERVICE_NAME": "kernel-access-exchange",
+            "POWERTOOLS_SERVICE_NAME": telemetry.EXCHANGE_SERVICE,
             "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
             "POWERTOOLS_LOG_LEVEL": log_level,
         }
@@ -557,7 +557,7 @@ class TokenExchange(Construct):
         """Exchanges granted (EMF metric ``ExchangeGranted`` of the handler)."""
         return cloudwatch.Metric(
             namespace=self._metrics_namespace,
-            metric_name="ExchangeGranted",
-            dimensions_map={"service": "kernel-access-exchange"},
+            metric_name=telemetry.EXCHANGE_GRANTED.name,
+            dimensions_map={"service": telemetry.EXCHANGE_SERVICE},
             statistic="Sum",
         )

@@ -21,7 +21,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
-from kernel_access import contract, settings
+from kernel_access import contract, settings, telemetry
 
 from .audit_table import AuditTable, pitr
 from .codeartifact import CodeArtifactRegistry
@@ -301,7 +301,7 @@ class CredentialVendingService(Construct):
             settings.AUDIT_RETENTION_DAYS: str(audit_retention_days),
             settings.IN_ORG_ROLE_NAME: kernel_roles.in_org_role_name,
             settings.EXTERNAL_ROLE_NAME: kernel_roles.external_role_name,
-            "POWERTOOLS_SERVICE_NAME": "kernel-access-vending",
+            "POWERTOOLS_SERVICE_NAME": telemetry.VENDING_SERVICE,
             "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
             "POWERTOOLS_LOG_LEVEL": log_level,
         }

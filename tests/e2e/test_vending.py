@@ -47,7 +47,11 @@ def test_stack_resources_come_from_the_template(kernel_emulator: Emulator) -> No
     policy = json.loads(parameter["Parameter"]["Value"])
     assert {"payments", "acme-analytics"} <= set(policy["partners"])
     indexes = kernel_emulator.client("dynamodb").describe_table(TableName=state["audit_table"])["Table"]
-    assert {i["IndexName"] for i in indexes["GlobalSecondaryIndexes"]} == {"by-caller", "by-access-key"}
+    assert {i["IndexName"] for i in indexes["GlobalSecondaryIndexes"]} == {
+        "by-caller",
+        "by-access-key",
+        "by-partner",
+    }
 
 
 def test_vended_credentials_work_and_are_audited(kernel_emulator: Emulator, vending: str) -> None:

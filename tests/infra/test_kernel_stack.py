@@ -372,6 +372,10 @@ def test_audit_table_schema_encryption_pitr_protection_ttl(kernel_resources: dic
             {"AttributeName": "access_key_id", "KeyType": "HASH"},
             {"AttributeName": "recorded_at", "KeyType": "RANGE"},
         ],
+        "by-partner": [
+            {"AttributeName": "partner", "KeyType": "HASH"},
+            {"AttributeName": "recorded_at", "KeyType": "RANGE"},
+        ],
     }
 
 

@@ -28,6 +28,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from kernel_access.contract import ErrorCode
 from kernel_access.errors import JSON_CONTENT_TYPE, KernelAccessError, error_body, error_headers
 from kernel_access.exchange.config import ISSUER_NAME_RE
+from kernel_access.telemetry import DECISION_MESSAGE, EXCHANGE_GRANTED, exchange_refusal
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -88,9 +89,9 @@ def _response(status: int, body: Mapping[str, Any], headers: Mapping[str, str]) 
 
 
 def _error(error: KernelAccessError, request_id: str) -> dict[str, Any]:
-    metrics.add_metric(
-        name=f"Exchange{error.code.value.title().replace('_', '')}", unit=MetricUnit.Count, value=1
-    )
+    metrics.add_metric(name=exchange_refusal(error.code).name, unit=MetricUnit.Count, value=1)
+    logger.append_keys(decision="error" if error.status >= 500 else "deny", error_code=error.code.value)
+    logger.info(DECISION_MESSAGE)
     return _response(error.status, error_body(error, request_id), error_headers(error))
 
 
@@ -102,6 +103,7 @@ def handle(event: Mapping[str, Any], request_id: str) -> dict[str, Any]:
     request_id = str(request_context.get("requestId") or request_id)
     route_key = request_context.get("routeKey")
     issuer_name = route_key[len(_ROUTE_PREFIX) :] if isinstance(route_key, str) else ""
+    logger.append_keys(request_id=request_id, route=route_key if isinstance(route_key, str) else None)
     if (
         not isinstance(route_key, str)
         or not route_key.startswith(_ROUTE_PREFIX)
@@ -115,6 +117,7 @@ def handle(event: Mapping[str, Any], request_id: str) -> dict[str, Any]:
         return _error(
             KernelAccessError(ErrorCode.INVALID_TOKEN, "request is not JWT-authenticated"), request_id
         )
+    logger.append_keys(caller=f"oidc:{issuer_name}:{str(claims.get('sub', ''))[:256]}")
     http = _mapping(request_context.get("http"))
     source_ip, user_agent = http.get("sourceIp"), http.get("userAgent")
     try:
@@ -140,7 +143,9 @@ def handle(event: Mapping[str, Any], request_id: str) -> dict[str, Any]:
     except Exception:
         logger.exception("unhandled error in the exchange handler")
         return _error(KernelAccessError.internal(), request_id)
-    metrics.add_metric(name="ExchangeGranted", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=EXCHANGE_GRANTED.name, unit=MetricUnit.Count, value=1)
+    logger.append_keys(decision="allow", error_code=None)
+    logger.info(DECISION_MESSAGE)
     logger.info(
         "exchange granted", extra={"issuer": issuer_name, "matched_policy": body.get("matched_policy")}
     )

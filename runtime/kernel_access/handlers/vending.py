@@ -86,6 +86,8 @@ def _error_response(error: KernelAccessError) -> Response[str]:
 
 
 def _serve(route: str) -> Response[str]:
+    context = app.current_event.request_context
+    logger.append_keys(request_id=context.request_id, route=app.current_event.raw_event.get("routeKey"))
     try:
         service = get_service()
     except Exception:

@@ -39,6 +39,15 @@ from kernel_access.document_store import LazySSMProvider
 from kernel_access.errors import KernelAccessError, error_body, error_headers
 from kernel_access.ratelimit import RateLimiter, RateLimiterUnavailable
 from kernel_access.revocation import RevocationStore, RevocationStoreUnavailable
+from kernel_access.telemetry import (
+    ALLOWED,
+    BREAKER_STATE,
+    BREAKER_VALUES,
+    DECISION_MESSAGE,
+    DENIED,
+    LATENCY,
+    decision_log_keys,
+)
 from kernel_access.vending.codeartifact import BREAKER_PREFIX, TokenCache
 from kernel_access.vending.config import VendingConfig
 from kernel_access.vending.identity import CallerIdentity, caller_from_event, request_meta
@@ -63,7 +72,6 @@ ROUTE_HEALTH: Final = "GET /health"
 #: a caller-chosen string must not become a metric dimension).
 ROUTE_UNKNOWN: Final = "unknown"
 _REQUEST_ID_RE: Final = re.compile(r"^[\x21-\x7e]{1,128}$")
-BREAKER_VALUES: Final = {"closed": 0.0, "half-open": 1.0, "open": 2.0}
 
 
 @dataclass
@@ -133,8 +141,11 @@ class Telemetry:
 
         metrics = self._metrics()
         metrics.add_dimension(name="route", value=route)
-        metrics.add_metric(name="Allowed", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=milliseconds)
+        metrics.add_metric(name=ALLOWED.name, unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=LATENCY.name, unit=MetricUnit.Milliseconds, value=milliseconds)
+        self.logger.info(
+            DECISION_MESSAGE, extra={"route": route, "decision": "allow", "latency_ms": milliseconds}
+        )
 
     def denied(self, route: str, error_code: str, milliseconds: float) -> None:
         """Denied carries the error code as a dimension, so it is its own EMF document."""
@@ -142,16 +153,27 @@ class Telemetry:
 
         metrics = self._metrics()
         metrics.add_dimension(name="route", value=route)
-        metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=milliseconds)
-        with single_metric(name="Denied", unit=MetricUnit.Count, value=1) as metric:
+        metrics.add_metric(name=LATENCY.name, unit=MetricUnit.Milliseconds, value=milliseconds)
+        with single_metric(name=DENIED.name, unit=MetricUnit.Count, value=1) as metric:
             metric.add_dimension(name="route", value=route)
             metric.add_dimension(name="error_code", value=error_code)
+        known = ErrorCode.__members__.get(error_code)
+        decision = "deny" if known is not None and known.status < 500 else "error"
+        self.logger.info(
+            DECISION_MESSAGE,
+            extra={
+                "route": route,
+                "decision": decision,
+                "error_code": error_code,
+                "latency_ms": milliseconds,
+            },
+        )
 
     def breaker(self, name: str, state: str) -> None:
         from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
         with single_metric(
-            name="BreakerState", unit=MetricUnit.Count, value=BREAKER_VALUES.get(state, 2.0)
+            name=BREAKER_STATE.name, unit=MetricUnit.Count, value=BREAKER_VALUES.get(state, 2.0)
         ) as m:
             m.add_dimension(name="breaker", value=name[:200])
 
@@ -343,6 +365,7 @@ class VendingService:
         return decision
 
     def _audit(self, record: AuditRecord) -> None:
+        self.telemetry.logger.append_keys(**decision_log_keys(record))
         with self.telemetry.subsegment("dynamodb.PutItem audit"):
             self.audit.write(record)
 
