@@ -617,6 +617,23 @@ class VendingService:
 
         return self._run(ROUTE_UNKNOWN, event, act)
 
+    def malformed_event(self, event: object) -> Outcome:
+        """An event API Gateway never sends (not a payload-2.0 request): INVALID_REQUEST, audited.
+
+        Whatever the event holds is read defensively (request id, connection facts, caller), so
+        the audit record keeps what can be known; a non-object event is audited as an empty one.
+        """
+        mapping: Mapping[str, Any] = event if isinstance(event, Mapping) else {}
+
+        def act(record: AuditRecord) -> dict[str, Any]:
+            with suppress(KernelAccessError):
+                self._fill_caller(record, caller_from_event(mapping))
+            raise KernelAccessError(
+                ErrorCode.INVALID_REQUEST, "not an API Gateway HTTP API (payload format 2.0) request"
+            )
+
+        return self._run(ROUTE_UNKNOWN, mapping, act)
+
     def health(self, event: Mapping[str, Any]) -> Outcome:
         """``GET /health``: version, policy version and age, breaker states; no secrets.
 
