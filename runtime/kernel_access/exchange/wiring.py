@@ -12,7 +12,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from kernel_access import settings
-from kernel_access.audit import DEFAULT_RETENTION_DAYS, AuditLog
+from kernel_access.audit import DEFAULT_RETENTION_DAYS, AuditLog, TokenFingerprinter, ssm_key_loader
 from kernel_access.exchange.issued import IssuedTokenStore
 from kernel_access.exchange.minting import Minter
 from kernel_access.exchange.replay import ReplayGuard
@@ -63,6 +63,7 @@ def service_from_env(environ: Mapping[str, str]) -> ExchangeService:
         ),
         replay_guard=ReplayGuard(_required(environ, settings.REPLAY_TABLE_NAME), _dynamodb),
         issued_tokens=IssuedTokenStore(_required(environ, settings.ISSUED_TOKENS_TABLE_NAME), _dynamodb),
+        fingerprint=TokenFingerprinter(ssm_key_loader(environ.get(settings.AUDIT_HMAC_KEY_PARAMETER), _ssm)),
         audit=AuditLog(
             _required(environ, settings.AUDIT_TABLE_NAME),
             _dynamodb,

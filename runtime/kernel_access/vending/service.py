@@ -33,7 +33,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from kernel_access import __version__
-from kernel_access.audit import AuditLog, AuditRecord, AuditWriteError, token_fingerprint
+from kernel_access.audit import (
+    AuditLog,
+    AuditRecord,
+    AuditWriteError,
+    FingerprintKeyUnavailable,
+    TokenFingerprinter,
+    ssm_key_loader,
+)
 from kernel_access.contract import ErrorCode
 from kernel_access.errors import KernelAccessError, error_body, error_headers
 from kernel_access.ratelimit import RateLimiter, RateLimiterUnavailable
@@ -333,9 +340,7 @@ class VendingService:
             trace=self.telemetry.subsegment,
         )
         self._clock = clock
-        self._hmac_key_loader = hmac_key or self._load_hmac_key
-        self._hmac_key: bytes | None = None
-        self._hmac_key_loaded = False
+        self._fingerprinter = TokenFingerprinter(hmac_key or self._load_hmac_key)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> VendingService:
@@ -344,23 +349,18 @@ class VendingService:
     # --- shared steps ---
 
     def _load_hmac_key(self) -> bytes | None:
-        name = self.config.audit_hmac_key_parameter
-        if not name:
+        if not self.config.audit_hmac_key_parameter:
             return None
         with self.telemetry.subsegment("ssm.GetParameter"):
-            response = self.clients.ssm().get_parameter(Name=name, WithDecryption=True)
-        return response["Parameter"]["Value"].encode("utf-8")
+            return ssm_key_loader(self.config.audit_hmac_key_parameter, self.clients.ssm)()
 
     def _fingerprint(self, token: str) -> str:
-        if not self._hmac_key_loaded:
-            try:
-                self._hmac_key = self._hmac_key_loader()
-            except Exception:
-                # Configured but unreadable: refuse rather than silently weaken the fingerprint.
-                self.telemetry.logger.error("audit HMAC key unavailable")
-                raise KernelAccessError.internal() from None
-            self._hmac_key_loaded = True
-        return token_fingerprint(token, self._hmac_key)
+        try:
+            return self._fingerprinter(token)
+        except FingerprintKeyUnavailable:
+            # Configured but unreadable: refuse rather than silently weaken the fingerprint.
+            self.telemetry.logger.error("audit HMAC key unavailable")
+            raise KernelAccessError.internal() from None
 
     def _rate_limit(self, caller: CallerIdentity) -> None:
         try:
