@@ -45,7 +45,14 @@ from kernel_access.contract import ErrorCode
 from kernel_access.errors import KernelAccessError, error_body, error_headers
 from kernel_access.ratelimit import RateLimiter, RateLimiterUnavailable
 from kernel_access.revocation import RevocationStore, RevocationStoreUnavailable
-from kernel_access.vending.codeartifact import BREAKER_PREFIX, TokenCache
+from kernel_access.vending.codeartifact import (
+    BREAKER_PREFIX,
+    MINT_RATE_LIMIT,
+    MINT_RATE_WINDOW_SECONDS,
+    MintRateGate,
+    TokenCache,
+    token_owner,
+)
 from kernel_access.vending.config import VendingConfig
 from kernel_access.vending.identity import CallerIdentity, caller_from_event, request_meta
 from kernel_access.vending.request import DEFAULT_DURATION, parse_credentials_request, parse_token_request
@@ -338,6 +345,14 @@ class VendingService:
             codeartifact_client=self.clients.codeartifact_for,
             on_event=self.telemetry.refresh_event,
             trace=self.telemetry.subsegment,
+            mint_gate=MintRateGate(
+                RateLimiter(
+                    config.rate_limit_table,
+                    self.clients.dynamodb,
+                    limit=MINT_RATE_LIMIT,
+                    window_seconds=MINT_RATE_WINDOW_SECONDS,
+                )
+            ),
         )
         self._clock = clock
         self._fingerprinter = TokenFingerprinter(hmac_key or self._load_hmac_key)
@@ -407,6 +422,8 @@ class VendingService:
                 {"upstream": "revocation", "retryable": True},
             ) from None
         if revocation is not None:
+            if partner is not None and revocation.kind == "partner":
+                self.tokens.drop_partner(partner)  # never serve its cached tokens again
             raise KernelAccessError(
                 ErrorCode.SESSION_REVOKED,
                 f"access revoked for this {revocation.kind}",
@@ -600,7 +617,19 @@ class VendingService:
             lifetime = decision.duration or request.duration or DEFAULT_DURATION
             record.duration = lifetime
             record.codeartifact_access = access
-            token = self.tokens.get(domain=request.domain, access=access, lifetime=lifetime)
+            owner = token_owner(record.partner, caller.account_id)
+            if owner is None:
+                # A token is minted per partner (or account) so it can be attributed; without
+                # either there is nobody to mint for: default deny.
+                raise KernelAccessError(
+                    ErrorCode.POLICY_DENY,
+                    "denied by the access policy",
+                    {
+                        "reason": "no partner or account to attribute the token to",
+                        "rule_id": decision.rule_id,
+                    },
+                )
+            token = self.tokens.get(domain=request.domain, access=access, lifetime=lifetime, partner=owner)
             record.token_fingerprint = self._fingerprint(token.token)
             record.expiration = format_expiration(token.expiration)
             return {"authorizationToken": token.token, "expiration": record.expiration}
