@@ -84,6 +84,7 @@ def test_wiring_reads_the_audit_hmac_key_parameter(aws: None) -> None:
     try:
         service: Any = service_from_env(environ)
         assert service.fingerprint("token") == _hmac("token")
+        assert service.minter.mint_gate.limiter.table_name == "rate"  # the vending API's table
     finally:
         wiring._client.cache_clear()
 
@@ -101,3 +102,31 @@ def test_fingerprinter_fails_closed_on_every_call() -> None:
             fingerprint("t")
     assert len(calls) == 2  # retried, never cached as "no key"
     assert TokenFingerprinter()("t") == token_fingerprint("t")
+
+
+def test_exchange_codeartifact_mints_share_the_deployment_wide_cap(harness: Harness) -> None:
+    """The exchange mints CodeArtifact tokens against the same quota as the vending API, so it
+    passes the same mint gate (same rate-limit subject): past it, THROTTLED with Retry-After and
+    no call to STS or CodeArtifact."""
+    from kernel_access.ratelimit import RateLimiter
+    from kernel_access.vending.codeartifact import MintRateGate
+
+    from tests.exchange.conftest import RATE_TABLE
+
+    harness.service.minter.mint_gate = MintRateGate(
+        RateLimiter(
+            RATE_TABLE, lambda: harness.dynamodb, limit=1, window_seconds=10, clock=lambda: 1_800_000_000.5
+        )
+    )
+    status, body = harness.exchange({"target": "packages"}, sub="repo:acme/lib:ref:refs/heads/main")
+    assert status == 200, body
+    calls = len(harness.codeartifact_calls), len(harness.sts_calls)
+    claims = harness.tokens.claims(sub="repo:acme/lib:ref:refs/heads/main")
+    status, body, headers = harness.call(
+        make_event(harness.tokens.sign(claims), claims, {"target": "packages"})
+    )
+    assert status == 429, body
+    assert body["error_code"] == "THROTTLED"
+    assert headers["Retry-After"] == str(body["retry_after_seconds"]) == "10"
+    assert (len(harness.codeartifact_calls), len(harness.sts_calls)) == calls
+    assert any(item.get("error_code", {}).get("S") == "THROTTLED" for item in harness.audit_items())

@@ -19,6 +19,7 @@ from kernel_access.exchange.replay import ReplayGuard
 from kernel_access.exchange.service import ExchangeService
 from kernel_access.exchange.store import ExchangeConfigStore, ssm_fetcher
 from kernel_access.ratelimit import DEFAULT_LIMIT, DEFAULT_WINDOW_SECONDS, RateLimiter
+from kernel_access.vending.codeartifact import MINT_RATE_LIMIT, MINT_RATE_WINDOW_SECONDS, MintRateGate
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -80,5 +81,13 @@ def service_from_env(environ: Mapping[str, str]) -> ExchangeService:
             reader_role_arn=environ.get(settings.CODEARTIFACT_READER_ROLE_ARN) or None,
             publisher_role_arn=environ.get(settings.CODEARTIFACT_PUBLISHER_ROLE_ARN) or None,
             domain_owner=environ.get(settings.CODEARTIFACT_DOMAIN_OWNER) or None,
+            mint_gate=MintRateGate(
+                RateLimiter(
+                    _required(environ, settings.RATE_LIMIT_TABLE_NAME),
+                    _dynamodb,
+                    limit=MINT_RATE_LIMIT,
+                    window_seconds=MINT_RATE_WINDOW_SECONDS,
+                )
+            ),
         ),
     )
