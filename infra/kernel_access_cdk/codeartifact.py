@@ -17,6 +17,7 @@ from aws_cdk import aws_codeartifact as codeartifact
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
+from kernel_access.vending.codeartifact import PARTNER_TAG
 
 from .config import KNOWN_UPSTREAMS
 from .nag import IAM5, acknowledge_resource
@@ -167,6 +168,9 @@ class CodeArtifactRegistry(Construct):
             assumed_by=iam.ArnPrincipal(principal.role_arn),
             max_session_duration=Duration.hours(1),
         )
+        # Tokens are minted per partner: the session must carry the partner as SourceIdentity
+        # and as the only session tag, so every token (and every package published with it) is
+        # attributable in CloudTrail; a session without them cannot be started.
         set_trust_statements(
             role,
             [
@@ -174,6 +178,10 @@ class CodeArtifactRegistry(Construct):
                     sid="VendingServiceOnly",
                     actions=["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
                     principals=[iam.ArnPrincipal(principal.role_arn)],
+                    conditions={
+                        "Null": {"sts:SourceIdentity": "false", f"aws:RequestTag/{PARTNER_TAG}": "false"},
+                        "ForAllValues:StringEquals": {"aws:TagKeys": [PARTNER_TAG]},
+                    },
                 )
             ],
         )

@@ -9,6 +9,7 @@ can never supply them.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,24 @@ from .nag import IAM5, acknowledge_resource
 #: Identity headers set from ``$context.identity.*`` on HTTP proxy routes (client values discarded).
 CALLER_ARN_HEADER: Final = "x-kernel-caller-arn"
 CALLER_ACCOUNT_HEADER: Final = "x-kernel-caller-account"
+IDENTITY_HEADERS: Final = (CALLER_ARN_HEADER, CALLER_ACCOUNT_HEADER)
+
+
+def header_spellings(name: str) -> list[str]:
+    """Every spelling of header ``name`` that a WSGI-style backend reads as the same header.
+
+    WSGI (and CGI, and servers built on them) expose a header as ``HTTP_`` + its name upper-cased
+    with ``-`` turned into ``_``, so ``x_kernel_caller_arn`` and ``X-Kernel_Caller-Arn`` land in
+    the same ``HTTP_X_KERNEL_CALLER_ARN`` as the real ``x-kernel-caller-arn``. Case needs no
+    spelling of its own: API Gateway matches header names in parameter mappings
+    case-insensitively. So the spellings are the name with each ``-`` either kept or made ``_``.
+    """
+    parts = name.split("-")
+    return [
+        parts[0] + "".join(separator + part for separator, part in zip(separators, parts[1:], strict=True))
+        for separators in itertools.product("-_", repeat=len(parts) - 1)
+    ]
+
 
 #: One JSON object per request: enough to answer "who called what, when, with which result".
 ACCESS_LOG_FORMAT: Final = json.dumps(
@@ -180,14 +199,22 @@ class KernelServiceApi(Construct):
         self, method: str, path: str, url: str, *, integration_id: str | None = None
     ) -> list[apigwv2.HttpRoute]:
         """Proxy ``method path`` to ``url``; the identity headers are overwritten from the verified
-        caller, so whatever a client sends in them never reaches the backend."""
+        caller, and every other spelling of them (:func:`header_spellings`) is removed, so whatever
+        a client sends under any name a backend could read as an identity header never reaches it.
+
+        Parameter mappings cannot match header names by pattern, so each spelling is one
+        ``remove`` entry (7 per header). A client can still send *other* ``x-kernel-caller-*``
+        names (``x-kernel-caller-partner``…): backends must read only the two documented headers.
+        """
         name = integration_id or f"{method.upper()}{_id_for_path(path)}Integration"
-        mapping = (
-            apigwv2.ParameterMapping()
-            .overwrite_header(CALLER_ARN_HEADER, apigwv2.MappingValue.context_variable("identity.userArn"))
-            .overwrite_header(
-                CALLER_ACCOUNT_HEADER, apigwv2.MappingValue.context_variable("identity.accountId")
-            )
+        mapping = apigwv2.ParameterMapping()
+        for header in IDENTITY_HEADERS:
+            for spelling in header_spellings(header):
+                if spelling != header:
+                    mapping.remove_header(spelling)
+        mapping.overwrite_header(CALLER_ARN_HEADER, apigwv2.MappingValue.context_variable("identity.userArn"))
+        mapping.overwrite_header(
+            CALLER_ACCOUNT_HEADER, apigwv2.MappingValue.context_variable("identity.accountId")
         )
         integration = integrations.HttpUrlIntegration(
             name, url, method=apigwv2.HttpMethod(method.upper()), parameter_mapping=mapping

@@ -53,6 +53,47 @@ def token_fingerprint(token: str, key: bytes | None = None) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+class FingerprintKeyUnavailable(Exception):
+    """An HMAC key is configured but could not be read: nothing may be fingerprinted (or served)."""
+
+
+class TokenFingerprinter:
+    """The fingerprint every audit record uses, in the vending API and the exchange alike.
+
+    Holds the deployment's audit HMAC key (loaded once, on first use, by ``key_loader``; ``None``
+    from the loader means no key is configured: plain SHA-256). A key that is configured but cannot
+    be read raises :class:`FingerprintKeyUnavailable` on every call rather than silently falling
+    back to the weaker unkeyed fingerprint: callers refuse the request (fail closed).
+    """
+
+    def __init__(self, key_loader: Callable[[], bytes | None] | None = None) -> None:
+        self._key_loader = key_loader or (lambda: None)
+        self._key: bytes | None = None
+        self._loaded = False
+
+    def __call__(self, token: str) -> str:
+        if not self._loaded:
+            try:
+                self._key = self._key_loader()
+            except Exception as exc:
+                raise FingerprintKeyUnavailable(type(exc).__name__) from None
+            self._loaded = True
+        return token_fingerprint(token, self._key)
+
+
+def ssm_key_loader(parameter_name: str | None, ssm: Callable[[], Any]) -> Callable[[], bytes | None]:
+    """A key loader reading the SecureString ``parameter_name`` (``None``: no key configured)."""
+
+    def load() -> bytes | None:
+        if not parameter_name:
+            return None
+        response = ssm().get_parameter(Name=parameter_name, WithDecryption=True)
+        value: str = response["Parameter"]["Value"]
+        return value.encode("utf-8")
+
+    return load
+
+
 @dataclass
 class AuditRecord:
     """Everything one decision leaves behind. Every field is optional except the first four.

@@ -58,6 +58,9 @@ class ErrorCode(StrEnum):
     TRUST_POLICY_NOT_FOUND = "TRUST_POLICY_NOT_FOUND"
     POLICY_NOT_FOUND = "POLICY_NOT_FOUND"
     RATE_LIMITED = "RATE_LIMITED"
+    #: The kernel itself is at capacity for this kind of request (e.g. CodeArtifact token mints);
+    #: unlike RATE_LIMITED, not about this caller's request rate. Retry after ``Retry-After``.
+    THROTTLED = "THROTTLED"
     POLICY_LOAD_FAILED = "POLICY_LOAD_FAILED"
     UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
@@ -78,6 +81,7 @@ _STATUS: Final[dict[ErrorCode, int]] = {
     ErrorCode.TRUST_POLICY_NOT_FOUND: 403,
     ErrorCode.POLICY_NOT_FOUND: 403,
     ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.THROTTLED: 429,
     ErrorCode.POLICY_LOAD_FAILED: 503,
     ErrorCode.UPSTREAM_UNAVAILABLE: 503,
     ErrorCode.INTERNAL_ERROR: 500,

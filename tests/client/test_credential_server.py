@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -134,5 +135,37 @@ def test_prime_surfaces_the_kernel_error() -> None:
         with pytest.raises(KernelCallError) as caught:
             server.prime()
         assert caught.value.error_code == "POLICY_DENY"
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /credentials HTTP/1.1\r\nHost: 127.0.0.1\r\n"])
+def test_a_silent_or_slow_client_is_disconnected(sent: bytes) -> None:
+    """A local client that connects and sends nothing (or stops mid-headers) must not hold a
+    server thread forever: the server closes the connection after its socket timeout."""
+    clock = Clock()
+    _, fetch = vendor(clock, timedelta(hours=1))
+    with CredentialServer(fetch, clock=clock, request_timeout=0.5) as server:  # type: ignore[arg-type]
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(sent)
+            started = time.monotonic()
+            try:
+                data = sock.recv(4096)
+            except TimeoutError:
+                pytest.fail("the server still holds the connection after 5 s")
+            assert time.monotonic() - started < 4
+            assert b"AccessKeyId" not in data  # closed (EOF), or a 408 at most; never credentials
+        # and the server still serves well-behaved clients
+        assert _raw_exchange(server.port, f"Authorization: {server.token}").startswith("HTTP/1.1 200")
+
+
+def test_default_request_timeout_is_bounded() -> None:
+    from kernel_access.client.credential_server import REQUEST_TIMEOUT_SECONDS
+
+    clock = Clock()
+    _, fetch = vendor(clock, timedelta(hours=1))
+    server = CredentialServer(fetch, clock=clock)  # type: ignore[arg-type]
+    try:
+        assert 0 < server._httpd.RequestHandlerClass.timeout == REQUEST_TIMEOUT_SECONDS <= 60
     finally:
         server.shutdown()

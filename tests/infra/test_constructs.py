@@ -124,9 +124,31 @@ def test_http_proxy_routes_overwrite_identity_headers(custom: dict[str, Any]) ->
     }
     assert len(integrations) == 2
     for integration in integrations.values():
-        assert integration["Properties"]["RequestParameters"] == {
+        parameters = integration["Properties"]["RequestParameters"]
+        assert {k: v for k, v in parameters.items() if k.startswith("overwrite:")} == {
             f"overwrite:header.{CALLER_ARN_HEADER}": "$context.identity.userArn",
             f"overwrite:header.{CALLER_ACCOUNT_HEADER}": "$context.identity.accountId",
+        }
+        # every other spelling a WSGI-style backend reads as the same header is removed
+        # (API Gateway matches header names case-insensitively, so case needs no entry)
+        assert {k for k in parameters if k.startswith("remove:")} == {
+            f"remove:header.{spelling}"
+            for spelling in (
+                "x_kernel_caller_arn",
+                "x-kernel_caller_arn",
+                "x_kernel-caller_arn",
+                "x_kernel_caller-arn",
+                "x-kernel-caller_arn",
+                "x-kernel_caller-arn",
+                "x_kernel-caller-arn",
+                "x_kernel_caller_account",
+                "x-kernel_caller_account",
+                "x_kernel-caller_account",
+                "x_kernel_caller-account",
+                "x-kernel-caller_account",
+                "x-kernel_caller-account",
+                "x_kernel-caller-account",
+            )
         }
     for route in of_type(custom["Resources"], "AWS::ApiGatewayV2::Route").values():
         assert route["Properties"]["AuthorizationType"] == "AWS_IAM"
@@ -139,6 +161,110 @@ def test_http_proxy_routes_overwrite_identity_headers(custom: dict[str, Any]) ->
         "ThrottlingBurstLimit": 9,
         "ThrottlingRateLimit": 7,
     }
+
+
+def _wsgi_environ_of_forwarded_request(
+    request_parameters: dict[str, str], client_headers: list[tuple[str, str]]
+):
+    """Forward one request through the local gateway's HTTP_PROXY emulation (with the template's
+    parameter mappings) to a backend that names headers the way WSGI does (``HTTP_`` + upper
+    case, ``-`` → ``_``). Every value received under each WSGI name is kept: which duplicate a
+    real server keeps (first, last, comma-joined) differs between servers, so any forged
+    duplicate is a failure."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from kernel_access.local.gateway import Gateway, Integration
+
+    environ: dict[str, list[str]] = {}
+
+    class Backend(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            for name, value in self.headers.items():
+                environ.setdefault("HTTP_" + name.upper().replace("-", "_"), []).append(value)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Backend)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        gateway = Gateway(
+            [],
+            account_id="111111111111",
+            region="us-east-1",
+            lookup_key=lambda _k: None,
+            principal_org_id=None,
+            runner=None,  # type: ignore[arg-type]
+        )
+        integration = Integration(
+            kind="HTTP_PROXY",
+            function=None,
+            uri=f"http://127.0.0.1:{server.server_address[1]}/",
+            payload_version="1.0",
+            request_parameters=request_parameters,
+            timeout_ms=5000,
+        )
+        event = {
+            "requestContext": {
+                "authorizer": {
+                    "iam": {
+                        "userArn": "arn:aws:sts::222222222222:assumed-role/r/real",
+                        "accountId": "222222222222",
+                    }
+                },
+                "http": {"sourceIp": "127.0.0.1"},
+                "requestId": "req-1",
+            }
+        }
+        reply = gateway._proxy(
+            integration=integration,
+            method="GET",
+            raw_query="",
+            path_params={},
+            headers=client_headers,
+            body=b"",
+            event=event,
+        )
+        assert reply.status == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+    return environ
+
+
+@pytest.mark.parametrize(
+    "forged_name",
+    [
+        "x_kernel_caller_arn",
+        "X_KERNEL_CALLER_ARN",
+        "X-Kernel_Caller-Arn",
+        "x-kernel-caller_arn",
+        "X-KERNEL-CALLER-ARN",
+    ],
+)
+def test_forged_identity_header_spellings_never_reach_a_wsgi_backend(
+    custom: dict[str, Any], forged_name: str
+) -> None:
+    (integration, *_) = [
+        r
+        for n, r in of_type(custom["Resources"], "AWS::ApiGatewayV2::Integration").items()
+        if n.startswith("Service")
+    ]
+    environ = _wsgi_environ_of_forwarded_request(
+        integration["Properties"]["RequestParameters"],
+        [
+            (forged_name, "arn:aws:sts::999999999999:assumed-role/r/forged"),
+            ("x_kernel_caller_account", "999999999999"),
+        ],
+    )
+    assert environ["HTTP_X_KERNEL_CALLER_ARN"] == ["arn:aws:sts::222222222222:assumed-role/r/real"]
+    assert environ["HTTP_X_KERNEL_CALLER_ACCOUNT"] == ["222222222222"]
+    assert "999999999999" not in json.dumps(environ)
 
 
 def test_grant_invoke_only_on_the_named_route(custom: dict[str, Any]) -> None:

@@ -183,6 +183,18 @@ def _trust(sid: str, role_logical_id: str) -> dict[str, Any]:
     }
 
 
+def _minting_trust(role_logical_id: str) -> dict[str, Any]:
+    """The vending service may mint only as an attributable partner session: SourceIdentity set
+    and a ``partner`` session tag, and no other tag."""
+    return {
+        **_trust("VendingServiceOnly", role_logical_id),
+        "Condition": {
+            "Null": {"sts:SourceIdentity": "false", "aws:RequestTag/partner": "false"},
+            "ForAllValues:StringEquals": {"aws:TagKeys": ["partner"]},
+        },
+    }
+
+
 def test_target_and_minting_roles_trust_only_the_vending_and_named_exchange_roles(
     kernel_resources: dict[str, Any],
 ) -> None:
@@ -193,11 +205,8 @@ def test_target_and_minting_roles_trust_only_the_vending_and_named_exchange_role
     expected = {
         "kernel-reader": [_trust("VendingServiceOnly", vending)],
         "kernel-deployer": [_trust("VendingServiceOnly", vending), _trust("TokenExchangeOnly", exchange)],
-        "kernel-access-codeartifact-reader": [
-            _trust("VendingServiceOnly", vending),
-            _trust("TokenExchangeOnly", exchange),
-        ],
-        "kernel-access-codeartifact-publisher": [_trust("VendingServiceOnly", vending)],
+        "kernel-access-codeartifact-reader": [_minting_trust(vending), _trust("TokenExchangeOnly", exchange)],
+        "kernel-access-codeartifact-publisher": [_minting_trust(vending)],
     }
     for name, statements in expected.items():
         role = _role(kernel_resources, name)

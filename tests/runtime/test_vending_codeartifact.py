@@ -194,7 +194,7 @@ def test_cached_token_with_less_than_300_seconds_left_is_reminted():
         clock=lambda: now[0],
     )
 
-    def fake_mint(domain: str, owner: str, access: str, lifetime: int) -> Minted[Any]:
+    def fake_mint(domain: str, owner: str, access: str, lifetime: int, partner: str) -> Minted[Any]:
         from kernel_access.vending.codeartifact import CodeArtifactToken
 
         mints.append(access)
@@ -202,12 +202,12 @@ def test_cached_token_with_less_than_300_seconds_left_is_reminted():
         return Minted(CodeArtifactToken(f"t{len(mints)}", expires, access), expires, now[0])  # type: ignore[arg-type]
 
     cache._mint = fake_mint  # type: ignore[method-assign]
-    assert cache.get(domain="kernel", access="read", lifetime=3600).token == "t1"
+    assert cache.get(domain="kernel", access="read", lifetime=3600, partner="payments").token == "t1"
     now[0] += timedelta(seconds=2000)
-    assert cache.get(domain="kernel", access="read", lifetime=3600).token == "t1"
+    assert cache.get(domain="kernel", access="read", lifetime=3600, partner="payments").token == "t1"
     now[0] += timedelta(seconds=1350)  # 250 s left: below the 300 s floor
-    assert cache.get(domain="kernel", access="read", lifetime=3600).token == "t2"
-    assert cache.get(domain="kernel", access="publish", lifetime=3600).access == "publish"
+    assert cache.get(domain="kernel", access="read", lifetime=3600, partner="payments").token == "t2"
+    assert cache.get(domain="kernel", access="publish", lifetime=3600, partner="payments").access == "publish"
     assert mints == ["read", "read", "publish"]
 
 

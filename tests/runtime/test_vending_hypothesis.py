@@ -266,7 +266,9 @@ def test_codeartifact_token_route(service, event):
         expected_access = "publish" if partner == "payments" else "read"
         assert service.tokens._entries, "a token was served without a cache entry"
         served = [
-            entry.current() for key, entry in service.tokens._entries.items() if key[2] == expected_access
+            entry.current()
+            for key, entry in service.tokens._entries.items()
+            if key[2] == expected_access and key[4] == partner
         ]
         assert any(m is not None and m.value.token == body["authorizationToken"] for m in served)
 

@@ -11,7 +11,12 @@ Security:
 * a random 256-bit token (``secrets.token_urlsafe(32)``) compared in constant time; a missing,
   repeated, wrong or CR/LF-carrying ``Authorization`` header gets 403 before anything else;
 * credentials are refreshed through the refresh engine with ``min_remaining=900``: SDKs treat
-  credentials with < 15 minutes left as due for refresh, so we never serve such credentials.
+  credentials with < 15 minutes left as due for refresh, so we never serve such credentials;
+* every connection has a socket timeout (:data:`REQUEST_TIMEOUT_SECONDS`): each connection holds
+  one server thread, and without a timeout a local client that connects and sends nothing (or
+  stops mid-request, or keeps an idle keep-alive connection) would hold it forever — enough such
+  connections exhaust the process. SDKs send their request at once and reconnect when an idle
+  keep-alive connection is closed, so they never notice.
 
 Why ``http.server``: it is the stdlib's threaded server, enough for one machine's SDK clients;
 nothing here may depend on a web framework.
@@ -38,6 +43,8 @@ CREDENTIALS_PATH: Final = "/credentials"
 ENV_FULL_URI: Final = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
 ENV_AUTHORIZATION_TOKEN: Final = "AWS_CONTAINER_AUTHORIZATION_TOKEN"  # noqa: S105 - a variable name
 _LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost"})
+#: Seconds a connection may stay silent (before or between requests) before it is closed.
+REQUEST_TIMEOUT_SECONDS: Final = 10.0
 
 
 class CredentialServer:
@@ -52,7 +59,12 @@ class CredentialServer:
         min_remaining: float = SDK_REFRESH_WINDOW_SECONDS,
         on_event: Callable[[str, Mapping[str, object]], None] | None = None,
         clock: Callable[[], datetime] = utc_now,
+        request_timeout: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
+        """``request_timeout`` (default :data:`REQUEST_TIMEOUT_SECONDS`) bounds how long one
+        connection may stay silent; see the module docstring."""
+        if not request_timeout > 0:
+            raise ValueError("request_timeout: must be a positive number of seconds")
         self.token = token if token is not None else secrets.token_urlsafe(32)
         if len(self.token) < 32 or any(c in self.token for c in "\r\n"):
             raise ValueError("token: must be at least 32 characters without CR/LF")
@@ -72,6 +84,9 @@ class CredentialServer:
 
         class Handler(_Handler):
             owner = server
+            # StreamRequestHandler applies it to the connection; the stdlib handler closes the
+            # connection when a read times out.
+            timeout = request_timeout
 
         self._httpd = _LoopbackServer(("127.0.0.1", port), Handler)
         self._thread: threading.Thread | None = None

@@ -26,7 +26,7 @@ from kernel_access.exchange.issued import IssuedKind
 from kernel_access.exchange.patterns import claim_text
 from kernel_access.exchange.permissions import AccessLevel, session_policy
 from kernel_access.validation import sts_safe_name
-from kernel_access.vending.codeartifact import fetch_authorization_token
+from kernel_access.vending.codeartifact import MintRateGate, fetch_authorization_token
 from kernel_access.vending.sts import (
     AssumedCredentials,
     assume_role,
@@ -142,8 +142,11 @@ class Minter:
         reader_role_arn: str | None = None,
         publisher_role_arn: str | None = None,
         domain_owner: str | None = None,
+        mint_gate: MintRateGate | None = None,
     ) -> None:
         self._sts = sts_client_factory
+        #: The deployment-wide CodeArtifact mint cap shared with the vending API (default: none).
+        self.mint_gate = mint_gate
         self._codeartifact = codeartifact_client_factory or _default_codeartifact_factory
         self.reader_role_arn = reader_role_arn
         self.publisher_role_arn = publisher_role_arn
@@ -197,6 +200,10 @@ class Minter:
                 "codeartifact tokens are not available from this exchange",
                 {"upstream": "codeartifact", "retryable": False},
             )
+        if self.mint_gate is not None:
+            # THROTTLED past the cap (CodeArtifact's token quota is per region, shared with the
+            # vending API); the token's jti is already spent, so the caller retries with a new one.
+            self.mint_gate.check()
         credentials = assume_role(
             self._sts(),
             role_arn=role_arn,

@@ -41,7 +41,14 @@ from typing import Any, Final
 
 from aws_lambda_powertools import Logger
 
-from kernel_access.audit import AuditLog, AuditRecord, AuditWriteError, token_fingerprint
+from kernel_access.audit import (
+    AuditLog,
+    AuditRecord,
+    AuditWriteError,
+    FingerprintKeyUnavailable,
+    TokenFingerprinter,
+    token_fingerprint,
+)
 from kernel_access.contract import ErrorCode
 from kernel_access.errors import KernelAccessError
 from kernel_access.exchange.claims import (
@@ -171,7 +178,10 @@ class ExchangeService:
         revocations: RevocationStore,
         rate_limiter: RateLimiter | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        fingerprint: Callable[[str], str] | None = None,
     ) -> None:
+        #: Audit-record fingerprints: the vending API's function and key (default: no key).
+        self.fingerprint = fingerprint or TokenFingerprinter()
         self.config_store = config_store
         self.revocations = revocations
         self.replay_guard = replay_guard
@@ -205,6 +215,12 @@ class ExchangeService:
                 record, error, getattr(error, "reason", error.message), count=self._count(attempt, error)
             )
             raise
+        except FingerprintKeyUnavailable:
+            # Configured but unreadable: refuse rather than write a weaker fingerprint.
+            logger.error("audit HMAC key unavailable; exchange refused")
+            internal = KernelAccessError.internal()
+            self._audit_refusal(record, internal, "audit HMAC key unavailable")
+            raise internal from None
         except Exception as error:
             logger.exception("exchange failed unexpectedly")
             internal = KernelAccessError.internal()
@@ -214,7 +230,9 @@ class ExchangeService:
         try:
             self.issued_tokens.record(
                 IssuedToken(
-                    fingerprint=record.issued_token_fingerprint or "",
+                    # The revocation index stays unkeyed SHA-256: an operator holding a leaked
+                    # token finds its record with ``sha256sum`` (no access to the HMAC key).
+                    fingerprint=token_fingerprint(issued.secret),
                     kind=issued.kind,
                     issuer=context.issuer_name,
                     subject=record.subject or "",
@@ -363,7 +381,7 @@ class ExchangeService:
                 tags=tags,
             )
         record.expiration = format_expiration(issued.expires_at)
-        record.issued_token_fingerprint = token_fingerprint(issued.secret)
+        record.issued_token_fingerprint = self.fingerprint(issued.secret)
         response: dict[str, Any] = {
             **issued.body,
             "expires_at": record.expiration,

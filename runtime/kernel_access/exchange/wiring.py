@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from kernel_access import settings
-from kernel_access.audit import DEFAULT_RETENTION_DAYS, AuditLog
+from kernel_access.audit import DEFAULT_RETENTION_DAYS, AuditLog, TokenFingerprinter, ssm_key_loader
 from kernel_access.aws_clients import default_clients
 from kernel_access.exchange.issued import IssuedTokenStore
 from kernel_access.exchange.minting import Minter
@@ -20,6 +20,7 @@ from kernel_access.exchange.service import ExchangeService
 from kernel_access.exchange.store import ExchangeConfigStore, ssm_fetcher
 from kernel_access.ratelimit import DEFAULT_LIMIT, DEFAULT_WINDOW_SECONDS, RateLimiter
 from kernel_access.revocation import RevocationStore
+from kernel_access.vending.codeartifact import MINT_RATE_LIMIT, MINT_RATE_WINDOW_SECONDS, MintRateGate
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -55,6 +56,7 @@ def service_from_env(environ: Mapping[str, str]) -> ExchangeService:
         replay_guard=ReplayGuard(_required(environ, settings.REPLAY_TABLE_NAME), _dynamodb),
         issued_tokens=IssuedTokenStore(_required(environ, settings.ISSUED_TOKENS_TABLE_NAME), _dynamodb),
         revocations=RevocationStore(_required(environ, settings.REVOCATION_TABLE_NAME), _dynamodb),
+        fingerprint=TokenFingerprinter(ssm_key_loader(environ.get(settings.AUDIT_HMAC_KEY_PARAMETER), _ssm)),
         audit=AuditLog(
             _required(environ, settings.AUDIT_TABLE_NAME),
             _dynamodb,
@@ -71,5 +73,13 @@ def service_from_env(environ: Mapping[str, str]) -> ExchangeService:
             reader_role_arn=environ.get(settings.CODEARTIFACT_READER_ROLE_ARN) or None,
             publisher_role_arn=environ.get(settings.CODEARTIFACT_PUBLISHER_ROLE_ARN) or None,
             domain_owner=environ.get(settings.CODEARTIFACT_DOMAIN_OWNER) or None,
+            mint_gate=MintRateGate(
+                RateLimiter(
+                    _required(environ, settings.RATE_LIMIT_TABLE_NAME),
+                    _dynamodb,
+                    limit=MINT_RATE_LIMIT,
+                    window_seconds=MINT_RATE_WINDOW_SECONDS,
+                )
+            ),
         ),
     )

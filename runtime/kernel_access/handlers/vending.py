@@ -15,6 +15,13 @@ disabled, which alone cost more than ``import boto3``; so the Tracer and its
 ``capture_lambda_handler`` wrapper are built on the first invocation (:func:`_traced_entry`),
 together with the service (boto3 clients, policy cache, CodeArtifact token cache), and reused by
 warm invocations. Tests swap the service with :func:`reset_for_tests`.
+
+Events API Gateway never sends (a direct ``lambda:InvokeFunction``, a console test payload, a
+misrouted integration) must not crash the function: Powertools' resolver indexes the payload-2.0
+fields it needs and raises ``KeyError``/``TypeError`` on anything else, before any route runs.
+So an event that is not shaped like an HTTP API payload-2.0 request (:func:`_http_api_shaped`),
+and any event the resolver still fails on, is answered by the service as a malformed request:
+INVALID_REQUEST (400) as a JSON error body, audited like every other refusal.
 """
 
 from __future__ import annotations
@@ -83,6 +90,47 @@ def _error_response(error: KernelAccessError) -> Response[str]:
         body=json.dumps(error_body(error, request_id), separators=(",", ":"), sort_keys=True),
         headers=error_headers(error),
     )
+
+
+def _http_api_shaped(event: object) -> bool:
+    """Does ``event`` have the payload-2.0 fields, with the types, that the resolver reads?"""
+    if not isinstance(event, dict):
+        return False
+    context = event.get("requestContext")
+    http = context.get("http") if isinstance(context, dict) else None
+    headers = event.get("headers", {})
+    query = event.get("queryStringParameters")
+    cookies = event.get("cookies", [])
+    return (
+        isinstance(http, dict)
+        and isinstance(http.get("method"), str)
+        and isinstance(http.get("path"), str)
+        and isinstance(event.get("rawPath"), str)
+        and isinstance(headers, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        and (query is None or (isinstance(query, dict) and all(isinstance(v, str) for v in query.values())))
+        and isinstance(cookies, list)
+        and all(isinstance(c, str) for c in cookies)
+    )
+
+
+def _malformed(event: object) -> dict[str, Any]:
+    """The answer to an event API Gateway never sends: an audited INVALID_REQUEST, as the HTTP
+    API response dict (built here: the resolver is what could not read the event)."""
+    try:
+        outcome = get_service().malformed_event(event)
+    except Exception:
+        logger.exception("vending service could not be built")
+        error = KernelAccessError.internal()
+        status, body, headers = error.status, error_body(error, "unknown"), error_headers(error)
+    else:
+        status, body, headers = outcome.status, outcome.body, outcome.headers
+    return {
+        "statusCode": status,
+        "headers": {**headers, "Content-Type": JSON_CONTENT_TYPE},
+        "body": json.dumps(body, separators=(",", ":"), sort_keys=True),
+        "isBase64Encoded": False,
+    }
 
 
 def _serve(route: str) -> Response[str]:
@@ -156,7 +204,15 @@ def _traced_entry() -> Entry:
 
                 @tracer.capture_lambda_handler(capture_response=False)
                 def entry(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-                    return app.resolve(event, context)
+                    if not _http_api_shaped(event):
+                        return _malformed(event)
+                    try:
+                        return app.resolve(event, context)
+                    except Exception:
+                        # Routes never raise (the service answers every outcome); this is the
+                        # resolver failing to read an event the shape check let through.
+                        logger.exception("the event could not be resolved")
+                        return _malformed(event)
 
                 _entry = entry
     return _entry

@@ -32,7 +32,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from kernel_access import __version__
-from kernel_access.audit import AuditLog, AuditRecord, AuditWriteError, token_fingerprint
+from kernel_access.audit import (
+    AuditLog,
+    AuditRecord,
+    AuditWriteError,
+    FingerprintKeyUnavailable,
+    TokenFingerprinter,
+    ssm_key_loader,
+)
 from kernel_access.aws_clients import Clients
 from kernel_access.contract import ErrorCode
 from kernel_access.document_store import LazySSMProvider
@@ -48,7 +55,14 @@ from kernel_access.telemetry import (
     LATENCY,
     decision_log_keys,
 )
-from kernel_access.vending.codeartifact import BREAKER_PREFIX, TokenCache
+from kernel_access.vending.codeartifact import (
+    BREAKER_PREFIX,
+    MINT_RATE_LIMIT,
+    MINT_RATE_WINDOW_SECONDS,
+    MintRateGate,
+    TokenCache,
+    token_owner,
+)
 from kernel_access.vending.config import VendingConfig
 from kernel_access.vending.identity import CallerIdentity, caller_from_event, request_meta
 from kernel_access.vending.request import DEFAULT_DURATION, parse_credentials_request, parse_token_request
@@ -242,11 +256,17 @@ class VendingService:
             codeartifact_client=self.clients.codeartifact_for,
             on_event=self.telemetry.refresh_event,
             trace=self.telemetry.subsegment,
+            mint_gate=MintRateGate(
+                RateLimiter(
+                    config.rate_limit_table,
+                    self.clients.dynamodb,
+                    limit=MINT_RATE_LIMIT,
+                    window_seconds=MINT_RATE_WINDOW_SECONDS,
+                )
+            ),
         )
         self._clock = clock
-        self._hmac_key_loader = hmac_key or self._load_hmac_key
-        self._hmac_key: bytes | None = None
-        self._hmac_key_loaded = False
+        self._fingerprinter = TokenFingerprinter(hmac_key or self._load_hmac_key)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> VendingService:
@@ -255,23 +275,18 @@ class VendingService:
     # --- shared steps ---
 
     def _load_hmac_key(self) -> bytes | None:
-        name = self.config.audit_hmac_key_parameter
-        if not name:
+        if not self.config.audit_hmac_key_parameter:
             return None
         with self.telemetry.subsegment("ssm.GetParameter"):
-            response = self.clients.ssm().get_parameter(Name=name, WithDecryption=True)
-        return response["Parameter"]["Value"].encode("utf-8")
+            return ssm_key_loader(self.config.audit_hmac_key_parameter, self.clients.ssm)()
 
     def _fingerprint(self, token: str) -> str:
-        if not self._hmac_key_loaded:
-            try:
-                self._hmac_key = self._hmac_key_loader()
-            except Exception:
-                # Configured but unreadable: refuse rather than silently weaken the fingerprint.
-                self.telemetry.logger.error("audit HMAC key unavailable")
-                raise KernelAccessError.internal() from None
-            self._hmac_key_loaded = True
-        return token_fingerprint(token, self._hmac_key)
+        try:
+            return self._fingerprinter(token)
+        except FingerprintKeyUnavailable:
+            # Configured but unreadable: refuse rather than silently weaken the fingerprint.
+            self.telemetry.logger.error("audit HMAC key unavailable")
+            raise KernelAccessError.internal() from None
 
     def _rate_limit(self, caller: CallerIdentity) -> None:
         try:
@@ -318,6 +333,8 @@ class VendingService:
                 {"upstream": "revocation", "retryable": True},
             ) from None
         if revocation is not None:
+            if partner is not None and revocation.kind == "partner":
+                self.tokens.drop_partner(partner)  # never serve its cached tokens again
             raise KernelAccessError(
                 ErrorCode.SESSION_REVOKED,
                 f"access revoked for this {revocation.kind}",
@@ -508,7 +525,19 @@ class VendingService:
             lifetime = decision.duration or request.duration or DEFAULT_DURATION
             record.duration = lifetime
             record.codeartifact_access = access
-            token = self.tokens.get(domain=request.domain, access=access, lifetime=lifetime)
+            owner = token_owner(record.partner, caller.account_id)
+            if owner is None:
+                # A token is minted per partner (or account) so it can be attributed; without
+                # either there is nobody to mint for: default deny.
+                raise KernelAccessError(
+                    ErrorCode.POLICY_DENY,
+                    "denied by the access policy",
+                    {
+                        "reason": "no partner or account to attribute the token to",
+                        "rule_id": decision.rule_id,
+                    },
+                )
+            token = self.tokens.get(domain=request.domain, access=access, lifetime=lifetime, partner=owner)
             record.token_fingerprint = self._fingerprint(token.token)
             record.expiration = format_expiration(token.expiration)
             return {"authorizationToken": token.token, "expiration": record.expiration}
@@ -524,6 +553,23 @@ class VendingService:
             raise KernelAccessError(ErrorCode.INVALID_REQUEST, "unknown route")
 
         return self._run(ROUTE_UNKNOWN, event, act)
+
+    def malformed_event(self, event: object) -> Outcome:
+        """An event API Gateway never sends (not a payload-2.0 request): INVALID_REQUEST, audited.
+
+        Whatever the event holds is read defensively (request id, connection facts, caller), so
+        the audit record keeps what can be known; a non-object event is audited as an empty one.
+        """
+        mapping: Mapping[str, Any] = event if isinstance(event, Mapping) else {}
+
+        def act(record: AuditRecord) -> dict[str, Any]:
+            with suppress(KernelAccessError):
+                self._fill_caller(record, caller_from_event(mapping))
+            raise KernelAccessError(
+                ErrorCode.INVALID_REQUEST, "not an API Gateway HTTP API (payload format 2.0) request"
+            )
+
+        return self._run(ROUTE_UNKNOWN, mapping, act)
 
     def health(self, event: Mapping[str, Any]) -> Outcome:
         """``GET /health``: version, policy version and age, breaker states; no secrets.
