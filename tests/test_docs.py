@@ -40,15 +40,18 @@ def _outside_code(text: str) -> str:
 
 
 def _anchors(text: str) -> set[str]:
-    """GitHub's anchors for the headings of a page."""
+    """GitHub's anchors for the headings of a page, and explicit ``<a id="...">`` targets."""
     anchors = set()
     fenced = False
     for line in text.splitlines():
         if line.lstrip().startswith("```"):
             fenced = not fenced
-        if not fenced and re.match(r"#{1,6} ", line):
+        if fenced:
+            continue
+        if re.match(r"#{1,6} ", line):
             title = line.lstrip("#").strip().lower()
             anchors.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+        anchors.update(re.findall(r'<a id="([^"]+)"></a>', line))
     return anchors
 
 
