@@ -156,11 +156,6 @@ def test_lint_support_for_policy_lint() -> None:
     assert bad.text("x.json").endswith("1 error(s)")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the README's exchange example still lists the shared audience sts.amazonaws.com, which the "
-    "parser now refuses; passes again once the README shows cdk.json's exchange section",
-)
 def test_the_documented_example_parses() -> None:
     import re
     from pathlib import Path
