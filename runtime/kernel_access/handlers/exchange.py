@@ -10,7 +10,9 @@ The issuer name comes from ``requestContext.routeKey`` (``POST /exchange/<name>`
 Gateway sets from the route it matched, i.e. from the route whose authorizer verified the token.
 
 Observability mirrors the vending handler: Powertools Logger with the request id as correlation
-id, Metrics (EMF), Tracer with ``capture_response=False`` (responses hold credentials).
+id, Metrics (EMF), and a Tracer with ``capture_response=False`` (responses hold credentials) built
+on the first invocation, not at import (``handlers.tracing``: the X-Ray SDK would dominate the
+cold start).
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from kernel_access.contract import ErrorCode
 from kernel_access.errors import JSON_CONTENT_TYPE, KernelAccessError, error_body, error_headers
 from kernel_access.exchange.config import ISSUER_NAME_RE
+from kernel_access.handlers.tracing import deferred
 from kernel_access.telemetry import DECISION_MESSAGE, EXCHANGE_GRANTED, exchange_refusal
 
 if TYPE_CHECKING:
@@ -37,7 +40,6 @@ if TYPE_CHECKING:
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
 
 _ROUTE_PREFIX = "POST /exchange/"
 _MAX_TOKEN_LENGTH = 16384
@@ -154,6 +156,12 @@ def handle(event: Mapping[str, Any], request_id: str) -> dict[str, Any]:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
-@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _traced_entry(event, context)
+
+
+def _entry(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return handle(event, getattr(context, "aws_request_id", "unknown"))
+
+
+_traced_entry = deferred(_entry)

@@ -12,7 +12,7 @@ Cold start: importing this module loads Powertools' Logger, Metrics and event ha
 else — no boto3/botocore session machinery and no X-Ray SDK. Powertools' ``Tracer()`` imports the
 X-Ray SDK (which imports botocore's session, client and docs modules) even when tracing is
 disabled, which alone cost more than ``import boto3``; so the Tracer and its
-``capture_lambda_handler`` wrapper are built on the first invocation (:func:`_traced_entry`),
+``capture_lambda_handler`` wrapper are built on the first invocation (``handlers.tracing``),
 together with the service (boto3 clients, policy cache, CodeArtifact token cache), and reused by
 warm invocations. Tests swap the service with :func:`reset_for_tests`.
 
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -36,6 +35,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
 from kernel_access.errors import JSON_CONTENT_TYPE, KernelAccessError, error_body, error_headers
+from kernel_access.handlers.tracing import deferred
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -46,9 +46,6 @@ logger = Logger()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 
-Entry = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
-_entry: Entry | None = None
-_entry_lock = threading.Lock()
 
 _service: VendingService | None = None
 _service_lock = threading.Lock()
@@ -187,38 +184,22 @@ def unexpected(_exc: Exception) -> Response[str]:
 app.exception_handler(Exception)(unexpected)
 
 
-def _traced_entry() -> Entry:
-    """``app.resolve`` wrapped in ``Tracer.capture_lambda_handler``, built once per container.
+def _entry(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if not _http_api_shaped(event):
+        return _malformed(event)
+    try:
+        return app.resolve(event, context)
+    except Exception:
+        # Routes never raise (the service answers every outcome); this is the resolver failing to
+        # read an event the shape check let through.
+        logger.exception("the event could not be resolved")
+        return _malformed(event)
 
-    Built on the first invocation rather than at import (see the module docstring). X-Ray's
-    botocore patching wraps ``BaseClient._make_api_call`` at class level, so it covers every client
-    the service creates afterwards.
-    """
-    global _entry  # noqa: PLW0603 - one wrapper per container is the point
-    if _entry is None:
-        with _entry_lock:
-            if _entry is None:
-                from aws_lambda_powertools import Tracer
 
-                tracer = Tracer()
-
-                @tracer.capture_lambda_handler(capture_response=False)
-                def entry(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-                    if not _http_api_shaped(event):
-                        return _malformed(event)
-                    try:
-                        return app.resolve(event, context)
-                    except Exception:
-                        # Routes never raise (the service answers every outcome); this is the
-                        # resolver failing to read an event the shape check let through.
-                        logger.exception("the event could not be resolved")
-                        return _malformed(event)
-
-                _entry = entry
-    return _entry
+_traced_entry = deferred(_entry)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _traced_entry()(event, context)
+    return _traced_entry(event, context)
