@@ -43,6 +43,7 @@ from kernel_access.local.functions import (
 from kernel_access.local.gateway import Gateway, LocalApi, apis_from_template
 from kernel_access.local.jwt_issuer import LocalIssuer, find_issuer
 from kernel_access.local.template import Resolver, StackTemplate, load_kernel_template
+from kernel_access.policy.identity import DEFAULT_EXTERNAL_ROLE, DEFAULT_IN_ORG_ROLE, KernelIdentity
 
 #: Session-name suffix of the example partner sessions (``<partner>.local``).
 EXAMPLE_SESSION_SUFFIX: Final = "local"
@@ -224,8 +225,12 @@ class LocalKernel:
             policy,
             [(p.identity.partner, p.credentials.arn) for p in self.partners],
             self.target_roles(),
-            in_org_role=env.get(settings.IN_ORG_ROLE_NAME, "kernel-access"),
-            external_role=env.get(settings.EXTERNAL_ROLE_NAME, "kernel-access-external"),
+            kernel=KernelIdentity(
+                account_id=env.get(settings.KERNEL_ACCOUNT_ID),
+                partition=env.get(settings.PARTITION),
+                in_org_role=env.get(settings.IN_ORG_ROLE_NAME, DEFAULT_IN_ORG_ROLE),
+                external_role=env.get(settings.EXTERNAL_ROLE_NAME, DEFAULT_EXTERNAL_ROLE),
+            ),
         )
 
     def _parameter_value(self, name: str | None) -> str | None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kernel_access.policy.evaluate import evaluate_rules
-from kernel_access.policy.identity import partner_for_arn
+from kernel_access.policy.identity import KernelIdentity, partner_for_arn
 from kernel_access.policy.model import AccessRequest, Decision, PartnerInfo, Rule
 
 
@@ -17,11 +17,20 @@ class Policy:
     version: str
     partners: Mapping[str, PartnerInfo]
     rules: tuple[Rule, ...]
+    #: account id -> partner name, built once per document so resolving a caller costs the same for
+    #: 2 partners as for 5,000 (the parser refuses two partners bound to one account).
+    partner_by_account: Mapping[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index = {info.account_id: name for name, info in self.partners.items()}
+        object.__setattr__(self, "partner_by_account", index)
 
     def evaluate(self, request: AccessRequest) -> Decision:
         """Rules in order, first match wins, no match denies."""
         return evaluate_rules(self.rules, request)
 
-    def partner_for(self, user_arn: str, *, in_org_role: str, external_role: str) -> str | None:
+    def partner_for(self, user_arn: str, kernel: KernelIdentity) -> str | None:
         """The partner a kernel-access session ARN belongs to, or ``None`` (see ``identity``)."""
-        return partner_for_arn(self.partners, user_arn, in_org_role=in_org_role, external_role=external_role)
+        if len(self.partner_by_account) != len(self.partners):
+            return None  # two partners share an account: nobody can be told apart (fail closed)
+        return partner_for_arn(self.partners, self.partner_by_account, user_arn, kernel)
