@@ -45,7 +45,7 @@ from kernel_access.exchange.replay import ReplayGuard
 from kernel_access.exchange.request import decode_body, effective_ttl, parse_request
 from kernel_access.exchange.store import ExchangeConfigStore
 from kernel_access.ratelimit import RateLimiter, RateLimiterUnavailable
-from kernel_access.validation import sts_safe_name
+from kernel_access.validation import EXCHANGE_SESSION_NAME, sts_safe_name
 from kernel_access.vending.sts import format_expiration
 
 logger = Logger(child=True)
@@ -213,7 +213,7 @@ class ExchangeService:
         ttl = effective_ttl(request.requested_ttl, policy.token_ttl)
         record.duration = ttl
         subject_identity = source_identity(context.issuer_name, token.subject)
-        session = sts_safe_name(f"exchange.{context.request_id}")
+        session = sts_safe_name(f"{EXCHANGE_SESSION_NAME}.{context.request_id}")
         tags = session_tags(token.all, issuer_name=context.issuer_name, request_id=context.request_id)
         record.source_identity, record.session_name = subject_identity, session
 
