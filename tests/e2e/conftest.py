@@ -165,7 +165,7 @@ class Emulator:
     def partner_session(self, partner: str, suffix: str) -> dict[str, str]:
         """A fresh session of the partner's kernel role (a distinct caller ARN per suffix)."""
         p = self.partner(partner)
-        return self.assume(p["role_arn"], f"{partner}.{suffix}", external_id=p["external_id"])
+        return self.assume(p["role_arn"], p["session_prefix"] + suffix, external_id=p["external_id"])
 
     def scan(self, table: str) -> list[dict[str, Any]]:
         dynamodb = self.client("dynamodb")

@@ -45,7 +45,7 @@ from kernel_access.local.jwt_issuer import LocalIssuer, find_issuer
 from kernel_access.local.template import Resolver, StackTemplate, load_kernel_template
 from kernel_access.policy.identity import DEFAULT_EXTERNAL_ROLE, DEFAULT_IN_ORG_ROLE, KernelIdentity
 
-#: Session-name suffix of the example partner sessions (``<partner>.local``).
+#: Session-name suffix of the example partner sessions (``<account>.local``).
 EXAMPLE_SESSION_SUFFIX: Final = "local"
 STATE_FILE_NAME: Final = "state.json"
 
@@ -346,6 +346,7 @@ class LocalKernel:
                     "partner": p.identity.partner,
                     "account_id": p.identity.account_id,
                     "role_arn": p.identity.role_arn,
+                    "session_prefix": p.identity.session_prefix,
                     "external_id": p.identity.external_id,
                     "session_arn": p.credentials.arn,
                     "env_file": str(p.env_file),
