@@ -8,6 +8,9 @@ run, on the same in-process moto backend.
   ``PutItem`` (the policy's SSM ``GetParameter`` is cached for 30 s, so a warm request makes none).
   Goal <= 1.15. A second row divides by ``AssumeRole + PutItem`` alone (the two calls any vending
   handler needs), for comparison.
+- Warm ``GET /credentials`` with 1,000 partners in the policy against the same request with the
+  2 partners of the test policy, alternating (goal <= 1.05): resolving the caller's partner is one
+  ARN match and two dictionary lookups, whatever the number of partners.
 - Cold start: ``import kernel_access.handlers.vending`` in a fresh interpreter against
   ``import boto3`` in a fresh interpreter, interleaved, median of several (goal <= 1.5); plus, for
   context, everything the first invocation loads (handler + boto3 + the X-Ray SDK the Tracer needs).
@@ -39,6 +42,8 @@ from moto import mock_aws
 from benchmarks.harness import Result
 
 CREDENTIAL_SAMPLES = 500
+#: Partners in the large policy of the identity-scale row (the test policy has 2).
+SCALE_PARTNERS = 1000
 TOKEN_REQUESTS = 10_000
 #: One bare-calls sample after every this many token requests.
 TOKEN_BASELINE_EVERY = 5
@@ -233,6 +238,57 @@ def _credentials(backend: _Backend) -> list[Result]:
     ]
 
 
+def _partner_scale(backend: _Backend) -> list[Result]:
+    """Warm /credentials with a 1,000-partner policy against the 2-partner test policy."""
+    from kernel_access.vending.config import VendingConfig
+    from kernel_access.vending.service import VendingService
+
+    rt = backend.rt
+    large = json.loads(json.dumps(rt.POLICY))
+    for index in range(SCALE_PARTNERS - len(large["partners"])):
+        large["partners"][f"scale-{index:04d}"] = {"account_id": f"7{index:011d}", "in_organization": True}
+    parameter = rt.POLICY_PARAMETER + "-scale"
+    boto3.client("ssm", region_name=rt.REGION).put_parameter(
+        Name=parameter, Value=json.dumps(large), Type="String", Overwrite=True
+    )
+    environment = rt.vending_environment(
+        KERNEL_ACCESS_RATE_LIMIT_REQUESTS="1000000000", KERNEL_ACCESS_POLICY_PARAMETER=parameter
+    )
+    scaled = VendingService(VendingConfig.from_env(environment))
+    scaled.tokens._codeartifact_client = backend.stub
+    services = {"two": backend.service, "thousand": scaled}
+    handler = backend.handler("/credentials", {"role": "kernel-reader"})
+
+    def with_service(name: str) -> Callable[[], object]:
+        def call() -> object:
+            backend.vending.reset_for_tests(services[name])
+            return handler()
+
+        return call
+
+    calls = {name: with_service(name) for name in services}
+    try:
+        for _ in range(50):
+            for call in calls.values():
+                call()
+        timed = _alternating(calls, samples=CREDENTIAL_SAMPLES)
+    finally:
+        backend.vending.reset_for_tests(backend.service)
+    ms = {name: value * 1e3 for name, value in timed.items()}
+    return [
+        Result(
+            f"vending: warm GET /credentials, {SCALE_PARTNERS} partners vs 2",
+            ms["thousand"],
+            ms["two"],
+            "ms",
+            "ratio <= 1.05",
+            f"same handler, tables and caller (payments, in-org); the policy's partners map has "
+            f"{SCALE_PARTNERS} entries vs 2 (account -> partner index built once per policy load); "
+            f"medians of {CREDENTIAL_SAMPLES} alternating calls",
+        )
+    ]
+
+
 def _import_seconds(modules: str) -> float:
     code = f"import time\nt = time.perf_counter()\nimport {modules}\nprint(time.perf_counter() - t)\n"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -334,7 +390,7 @@ def run() -> list[Result]:
     with mock_aws():
         backend = _Backend()
         try:
-            rows = _credentials(backend) + rows + _codeartifact(backend)
+            rows = _credentials(backend) + _partner_scale(backend) + rows + _codeartifact(backend)
         finally:
             backend.close()
     return rows

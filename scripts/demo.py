@@ -4,7 +4,7 @@ Steps (each printed as it runs):
 
 1. start ``kernel-access local`` (the synthesised kernel stack on a loopback moto server);
 2. create a partner identity: the partner's workload in its own account assumes the kernel-access
-   role with a session name its trust policy accepts (``<partner>.demo``);
+   role with a session name its trust policy accepts (``<account>.demo``);
 3. run ``kernel-access exec --api … --role … -- python -c "…get_caller_identity…"`` as that partner
    and print the assumed-role ARN the child process received;
 4. make a request the policy denies and print its ``error_code``;
@@ -140,8 +140,8 @@ def partner_identity(state: dict[str, Any], partner: str, suffix: str) -> dict[s
     """A session of the partner's kernel role, created the way the partner would create it.
 
     The partner's workload (a role in the partner's own account) assumes the kernel role, with the
-    external ID when its trust statement requires one, and a session name ``<partner>.<suffix>``
-    (the trust policy only accepts session names that start with the partner's name).
+    external ID when its trust statement requires one, and a session name ``<account>.<suffix>``
+    (the trust policy only accepts session names that start with the calling account's id).
     """
     info = next(p for p in state["partners"] if p["partner"] == partner)
     region, endpoint = state["region"], state["moto_endpoint"]
@@ -163,7 +163,7 @@ def partner_identity(state: dict[str, Any], partner: str, suffix: str) -> dict[s
         aws_secret_access_key=workload["SecretAccessKey"],
         aws_session_token=workload["SessionToken"],
     )
-    kwargs: dict[str, Any] = {"RoleArn": info["role_arn"], "RoleSessionName": f"{partner}.{suffix}"}
+    kwargs: dict[str, Any] = {"RoleArn": info["role_arn"], "RoleSessionName": info["session_prefix"] + suffix}
     if info["external_id"]:
         kwargs["ExternalId"] = info["external_id"]
     response = sts.assume_role(**kwargs)

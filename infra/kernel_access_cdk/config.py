@@ -82,8 +82,8 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class PartnerConfig:
     """One partner account. In-organization partners use the ``kernel-access`` role (trust
-    conditioned on ``aws:PrincipalOrgID``); external ones ``kernel-access-external`` with their
-    own ``sts:ExternalId``."""
+    conditioned on ``aws:PrincipalOrgID``); each external one its own
+    ``kernel-access-external-<name>`` role trusting its account with its ``sts:ExternalId``."""
 
     name: str
     account_id: str
@@ -240,6 +240,12 @@ def _load_partner(raw: object, index: int, default_region: str) -> PartnerConfig
     name_value = entry.get("name")
     # Until the name is known, the message names the list position instead.
     name: str = _checked(None, validation.require_partner_name, name_value, f"{where}.name")
+    if name in validation.RESERVED_PARTNER_NAMES:
+        raise ConfigError(
+            "name",
+            f"is reserved: the kernel uses it itself (reserved: {sorted(validation.RESERVED_PARTNER_NAMES)})",
+            partner=name,
+        )
     _reject_unknown(entry, _PARTNER_FIELDS, "", name)
     account_id: str = _checked(name, validation.require_account_id, entry.get("account_id"), "account_id")
     in_org = entry.get("in_organization")
@@ -269,6 +275,12 @@ def _load_target_role(raw: object, index: int) -> TargetRoleConfig:
     entry = _require_mapping(raw, where)
     _reject_unknown(entry, _TARGET_ROLE_FIELDS, f"{where}.", None)
     name: str = _checked(None, validation.require_role_name, entry.get("name"), f"{where}.name")
+    if name.startswith(validation.KERNEL_ROLE_PREFIX):
+        raise ConfigError(
+            f"{where}.name",
+            f"{name!r}: role names starting with {validation.KERNEL_ROLE_PREFIX!r} belong to the "
+            "partner-facing roles kernel-access creates itself",
+        )
     description = entry.get("description", "")
     if not isinstance(description, str):
         raise ConfigError(f"{where}.description", "must be a string")
@@ -520,14 +532,45 @@ def _load_monitoring(raw: object) -> MonitoringSettings:
     )
 
 
-def _load_partners(raw: Mapping[str, Any], region: str, organization_id: str | None) -> list[PartnerConfig]:
-    """Partners, each valid on its own and together: unique names, unique external IDs."""
+def _load_partners(
+    raw: Mapping[str, Any], region: str, organization_id: str | None, kernel_account: str, name_suffix: str
+) -> list[PartnerConfig]:
+    """Partners, each valid on its own and together: unique names, unique external IDs, and
+    identities that cannot collide — one account is at most one partner (the account is what IAM
+    binds a session to) and the kernel account is never a partner (every kernel principal allowed
+    ``sts:AssumeRole`` would otherwise become that partner)."""
     partners: list[PartnerConfig] = []
+    names: set[str] = set()
     seen_external: dict[str, str] = {}
+    owner_of: dict[str, str] = {}
     for index, entry in enumerate(_require_list(raw.get("partners"), "partners")):
         partner = _load_partner(entry, index, region)
-        if any(existing.name == partner.name for existing in partners):
+        if partner.name in names:
             raise ConfigError("name", "partner is listed twice", partner=partner.name)
+        names.add(partner.name)
+        if partner.account_id == kernel_account:
+            raise ConfigError(
+                "account_id",
+                f"is the kernel account {kernel_account}: the kernel is never a partner",
+                partner=partner.name,
+            )
+        owner = owner_of.setdefault(partner.account_id, partner.name)
+        if owner != partner.name:
+            raise ConfigError(
+                "account_id",
+                f"account {partner.account_id} is already partner {owner!r}'s: one account is at most "
+                "one partner",
+                partner=partner.name,
+            )
+        if not partner.in_organization:
+            role = validation.external_role_name("kernel-access-external" + name_suffix, partner.name)
+            if not validation.ROLE_NAME_RE.match(role):
+                raise ConfigError(
+                    "name",
+                    f"makes the external role name {role!r} longer than IAM's 64 characters "
+                    "(shorten the name or the name_suffix)",
+                    partner=partner.name,
+                )
         if partner.external_id is not None:
             other = seen_external.get(partner.external_id)
             if other is not None:
@@ -572,7 +615,7 @@ def load_config(context: object) -> KernelAccessConfig:
     ):
         raise ConfigError("name_suffix", f"must keep role names valid IAM names, got {name_suffix!r}")
 
-    partners = _load_partners(raw, region, organization_id)
+    partners = _load_partners(raw, region, organization_id, kernel_account, name_suffix)
 
     target_roles = [
         _load_target_role(e, i)

@@ -1,30 +1,45 @@
-"""``KernelAccessRoles``: the two kernel-account roles partners assume.
+"""``KernelAccessRoles``: the kernel-account roles partners assume, sized independently of how many
+partners there are.
 
-* ``kernel-access`` — for partners inside the AWS Organization: one trust statement per partner
-  account, conditioned on ``aws:PrincipalOrgID`` (``aws:SourceAccount`` does not apply to IAM
-  principals).
-* ``kernel-access-external`` — for partners outside it: one statement per partner binding exactly
-  that account to exactly its ``sts:ExternalId``.
+* ``kernel-access`` — every partner inside the AWS Organization, through ONE trust statement:
+  ``Principal: {"AWS": "*"}`` conditioned on ``aws:PrincipalOrgID`` (the organization) and
+  ``aws:PrincipalAccount`` not being the kernel account, with ``sts:RoleSessionName`` required to
+  match ``${aws:PrincipalAccount}.*``. IAM substitutes the calling account into the pattern, so
+  the session-name prefix is the partner's account *as IAM verified it*; the Lambdas map that
+  account to the one partner bound to it. The statement is the same for 1 partner or 5,000.
+* ``kernel-access-external-<partner>`` — one role per partner outside the organization (AWS's
+  guidance for third parties: a role per third party, each with its own external ID). Its one
+  statement trusts exactly that account with exactly its ``sts:ExternalId``; the partner is read
+  from the role name. A role per partner is the one thing here that grows with partners: it is
+  what keeps every trust policy one statement (a shared role would hold one statement per partner
+  and pass IAM's 2,048-character quota at a handful of partners with long external IDs).
 
-Every statement also requires ``sts:RoleSessionName`` to start with ``"<partner>."``: the HTTP
-API's IAM authorizer reports the session ARN, and the session name is how the vending Lambda knows
-which partner is calling.
+Every statement also allows ``sts:SetSourceIdentity`` only for a SourceIdentity under the same
+``<account>.`` prefix (``StringLikeIfExists``: absent is fine, present must match) and
+``sts:TagSession`` only for the keys in ``PARTNER_SESSION_TAG_KEYS`` (``ForAllValues:StringEquals``
+on ``aws:TagKeys``). What every role may call is one shared customer-managed policy
+(``invoke_policy``), so adding an API adds one statement, not one per role.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Final, cast
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, cast
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
-from kernel_access.validation import partner_session_prefix
+from kernel_access.policy.identity import DEFAULT_EXTERNAL_ROLE, DEFAULT_IN_ORG_ROLE
+from kernel_access.validation import (
+    PARTNER_SESSION_TAG_KEYS,
+    PRINCIPAL_ACCOUNT_PATTERN,
+    external_role_name,
+)
 
 from .config import PartnerConfig
 
-IN_ORG_ROLE_NAME: Final = "kernel-access"
-EXTERNAL_ROLE_NAME: Final = "kernel-access-external"
+IN_ORG_ROLE_NAME: Final = DEFAULT_IN_ORG_ROLE
+EXTERNAL_ROLE_NAME: Final = DEFAULT_EXTERNAL_ROLE
 #: What a partner's trust statement allows: the session, its SourceIdentity and its tags.
 TRUST_ACTIONS: Final = ("sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession")
 #: Role chaining caps sessions at one hour anyway; the cap makes that explicit.
@@ -36,35 +51,47 @@ def set_trust_statements(role: iam.Role, statements: Sequence[iam.PolicyStatemen
 
     ``iam.Role(assumed_by=...)`` always emits an ``sts:AssumeRole``-only statement and extra
     actions land in separate statements (merged or not depending on a feature flag). Writing the
-    L1 property gives one statement per partner whatever the app's flags are.
+    L1 property gives exactly the statements wanted whatever the app's flags are.
     """
     cfn_role = cast(iam.CfnRole, role.node.default_child)
     cfn_role.assume_role_policy_document = iam.PolicyDocument(statements=list(statements))
 
 
-def partner_trust_statement(partner: PartnerConfig, organization_id: str | None) -> iam.PolicyStatement:
-    """The one trust statement of ``partner`` (in-org: PrincipalOrgID; external: ExternalId)."""
-    if partner.in_organization:
-        if not organization_id:
-            raise ValueError(f"partner {partner.name!r} is in the organization: organization_id is required")
-        binding = {"aws:PrincipalOrgID": organization_id}
-    else:
-        if not partner.external_id:
-            raise ValueError(f"partner {partner.name!r} is external: it needs an external_id")
-        binding = {"sts:ExternalId": partner.external_id}
+def _session_conditions(binding: Mapping[str, Any]) -> dict[str, Any]:
+    """The conditions every partner-facing statement carries besides its binding."""
+    return {
+        **binding,
+        "StringLike": {"sts:RoleSessionName": PRINCIPAL_ACCOUNT_PATTERN},
+        "StringLikeIfExists": {"sts:SourceIdentity": PRINCIPAL_ACCOUNT_PATTERN},
+        "ForAllValues:StringEquals": {"aws:TagKeys": list(PARTNER_SESSION_TAG_KEYS)},
+    }
+
+
+def in_organization_trust_statement(organization_id: str, kernel_account: str) -> iam.PolicyStatement:
+    """The single statement of ``kernel-access``: any account of the organization but the kernel's."""
     return iam.PolicyStatement(
-        sid=_sid(partner.name),
+        sid="OrganizationPartners",
         actions=list(TRUST_ACTIONS),
-        principals=[iam.AccountPrincipal(partner.account_id)],
-        conditions={
-            "StringEquals": binding,
-            "StringLike": {"sts:RoleSessionName": f"{partner_session_prefix(partner.name)}*"},
-        },
+        principals=[iam.AnyPrincipal()],
+        conditions=_session_conditions(
+            {
+                "StringEquals": {"aws:PrincipalOrgID": organization_id},
+                "StringNotEquals": {"aws:PrincipalAccount": kernel_account},
+            }
+        ),
     )
 
 
-def _sid(name: str) -> str:
-    return "Partner" + "".join(part.capitalize() for part in name.split("-"))
+def external_trust_statement(partner: PartnerConfig) -> iam.PolicyStatement:
+    """The single statement of an external partner's role: its account, its external ID."""
+    if not partner.external_id:
+        raise ValueError(f"partner {partner.name!r} is external: it needs an external_id")
+    return iam.PolicyStatement(
+        sid="ExternalPartner",
+        actions=list(TRUST_ACTIONS),
+        principals=[iam.AccountPrincipal(partner.account_id)],
+        conditions=_session_conditions({"StringEquals": {"sts:ExternalId": partner.external_id}}),
+    )
 
 
 class KernelAccessRoles(Construct):
@@ -74,15 +101,17 @@ class KernelAccessRoles(Construct):
         partners: the partner accounts (``config.PartnerConfig``); at least one.
         organization_id: the AWS Organization id in-org partners must belong to. Default: None
             (allowed only when every partner is external).
-        name_suffix: appended to both role names so two environments can share an account.
+        name_suffix: appended to the base role names so two environments can share an account.
             Default: "".
-        permissions_boundary: managed policy set as both roles' permissions boundary. Default: none.
+        permissions_boundary: managed policy set as every role's permissions boundary. Default: none.
         in_org_role_name / external_role_name: base role names. Default: "kernel-access" /
-            "kernel-access-external".
+            "kernel-access-external" (external partners' roles are ``<external_role_name>-<partner>``).
+        kernel_account: the account no partner may come from. Default: the stack's account.
 
-    Attributes: ``in_org_role`` / ``external_role`` (``iam.Role`` or ``None`` when no partner of
-    that kind is configured), ``roles`` (the roles that exist), ``in_org_role_name``,
-    ``external_role_name``.
+    Attributes: ``in_org_role`` (``iam.Role`` or ``None`` without in-org partners),
+    ``external_roles`` (partner name -> ``iam.Role``), ``roles`` (every role), ``in_org_role_name``,
+    ``external_role_name`` (the base name), ``invoke_policy`` (the managed policy every role carries;
+    APIs add their ``execute-api:Invoke`` statements to it).
     """
 
     def __init__(
@@ -96,37 +125,59 @@ class KernelAccessRoles(Construct):
         permissions_boundary: iam.IManagedPolicy | None = None,
         in_org_role_name: str = IN_ORG_ROLE_NAME,
         external_role_name: str = EXTERNAL_ROLE_NAME,
+        kernel_account: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         if not partners:
             raise ValueError("KernelAccessRoles: partners must not be empty")
         self.in_org_role_name = in_org_role_name + name_suffix
         self.external_role_name = external_role_name + name_suffix
-        in_org = [p for p in partners if p.in_organization]
-        external = [p for p in partners if not p.in_organization]
-        self.in_org_role = self._role(
-            "InOrganization",
-            role_name=self.in_org_role_name,
-            partners=in_org,
-            organization_id=organization_id,
-            boundary=permissions_boundary,
-            description="Assumed by partner accounts inside the AWS Organization to call kernel APIs",
-        )
-        self.external_role = self._role(
-            "External",
-            role_name=self.external_role_name,
-            partners=external,
-            organization_id=organization_id,
-            boundary=permissions_boundary,
-            description="Assumed by partner accounts outside the AWS Organization (with an external ID)",
-        )
+        self._invoke_policy: iam.ManagedPolicy | None = None
+        account = kernel_account or Stack.of(self).account
+        self.in_org_role: iam.Role | None = None
+        if any(p.in_organization for p in partners):
+            if not organization_id:
+                raise ValueError("in-organization partners need organization_id (aws:PrincipalOrgID)")
+            self.in_org_role = self._role(
+                "InOrganization",
+                role_name=self.in_org_role_name,
+                statement=in_organization_trust_statement(organization_id, account),
+                boundary=permissions_boundary,
+                description="Assumed by partner accounts inside the AWS Organization to call kernel APIs",
+            )
+        self.external_roles: dict[str, iam.Role] = {}
+        for partner in partners:
+            if partner.in_organization:
+                continue
+            self.external_roles[partner.name] = self._role(
+                f"External-{partner.name}",
+                role_name=external_role_name_for(self.external_role_name, partner),
+                statement=external_trust_statement(partner),
+                boundary=permissions_boundary,
+                description=f"Assumed by external partner {partner.name} (one account, one external ID)",
+            )
 
     @property
     def roles(self) -> tuple[iam.Role, ...]:
-        return tuple(r for r in (self.in_org_role, self.external_role) if r is not None)
+        in_org = (self.in_org_role,) if self.in_org_role is not None else ()
+        return in_org + tuple(self.external_roles.values())
+
+    @property
+    def invoke_policy(self) -> iam.ManagedPolicy:
+        """The customer-managed policy every kernel-access role carries (created on first use, so
+        roles that no API was granted to synthesise without an empty policy)."""
+        if self._invoke_policy is None:
+            self._invoke_policy = iam.ManagedPolicy(
+                self,
+                "InvokePolicy",
+                description="execute-api:Invoke on the kernel APIs, shared by every kernel-access role",
+            )
+            for role in self.roles:
+                role.add_managed_policy(self._invoke_policy)
+        return self._invoke_policy
 
     def role_for(self, partner: PartnerConfig) -> iam.Role:
-        role = self.in_org_role if partner.in_organization else self.external_role
+        role = self.in_org_role if partner.in_organization else self.external_roles.get(partner.name)
         if role is None:  # pragma: no cover - partners are the ones the roles were built from
             raise ValueError(f"no kernel-access role for partner {partner.name!r}")
         return role
@@ -136,22 +187,24 @@ class KernelAccessRoles(Construct):
         construct_id: str,
         *,
         role_name: str,
-        partners: Sequence[PartnerConfig],
-        organization_id: str | None,
+        statement: iam.PolicyStatement,
         boundary: iam.IManagedPolicy | None,
         description: str,
-    ) -> iam.Role | None:
-        if not partners:
-            return None
+    ) -> iam.Role:
         role = iam.Role(
             self,
             construct_id,
             role_name=role_name,
             description=description,
-            # Replaced below by one statement per partner (set_trust_statements).
-            assumed_by=iam.AccountPrincipal(partners[0].account_id),
+            # Replaced below by the one trust statement (set_trust_statements).
+            assumed_by=iam.AccountRootPrincipal(),
             max_session_duration=MAX_SESSION,
             permissions_boundary=boundary,
         )
-        set_trust_statements(role, [partner_trust_statement(p, organization_id) for p in partners])
+        set_trust_statements(role, [statement])
         return role
+
+
+def external_role_name_for(external_role_base: str, partner: PartnerConfig) -> str:
+    """The role name of an external partner (see :func:`kernel_access.validation.external_role_name`)."""
+    return external_role_name(external_role_base, partner.name)

@@ -225,31 +225,38 @@ class KernelServiceApi(Construct):
         """``arn:aws:execute-api:{region}:{account}:{apiId}/*/{METHOD}/{path}``."""
         return self.api.arn_for_execute_api(route.method, route.path, "*")
 
-    def grant_invoke(
-        self, grantee: iam.IGrantable, *, routes: Sequence[RouteSpec | tuple[str, str]] | None = None
-    ) -> iam.Grant:
-        """Allow ``execute-api:Invoke`` on ``routes`` (default: every route added so far)."""
+    def _route_arns(self, routes: Sequence[RouteSpec | tuple[str, str]] | None, what: str) -> list[str]:
         wanted = [
             r if isinstance(r, RouteSpec) else RouteSpec(r[0].upper(), r[1]) for r in routes or self._routes
         ]
         unknown = [r.route_key for r in wanted if r not in self._routes]
         if unknown:
-            raise ValueError(f"grant_invoke: routes {unknown} are not defined on this API")
+            raise ValueError(f"{what}: routes {unknown} are not defined on this API")
         if not wanted:
-            raise ValueError("grant_invoke: the API has no routes yet; add routes first")
-        arns = [self.arn_for_route(r) for r in wanted]
+            raise ValueError(f"{what}: the API has no routes yet; add routes first")
+        return [self.arn_for_route(r) for r in wanted]
+
+    @staticmethod
+    def _acknowledge_stage_wildcard(scope: Construct, arns: Sequence[str]) -> None:
+        for arn in arns:
+            acknowledge_resource(
+                scope,
+                IAM5,
+                arn,
+                "execute-api:Invoke on one route of this API: the '*' is the stage segment of the "
+                "route ARN (the API has only its $default stage), not a wildcard over APIs or routes.",
+            )
+
+    def grant_invoke(
+        self, grantee: iam.IGrantable, *, routes: Sequence[RouteSpec | tuple[str, str]] | None = None
+    ) -> iam.Grant:
+        """Allow ``execute-api:Invoke`` on ``routes`` (default: every route added so far)."""
+        arns = self._route_arns(routes, "grant_invoke")
         grant = iam.Grant.add_to_principal(
             grantee=grantee, actions=["execute-api:Invoke"], resource_arns=arns
         )
         if isinstance(grantee, Construct):
-            for arn in arns:
-                acknowledge_resource(
-                    grantee,
-                    IAM5,
-                    arn,
-                    "execute-api:Invoke on one route of this API: the '*' is the stage segment of the "
-                    "route ARN (the API has only its $default stage), not a wildcard over APIs or routes.",
-                )
+            self._acknowledge_stage_wildcard(grantee, arns)
         return grant
 
     def grant_invoke_many(
@@ -260,6 +267,15 @@ class KernelServiceApi(Construct):
     ) -> None:
         for grantee in grantees:
             self.grant_invoke(grantee, routes=routes)
+
+    def grant_invoke_to_policy(
+        self, policy: iam.ManagedPolicy, *, routes: Sequence[RouteSpec | tuple[str, str]] | None = None
+    ) -> None:
+        """Add ``execute-api:Invoke`` on ``routes`` to a managed policy shared by many roles (the
+        kernel-access roles' ``invoke_policy``): one statement, however many roles carry it."""
+        arns = self._route_arns(routes, "grant_invoke_to_policy")
+        policy.add_statements(iam.PolicyStatement(actions=["execute-api:Invoke"], resources=arns))
+        self._acknowledge_stage_wildcard(policy, arns)
 
     def metric_server_errors(self) -> cloudwatch.Metric:
         """5xx responses of the default stage (sum, 5 minutes)."""

@@ -16,7 +16,7 @@ from .audit_table import AuditTable
 from .codeartifact import CodeArtifactRegistry
 from .config import KernelAccessConfig, PartnerConfig
 from .monitoring import DEFAULT_RUNBOOK_URL, KernelAccessMonitoring
-from .roles import EXTERNAL_ROLE_NAME, IN_ORG_ROLE_NAME, KernelAccessRoles
+from .roles import EXTERNAL_ROLE_NAME, IN_ORG_ROLE_NAME, KernelAccessRoles, external_role_name_for
 from .service_api import KernelServiceApi, retention_days
 from .token_exchange import TokenExchange
 from .vending import CredentialVendingService, finish_function, function_role
@@ -215,7 +215,7 @@ class KernelAccountStack(Stack):
             log_retention=retention,
         )
         service.add_lambda_route("GET", "/echo", echo)
-        service.grant_invoke_many(self.kernel_roles.roles)
+        service.grant_invoke_to_policy(self.kernel_roles.invoke_policy)
         CfnOutput(self, "EchoServiceUrl", value=service.url, description="URL of the example echo service")
         return service
 
@@ -257,7 +257,11 @@ class PartnerAccountStack(Stack):
         stack_props.setdefault("env", Environment(account=partner.account_id, region=partner.region))
         stack_props.setdefault("description", f"kernel-access: partner {partner.name}")
         super().__init__(scope, construct_id, **stack_props)
-        role_name = (IN_ORG_ROLE_NAME if partner.in_organization else EXTERNAL_ROLE_NAME) + name_suffix
+        role_name = (
+            IN_ORG_ROLE_NAME + name_suffix
+            if partner.in_organization
+            else external_role_name_for(EXTERNAL_ROLE_NAME + name_suffix, partner)
+        )
         self.kernel_role_arn = f"arn:{self.partition}:iam::{kernel_account}:role/{role_name}"
         self.workload_role = iam.Role(
             self,
@@ -278,7 +282,7 @@ class PartnerAccountStack(Stack):
             "kernel-account-id": (kernel_account, "Account id of the kernel"),
             "kernel-role-arn": (self.kernel_role_arn, "Kernel role this partner assumes"),
             "region": (kernel_region, "Region of the kernel APIs"),
-            "partner-name": (partner.name, "Partner name (prefix of every RoleSessionName)"),
+            "partner-name": (partner.name, "Partner name as the kernel's configuration knows it"),
         }
         if partner.external_id is not None:
             values["external-id"] = (partner.external_id, "sts:ExternalId of this partner (not a secret)")

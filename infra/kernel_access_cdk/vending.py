@@ -301,6 +301,8 @@ class CredentialVendingService(Construct):
             settings.AUDIT_RETENTION_DAYS: str(audit_retention_days),
             settings.IN_ORG_ROLE_NAME: kernel_roles.in_org_role_name,
             settings.EXTERNAL_ROLE_NAME: kernel_roles.external_role_name,
+            settings.KERNEL_ACCOUNT_ID: stack.account,
+            settings.PARTITION: stack.partition,
             "POWERTOOLS_SERVICE_NAME": telemetry.VENDING_SERVICE,
             "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
             "POWERTOOLS_LOG_LEVEL": log_level,
@@ -365,7 +367,7 @@ class CredentialVendingService(Construct):
             if route.auth != "IAM":  # pragma: no cover - guards a future contract change
                 raise ValueError(f"vending route {route.route_key} must be IAM-authorized")
             self.api.add_lambda_route(route.method, route.path, self.function)
-        self.api.grant_invoke_many(kernel_roles.roles)
+        self.api.grant_invoke_to_policy(kernel_roles.invoke_policy)
         CfnOutput(self, "ApiUrl", value=self.api.url, description="URL of the kernel-access vending API")
 
     @property

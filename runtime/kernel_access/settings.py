@@ -33,9 +33,14 @@ CODEARTIFACT_DOMAIN_OWNER: Final = "KERNEL_ACCESS_CODEARTIFACT_DOMAIN_OWNER"
 #: SSM SecureString parameter holding the HMAC key for token fingerprints in audit records
 #: (optional: without it records carry a plain SHA-256 fingerprint).
 AUDIT_HMAC_KEY_PARAMETER: Final = "KERNEL_ACCESS_AUDIT_HMAC_KEY_PARAMETER"
-#: Name of the kernel-access roles (callers come from sessions of these roles).
+#: Name of the kernel-access roles (callers come from sessions of these roles). The external one is
+#: a base name: each external partner's role is ``<base>-<partner>``.
 IN_ORG_ROLE_NAME: Final = "KERNEL_ACCESS_IN_ORG_ROLE_NAME"
 EXTERNAL_ROLE_NAME: Final = "KERNEL_ACCESS_EXTERNAL_ROLE_NAME"
+#: The kernel account and partition the function runs in: a caller ARN of any other account or
+#: partition is no partner (unset = nobody is a partner: fail closed).
+KERNEL_ACCOUNT_ID: Final = "KERNEL_ACCESS_KERNEL_ACCOUNT_ID"
+PARTITION: Final = "KERNEL_ACCESS_PARTITION"
 
 # --- token exchange (OIDC) ---
 #: SSM parameter holding the exchange configuration (central issuer rules + trust policies).

@@ -83,11 +83,49 @@ def sts_safe_name(value: str, *, max_length: int = 64, fallback: str = "kernel-a
     return cleaned
 
 
-#: Separator between the partner name and the rest of a kernel-access RoleSessionName.
-#: The trust policy of each partner's statement requires ``sts:RoleSessionName`` to start with
-#: ``<partner>.`` so the session ARN the HTTP API's IAM authorizer reports names the partner.
-SESSION_PARTNER_SEPARATOR: Final = "."
+#: Separator between the caller's account id and the rest of a kernel-access RoleSessionName.
+#: The kernel-access trust policies require ``sts:RoleSessionName`` to match
+#: ``${aws:PrincipalAccount}.*``: IAM itself writes the calling account into the session name, so
+#: the session ARN the HTTP API's IAM authorizer reports says which account the partner is.
+SESSION_ACCOUNT_SEPARATOR: Final = "."
+#: The trust-policy pattern of kernel-access session names and source identities (a policy variable
+#: IAM replaces with the account of the principal calling AssumeRole).
+PRINCIPAL_ACCOUNT_PATTERN: Final = "${aws:PrincipalAccount}" + SESSION_ACCOUNT_SEPARATOR + "*"
+#: Session tag keys a partner may set on its kernel-access session (``sts:TagSession`` is allowed
+#: for these keys only). The keys the kernel sets itself on vended sessions (``partner``,
+#: ``caller-account``, ``request-id``) are deliberately absent: a partner must not be able to
+#: present a principal tag that a kernel service could mistake for one the kernel vouches for.
+PARTNER_SESSION_TAG_KEYS: Final = ("workload", "job", "environment")
+#: Session name (prefix) of the sessions the OIDC token exchange creates on target roles.
+EXCHANGE_SESSION_NAME: Final = "exchange"
+#: Names the kernel uses itself (as a session-name head, a role-name prefix or a fallback): a
+#: partner with one of them would produce vended session names that look like the kernel's own.
+RESERVED_PARTNER_NAMES: Final = frozenset(
+    {EXCHANGE_SESSION_NAME, "kernel", "kernel-access", "unknown", "local", "codeartifact", "none"}
+)
+#: Role names the kernel-access construct keeps for its own partner-facing roles.
+KERNEL_ROLE_PREFIX: Final = "kernel-access"
 
 
-def partner_session_prefix(partner: str) -> str:
-    return f"{partner}{SESSION_PARTNER_SEPARATOR}"
+def session_name_prefix(account_id: str) -> str:
+    """``<account>.``: what the trust policies require a kernel-access session name to start with."""
+    return f"{account_id}{SESSION_ACCOUNT_SEPARATOR}"
+
+
+def external_role_name(external_role_base: str, partner: str) -> str:
+    """The role of one external partner: ``kernel-access-external[<suffix>]-<partner>``.
+
+    One role per external partner (each trusting one account with one external ID) keeps every
+    trust policy the same size whatever the number of partners; the partner is read back from the
+    role name, which only the kernel account can choose.
+    """
+    return f"{external_role_base}-{partner}"
+
+
+def partner_of_external_role(external_role_base: str, role_name: str) -> str | None:
+    """Inverse of :func:`external_role_name` (``None`` when ``role_name`` is not such a role)."""
+    prefix = f"{external_role_base}-"
+    if not role_name.startswith(prefix):
+        return None
+    partner = role_name[len(prefix) :]
+    return partner if PARTNER_NAME_RE.match(partner) else None

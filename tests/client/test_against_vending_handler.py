@@ -65,8 +65,24 @@ def vending_api(aws: None, kernel: FakeKernel, monkeypatch: pytest.MonkeyPatch) 
         vending.reset_for_tests(None)
 
 
+def _partner_session(account: str) -> boto3.Session:
+    """Credentials in the partner's own account (a workload role there), as a partner Lambda has."""
+    creds = boto3.client("sts", region_name=runtime.REGION).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/workload", RoleSessionName="workload"
+    )["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=runtime.REGION,
+    )
+
+
 def test_partner_client_gets_credentials_from_the_vending_handler(vending_api: FakeKernel) -> None:
-    client = KernelClient(runtime.KERNEL_ACCOUNT, partner="payments")
+    payments = runtime.POLICY["partners"]["payments"]["account_id"]
+    client = KernelClient(
+        runtime.KERNEL_ACCOUNT, partner="payments", boto3_session=_partner_session(payments)
+    )
     response = client.call(
         vending_api.url,
         "/credentials?role=kernel-reader&duration=900",

@@ -321,8 +321,8 @@ def test_cli_can_assume_the_kernel_role_itself(
     assert printed["Version"] == 1
     assert printed["AccessKeyId"]
     (role,) = signers
-    assert role.role_arn == f"arn:aws:iam::{KERNEL_ACCOUNT}:role/kernel-access-external"  # type: ignore[attr-defined]
-    assert role.session_name.startswith("acme.")  # type: ignore[attr-defined]
+    assert role.role_arn == f"arn:aws:iam::{KERNEL_ACCOUNT}:role/kernel-access-external-acme"  # type: ignore[attr-defined]
+    assert role.session_name.startswith("123456789012.")  # type: ignore[attr-defined]
     assert role.external_id == "ext-0123456789"  # type: ignore[attr-defined]
 
 

@@ -22,9 +22,10 @@ def test_environment_alone_configures_the_client(aws: None) -> None:
         "KERNEL_ACCESS_EXTERNAL_ID": "ext-0123456789",
     }
     client = KernelClient.from_env(env)
-    assert client.role_arn == f"arn:aws:iam::{KERNEL_ACCOUNT}:role/kernel-access-external"
+    assert client.role_arn == f"arn:aws:iam::{KERNEL_ACCOUNT}:role/kernel-access-external-acme"
     assert client.region == "eu-west-1"
-    assert client.session_name.startswith("acme.")
+    # Named <account>.<workload>.<random> at the first AssumeRole (the account comes from STS).
+    assert client.session_name is None
     assert client.external_id == "ext-0123456789"
 
 

@@ -21,6 +21,9 @@ from kernel_access.client import (
 from tests.client.conftest import KERNEL_ACCOUNT, AssumeRoleRecorder
 from tests.client.fake_kernel import FakeKernel, Reply, Request
 
+#: The account moto reports for the ambient test credentials: the partner's own account here.
+CALLER_ACCOUNT = "123456789012"
+
 
 def make_client(sts: tuple[Any, AssumeRoleRecorder], **kwargs: Any) -> KernelClient:
     kwargs.setdefault("partner", "acme")
@@ -50,8 +53,10 @@ def test_many_threads_share_one_assume_role(kernel: FakeKernel, sts: tuple[Any, 
     assert kernel.rejections == []
     call = recorder.calls[0]
     assert call["RoleArn"] == f"arn:aws:iam::{KERNEL_ACCOUNT}:role/kernel-access"
-    assert call["RoleSessionName"].startswith("acme.")
+    # The trust policy requires ${aws:PrincipalAccount}.*: the client asked STS who it is.
+    assert call["RoleSessionName"].startswith(f"{CALLER_ACCOUNT}.")
     assert "ExternalId" not in call
+    assert "SourceIdentity" not in call
 
 
 def test_external_id_path_assumes_external_role_with_the_id(
@@ -60,9 +65,12 @@ def test_external_id_path_assumes_external_role_with_the_id(
     client = make_client(sts, external_id="ext-id-0123456789", source_identity="ci-runner")
     client.call(kernel.url, "/echo", method="GET")
     (call,) = sts[1].calls
-    assert call["RoleArn"] == f"arn:aws:iam::{KERNEL_ACCOUNT}:role/kernel-access-external"
+    assert call["RoleArn"] == f"arn:aws:iam::{KERNEL_ACCOUNT}:role/kernel-access-external-acme"
     assert call["ExternalId"] == "ext-id-0123456789"
-    assert call["SourceIdentity"] == "ci-runner"
+    # SourceIdentity under the caller's account prefix (the only one the trust policy admits), and
+    # the session name the same, so the kernel (which sees only the session ARN) records it.
+    assert call["SourceIdentity"] == f"{CALLER_ACCOUNT}.ci-runner"
+    assert call["RoleSessionName"] == f"{CALLER_ACCOUNT}.ci-runner"
     assert call["DurationSeconds"] == 3600
 
 
@@ -226,8 +234,8 @@ def test_connection_refused_is_reported(sts: tuple[Any, AssumeRoleRecorder]) -> 
     [
         ({"account_id": "12345"}, "account_id"),
         ({"external_id": "bad id with spaces"}, "external_id"),
-        ({"partner": None}, "partner"),
-        ({"session_name": "other.session"}, "session_name"),
+        ({"partner": None, "external_id": "ext-id-0123456789"}, "partner"),
+        ({"session_name": "has space"}, "session_name"),
         ({"role_name": "bad/role"}, "role_name"),
         ({"region": "mars"}, "region"),
         ({"source_identity": "aws:nope"}, "source_identity"),
@@ -247,9 +255,9 @@ def test_bad_configuration_fails_at_construction_naming_the_field(
 def test_explicit_session_name_without_partner_is_used(
     kernel: FakeKernel, sts: tuple[Any, AssumeRoleRecorder]
 ) -> None:
-    client = KernelClient(KERNEL_ACCOUNT, session_name="acme.batch", sts_client=sts[0])
+    client = KernelClient(KERNEL_ACCOUNT, session_name=f"{CALLER_ACCOUNT}.batch", sts_client=sts[0])
     client.call(kernel.url, "/echo", method="GET")
-    assert sts[1].calls[0]["RoleSessionName"] == "acme.batch"
+    assert sts[1].calls[0]["RoleSessionName"] == f"{CALLER_ACCOUNT}.batch"
 
 
 def test_eager_mints_at_construction(sts: tuple[Any, AssumeRoleRecorder]) -> None:
@@ -265,6 +273,14 @@ def test_assume_role_failure_is_a_clear_error(
 
     client = make_client(sts)
     with Stubber(sts[0]) as stubber:
+        stubber.add_response(
+            "get_caller_identity",
+            {
+                "Account": CALLER_ACCOUNT,
+                "Arn": f"arn:aws:iam::{CALLER_ACCOUNT}:user/ci",
+                "UserId": "AIDAEXAMPLE",
+            },
+        )
         stubber.add_client_error("assume_role", "AccessDenied", "not allowed", 403)
         from kernel_access.client import KernelCredentialsError
 

@@ -185,7 +185,7 @@ class Emulator:
         p = self.partner(partner)
         workload = self.workload(p["account_id"], f"{partner}-workload")
         return self.assume(
-            p["role_arn"], f"{partner}.{suffix}", external_id=p["external_id"], caller=workload
+            p["role_arn"], p["session_prefix"] + suffix, external_id=p["external_id"], caller=workload
         )
 
     def scan(self, table: str) -> list[dict[str, Any]]:

@@ -55,7 +55,7 @@ def test_demo_shows_the_assumed_role_the_denial_and_both_audit_records(kernel_as
 
     allowed, denied = _json_blocks(output)
     assert allowed["decision"] == "allow"
-    assert allowed["caller_arn"] == "arn:aws:sts::111111111111:assumed-role/kernel-access/payments.demo"
+    assert allowed["caller_arn"] == "arn:aws:sts::111111111111:assumed-role/kernel-access/222222222222.demo"
     assert allowed["target_role"] == "kernel-reader"
     # The audit record names the very session the child received (session name = account.request id).
     assert child_arn.endswith("/" + str(allowed["session_name"]))
@@ -64,7 +64,7 @@ def test_demo_shows_the_assumed_role_the_denial_and_both_audit_records(kernel_as
     assert denied["error_code"] == "POLICY_DENY"
     assert denied["rule_id"] == "deny-external-deployer"
     assert denied["caller_arn"] == (
-        "arn:aws:sts::111111111111:assumed-role/kernel-access-external/acme-analytics.demo"
+        "arn:aws:sts::111111111111:assumed-role/kernel-access-external-acme-analytics/333333333333.demo"
     )
     assert "access_key_id" not in denied
     assert "stopped cleanly (exit 0)" in output

@@ -1,6 +1,6 @@
 """Load: 2,000 signed /credentials requests at 32 concurrent clients against the local kernel stack.
 
-Callers: 32 distinct partner sessions (payments.load-00 … load-31), ~63 requests each, so the
+Callers: 32 distinct partner sessions (222222222222.load-00 … load-31), ~63 requests each, so the
 example config's per-caller rate limit (100 / 60 s) is respected without changing the stack's
 configuration. Asserted: no transport error, no 5xx, every request allowed, and the audit table
 holds exactly one record per request. Latency and throughput are printed, never asserted.
@@ -46,7 +46,7 @@ def test_load_2000_requests_32_clients(kernel_emulator: Emulator) -> None:
 
     audited: list[str] = []
     for i in range(CLIENTS):
-        arn = f"arn:aws:sts::111111111111:assumed-role/kernel-access/payments.load-{i:02d}"
+        arn = f"arn:aws:sts::111111111111:assumed-role/kernel-access/222222222222.load-{i:02d}"
         audited.extend(item["request_id"]["S"] for item in _audit_records(kernel_emulator, arn))
     assert len(audited) == TOTAL
     assert sorted(audited) == sorted(result.request_ids)

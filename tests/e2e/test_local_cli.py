@@ -99,7 +99,9 @@ def test_state_lists_examples_the_policy_decides(kernel_emulator: Emulator) -> N
     # The example config's explicit deny wins over the default deny as the example.
     assert denied == {
         "partner": "acme-analytics",
-        "session_arn": "arn:aws:sts::111111111111:assumed-role/kernel-access-external/acme-analytics.local",
+        "session_arn": (
+            "arn:aws:sts::111111111111:assumed-role/kernel-access-external-acme-analytics/333333333333.local"
+        ),
         "role": "kernel-deployer",
         "allowed": False,
         "rule_id": "deny-external-deployer",

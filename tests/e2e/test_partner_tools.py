@@ -80,7 +80,7 @@ def test_exec_child_gets_vended_credentials(kernel_emulator: Emulator) -> None:
     assert child["arn"].startswith("arn:aws:sts::111111111111:assumed-role/kernel-reader/")
     assert child["key"] != creds["AWS_ACCESS_KEY_ID"]
     records = records_of(
-        kernel_emulator, "arn:aws:sts::111111111111:assumed-role/kernel-access/payments.e2e-exec"
+        kernel_emulator, "arn:aws:sts::111111111111:assumed-role/kernel-access/222222222222.e2e-exec"
     )
     assert [r["access_key_id"] for r in records] == [child["key"]]
     assert records[0]["decision"] == "allow"
@@ -134,7 +134,7 @@ def test_boto3_container_provider_through_serve(kernel_emulator: Emulator) -> No
             keys.add(child["key"])
         # The server cached one vended credential; the vending API saw exactly that one call.
         records = records_of(
-            kernel_emulator, "arn:aws:sts::111111111111:assumed-role/kernel-access/payments.e2e-serve"
+            kernel_emulator, "arn:aws:sts::111111111111:assumed-role/kernel-access/222222222222.e2e-serve"
         )
         assert {r["access_key_id"] for r in records} == keys
         assert len(records) == len(keys) == 1
@@ -177,7 +177,7 @@ def test_kernel_client_calls_a_kernel_service_route(kernel_emulator: Emulator) -
     assert {r.status_code for r in responses} == {200}
     # One AssumeRole for three calls (the client caches), and the service saw that very session.
     assert len(assumed) == 1
-    assert assumed[0].startswith("arn:aws:sts::111111111111:assumed-role/kernel-access/payments.")
+    assert assumed[0].startswith("arn:aws:sts::111111111111:assumed-role/kernel-access/222222222222.")
     for response in responses:
         body = response.json()
         assert body["caller_arn"] == assumed[0]

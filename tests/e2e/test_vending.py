@@ -74,7 +74,9 @@ def test_vended_credentials_work_and_are_audited(kernel_emulator: Emulator, vend
     record = audit_record(kernel_emulator, response.headers["apigw-requestid"])
     assert record["decision"] == "allow"
     assert record["partner"] == "payments"
-    assert record["caller_arn"] == "arn:aws:sts::111111111111:assumed-role/kernel-access/payments.e2e-vend"
+    assert (
+        record["caller_arn"] == "arn:aws:sts::111111111111:assumed-role/kernel-access/222222222222.e2e-vend"
+    )
     assert record["access_key_id"] == body["AccessKeyId"]
     flat = json.dumps(record)
     assert body["SecretAccessKey"] not in flat
@@ -109,7 +111,7 @@ def test_session_not_named_for_a_partner_is_denied(kernel_emulator: Emulator) ->
 
 def test_revoked_caller_gets_session_revoked(kernel_emulator: Emulator, vending: str) -> None:
     caller = kernel_emulator.partner_session("payments", "e2e-revoked")
-    arn = "arn:aws:sts::111111111111:assumed-role/kernel-access/payments.e2e-revoked"
+    arn = "arn:aws:sts::111111111111:assumed-role/kernel-access/222222222222.e2e-revoked"
     assert get_credentials(kernel_emulator, vending, caller, "role=kernel-reader").status == 200
     revocations = kernel_emulator.state["functions"]
     table = next(

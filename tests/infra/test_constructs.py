@@ -96,21 +96,25 @@ def _role_props(template: dict[str, Any], name: str) -> dict[str, Any]:
     )
 
 
-def test_one_trust_statement_per_external_partner_with_its_own_external_id(custom: dict[str, Any]) -> None:
-    role = _role_props(custom, "kernel-access-external-staging")
-    statements = role["AssumeRolePolicyDocument"]["Statement"]
-    assert [(s["Principal"]["AWS"], s["Condition"]["StringEquals"]) for s in statements] == [
-        ("arn:aws:iam::555555555555:root", {"sts:ExternalId": "beta-external-id-1"}),
-        ("arn:aws:iam::666666666666:root", {"sts:ExternalId": "gamma-external-id-2"}),
-    ]
-    assert [s["Condition"]["StringLike"] for s in statements] == [
-        {"sts:RoleSessionName": "beta.*"},
-        {"sts:RoleSessionName": "gamma.*"},
-    ]
+def test_one_role_per_external_partner_with_its_own_external_id(custom: dict[str, Any]) -> None:
+    found = []
+    for partner, account, external_id in (
+        ("beta", "555555555555", "beta-external-id-1"),
+        ("gamma", "666666666666", "gamma-external-id-2"),
+    ):
+        role = _role_props(custom, f"kernel-access-external-staging-{partner}")
+        (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
+        found.append((statement["Principal"]["AWS"], statement["Condition"]["StringEquals"]))
+        assert found[-1] == (f"arn:aws:iam::{account}:root", {"sts:ExternalId": external_id})
+        assert statement["Condition"]["StringLike"] == {"sts:RoleSessionName": "${aws:PrincipalAccount}.*"}
 
 
 def test_suffix_and_permissions_boundary(custom: dict[str, Any]) -> None:
-    for name in ("kernel-access-staging", "kernel-access-external-staging"):
+    for name in (
+        "kernel-access-staging",
+        "kernel-access-external-staging-beta",
+        "kernel-access-external-staging-gamma",
+    ):
         role = _role_props(custom, name)
         assert role["PermissionsBoundary"]["Ref"].startswith("Boundary")
         assert role["MaxSessionDuration"] == 3600
@@ -329,7 +333,7 @@ def test_partner_stack_with_vending_url_and_custom_principal(custom: dict[str, A
     assert names["/kernel-access/vending-api-url"] == "https://abc123.execute-api.eu-west-1.amazonaws.com/"
     assert (
         names["/kernel-access/kernel-role-arn"]
-        == "arn:aws:iam::111111111111:role/kernel-access-external-staging"
+        == "arn:aws:iam::111111111111:role/kernel-access-external-staging-beta"
     )
     assert names["/kernel-access/external-id"] == "beta-external-id-1"
     (role,) = of_type(resources, "AWS::IAM::Role").values()

@@ -47,20 +47,21 @@ def _as_list(value: Any) -> list[Any]:
 # --- KernelAccessRoles -------------------------------------------------------------------------
 
 
-def test_in_org_role_trusts_each_in_org_partner_with_org_id_and_session_prefix(
-    kernel_resources: dict[str, Any],
-) -> None:
+def test_in_org_role_trusts_the_organization_with_one_statement(kernel_resources: dict[str, Any]) -> None:
     role = _role(kernel_resources, "kernel-access")
     assert role["MaxSessionDuration"] == 3600
     assert role["AssumeRolePolicyDocument"]["Statement"] == [
         {
-            "Sid": "PartnerPayments",
+            "Sid": "OrganizationPartners",
             "Effect": "Allow",
             "Action": TRUST_ACTIONS,
-            "Principal": {"AWS": "arn:aws:iam::222222222222:root"},
+            "Principal": {"AWS": "*"},
             "Condition": {
                 "StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"},
-                "StringLike": {"sts:RoleSessionName": "payments.*"},
+                "StringNotEquals": {"aws:PrincipalAccount": "111111111111"},
+                "StringLike": {"sts:RoleSessionName": "${aws:PrincipalAccount}.*"},
+                "StringLikeIfExists": {"sts:SourceIdentity": "${aws:PrincipalAccount}.*"},
+                "ForAllValues:StringEquals": {"aws:TagKeys": ["workload", "job", "environment"]},
             },
         }
     ]
@@ -69,37 +70,47 @@ def test_in_org_role_trusts_each_in_org_partner_with_org_id_and_session_prefix(
 def test_external_role_binds_exactly_one_account_to_exactly_one_external_id(
     kernel_resources: dict[str, Any],
 ) -> None:
-    role = _role(kernel_resources, "kernel-access-external")
+    role = _role(kernel_resources, "kernel-access-external-acme-analytics")
     assert role["MaxSessionDuration"] == 3600
     assert role["AssumeRolePolicyDocument"]["Statement"] == [
         {
-            "Sid": "PartnerAcmeAnalytics",
+            "Sid": "ExternalPartner",
             "Effect": "Allow",
             "Action": TRUST_ACTIONS,
             "Principal": {"AWS": "arn:aws:iam::333333333333:root"},
             "Condition": {
                 "StringEquals": {"sts:ExternalId": "ka-acme-7f3c9e2a4b6d48e1a0c5d9b2e8f1a3c7"},
-                "StringLike": {"sts:RoleSessionName": "acme-analytics.*"},
+                "StringLike": {"sts:RoleSessionName": "${aws:PrincipalAccount}.*"},
+                "StringLikeIfExists": {"sts:SourceIdentity": "${aws:PrincipalAccount}.*"},
+                "ForAllValues:StringEquals": {"aws:TagKeys": ["workload", "job", "environment"]},
             },
         }
     ]
 
 
 def test_kernel_access_roles_may_only_invoke_granted_routes(kernel_resources: dict[str, Any]) -> None:
+    """Every kernel-access role carries the one shared invoke policy and no other permission."""
     vending_api = next(
         n for n in of_type(kernel_resources, "AWS::ApiGatewayV2::Api") if n.startswith("Vending")
     )
     # (The default kernel has no example service, so the vending routes are all there is.)
     expected = sorted(f"{vending_api}/*/{r.method}{r.path}" for r in contract.VENDING_ROUTES)
-    for role_name in ("kernel-access", "kernel-access-external"):
-        statements = _statements_for_role(kernel_resources, _logical_id(kernel_resources, role_name))
-        assert [s["Action"] for s in statements] == ["execute-api:Invoke"]
-        rendered = []
-        for resource in _as_list(statements[0]["Resource"]):
+    (policy_id, policy), *others = of_type(kernel_resources, "AWS::IAM::ManagedPolicy").items()
+    assert not [n for n, _ in others if n.startswith("KernelAccessRoles")]
+    assert policy_id.startswith("KernelAccessRolesInvokePolicy")
+    rendered = []
+    for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+        assert statement["Action"] == "execute-api:Invoke"
+        for resource in _as_list(statement["Resource"]):
             prefix, ref, suffix = resource["Fn::Join"][1]
             assert prefix == "arn:aws:execute-api:us-east-1:111111111111:"
             rendered.append(ref["Ref"] + suffix)
-        assert sorted(rendered) == expected
+    assert sorted(rendered) == expected
+    for role_name in ("kernel-access", "kernel-access-external-acme-analytics"):
+        role = _role(kernel_resources, role_name)
+        assert role["ManagedPolicyArns"] == [{"Ref": policy_id}]
+        assert "Policies" not in role
+        assert _statements_for_role(kernel_resources, _logical_id(kernel_resources, role_name)) == []
 
 
 # --- every AssumeRole is scoped ------------------------------------------------------------------
@@ -263,6 +274,8 @@ def test_vending_function_runtime_tracing_layer_and_environment(
         settings.CODEARTIFACT_DOMAIN_OWNER,
         settings.IN_ORG_ROLE_NAME,
         settings.EXTERNAL_ROLE_NAME,
+        settings.KERNEL_ACCOUNT_ID,
+        settings.PARTITION,
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",
@@ -270,6 +283,9 @@ def test_vending_function_runtime_tracing_layer_and_environment(
     assert set(variables) == expected_names
     assert variables[settings.IN_ORG_ROLE_NAME] == "kernel-access"
     assert variables[settings.EXTERNAL_ROLE_NAME] == "kernel-access-external"
+    # The function's own account and partition: sessions of any other resolve to no partner.
+    assert variables[settings.KERNEL_ACCOUNT_ID] == "111111111111"
+    assert variables[settings.PARTITION] == "aws"
     assert variables[settings.RATE_LIMIT_REQUESTS] == "100"
     assert variables[settings.RATE_LIMIT_WINDOW_SECONDS] == "60"
     assert variables[settings.AUDIT_RETENTION_DAYS] == "400"
@@ -345,7 +361,11 @@ def test_policy_parameter_holds_the_config_policy(
     assert document["version"] == config["policy"]["version"]
     assert document["rules"] == config["policy"]["rules"]
     assert document["partners"] == {
-        "payments": {"account_id": "222222222222", "in_organization": True},
+        "payments": {
+            "account_id": "222222222222",
+            "in_organization": True,
+            "organization_id": "o-a1b2c3d4e5",
+        },
         "acme-analytics": {"account_id": "333333333333", "in_organization": False},
     }
 

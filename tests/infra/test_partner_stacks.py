@@ -22,7 +22,7 @@ def _parameters(template: dict[str, Any]) -> dict[str, str]:
         ("KernelAccessPartner-payments", "kernel-access", None),
         (
             "KernelAccessPartner-acme-analytics",
-            "kernel-access-external",
+            "kernel-access-external-acme-analytics",
             "ka-acme-7f3c9e2a4b6d48e1a0c5d9b2e8f1a3c7",
         ),
     ],

@@ -46,9 +46,13 @@ TARGET_ROLES = {
     "kernel-deployer": f"arn:aws:iam::{KERNEL_ACCOUNT}:role/kernel-deployer",
     "kernel-narrow": f"arn:aws:iam::{KERNEL_ACCOUNT}:role/kernel-narrow",
 }
-PAYMENTS_ARN = f"arn:aws:sts::{KERNEL_ACCOUNT}:assumed-role/kernel-access/payments.ci-job"
-ACME_ARN = f"arn:aws:sts::{KERNEL_ACCOUNT}:assumed-role/kernel-access-external/acme-analytics.etl"
-STRANGER_ARN = f"arn:aws:sts::{KERNEL_ACCOUNT}:assumed-role/kernel-access/stranger.x"
+#: Sessions as IAM names them: the in-org role's session names start with the caller's account
+#: (``${aws:PrincipalAccount}.*``); each external partner has its own role.
+PAYMENTS_ARN = f"arn:aws:sts::{KERNEL_ACCOUNT}:assumed-role/kernel-access/222222222222.ci-job"
+ACME_ARN = (
+    f"arn:aws:sts::{KERNEL_ACCOUNT}:assumed-role/kernel-access-external-acme-analytics/333333333333.etl"
+)
+STRANGER_ARN = f"arn:aws:sts::{KERNEL_ACCOUNT}:assumed-role/kernel-access/444444444444.x"
 ORG_ID = "o-a1b2c3d4e5"
 
 #: The test policy: every branch of the vending flow has a rule that reaches it.
@@ -306,6 +310,8 @@ def vending_environment(**overrides: str) -> dict[str, str]:
         settings.CODEARTIFACT_DOMAIN_OWNER: KERNEL_ACCOUNT,
         settings.IN_ORG_ROLE_NAME: "kernel-access",
         settings.EXTERNAL_ROLE_NAME: "kernel-access-external",
+        settings.KERNEL_ACCOUNT_ID: KERNEL_ACCOUNT,
+        settings.PARTITION: "aws",
     }
     env.update(overrides)
     return env

@@ -181,7 +181,10 @@ def test_policy_explain_agrees_with_the_lambda(
     path.write_text(json.dumps(document))
     at = "2026-11-24T10:00:00Z"
     code = cli_main(
-        ["policy", "explain", str(path), "--caller", caller, "--role", role, "--at", at, "--output", "json"]
+        [
+            *("policy", "explain", str(path), "--caller", caller, "--role", role, "--at", at),
+            *("--output", "json", "--kernel-account", "111111111111", "--partition", "aws"),
+        ]
     )
     explained = json.loads(capsys.readouterr().out)
     status, body = status_of(
@@ -194,7 +197,7 @@ def test_policy_explain_agrees_with_the_lambda(
 
 
 def test_one_function_derives_the_request() -> None:
-    from kernel_access.policy import access_request_for
+    from kernel_access.policy import KernelIdentity, access_request_for
 
     document = policy_with({"id": "x", "effect": "deny", "accounts": [PAYMENTS_ACCOUNT]})
     policy = parse_policy(json.dumps(document))
@@ -204,8 +207,7 @@ def test_one_function_derives_the_request() -> None:
         caller_arn=PAYMENTS_ARN,
         source_ip="203.0.113.7",
         at=at,
-        in_org_role="kernel-access",
-        external_role="kernel-access-external",
+        kernel=KernelIdentity(account_id="111111111111", partition="aws"),
         role="kernel-reader",
     )
     assert (request.partner, request.account_id, request.org_id) == ("payments", PAYMENTS_ACCOUNT, ORG_ID)
@@ -214,8 +216,7 @@ def test_one_function_derives_the_request() -> None:
         caller_arn=ACME_ARN,
         source_ip=None,
         at=at,
-        in_org_role="kernel-access",
-        external_role="kernel-access-external",
+        kernel=KernelIdentity(account_id="111111111111", partition="aws"),
         role="kernel-reader",
     )
     assert (external.partner, external.account_id, external.org_id) == ("acme-analytics", ACME_ACCOUNT, None)

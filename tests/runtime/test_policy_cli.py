@@ -12,8 +12,28 @@ from kernel_access.cli.main import main
 
 from tests.runtime.test_policy_parser import example_document
 
-PAYMENTS_ARN = "arn:aws:sts::111111111111:assumed-role/kernel-access/payments.ci-1"
-ACME_ARN = "arn:aws:sts::111111111111:assumed-role/kernel-access-external/acme-analytics.job"
+PAYMENTS_ARN = "arn:aws:sts::111111111111:assumed-role/kernel-access/222222222222.ci-1"
+ACME_ARN = "arn:aws:sts::111111111111:assumed-role/kernel-access-external-acme-analytics/333333333333.job"
+
+
+@pytest.fixture(autouse=True)
+def _kernel_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the Lambda's environment says about its own account (explain reads the same variable)."""
+    from kernel_access import settings
+
+    monkeypatch.setenv(settings.KERNEL_ACCOUNT_ID, "111111111111")
+
+
+def test_explain_needs_the_kernel_account(
+    policy_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kernel_access import settings
+
+    monkeypatch.delenv(settings.KERNEL_ACCOUNT_ID)
+    argv = ["policy", "explain", str(policy_file), "--caller", PAYMENTS_ARN, "--role", "kernel-reader"]
+    assert main(argv) == 1
+    assert "--kernel-account" in capsys.readouterr().err
+    assert main([*argv, "--kernel-account", "999999999999"]) != 0  # another account: no partner, deny
 
 
 @pytest.fixture

@@ -12,13 +12,20 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kernel_access.policy import NO_RULE_MATCHED, AccessRequest, Decision, Policy, parse_policy
+from kernel_access.policy import (
+    NO_RULE_MATCHED,
+    AccessRequest,
+    Decision,
+    KernelIdentity,
+    Policy,
+    parse_policy,
+)
 
 from tests.runtime.test_policy_parser import example_document
 
 KERNEL = "111111111111"
-PAYMENTS_ARN = f"arn:aws:sts::{KERNEL}:assumed-role/kernel-access/payments.ci-1"
-ACME_ARN = f"arn:aws:sts::{KERNEL}:assumed-role/kernel-access-external/acme-analytics.job"
+PAYMENTS_ARN = f"arn:aws:sts::{KERNEL}:assumed-role/kernel-access/222222222222.ci-1"
+ACME_ARN = f"arn:aws:sts::{KERNEL}:assumed-role/kernel-access-external-acme-analytics/333333333333.job"
 MONDAY_10_UTC = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
 
 
@@ -202,14 +209,14 @@ def test_codeartifact_rule_never_matches_credential_requests() -> None:
     ("pattern", "arn", "matches"),
     [
         ("arn:aws:sts::111111111111:assumed-role/kernel-access/*", PAYMENTS_ARN, True),
-        ("arn:aws:sts::*:assumed-role/kernel-access/payments.*", PAYMENTS_ARN, True),
+        ("arn:aws:sts::*:assumed-role/kernel-access/222222222222.*", PAYMENTS_ARN, True),
         # '*' never crosses '/' ...
         ("arn:aws:sts::111111111111:assumed-role/*", PAYMENTS_ARN, False),
         ("arn:aws:sts::111111111111:assumed-role/*/*", PAYMENTS_ARN, True),
         # ... nor ':'
         ("arn:aws:sts::*", PAYMENTS_ARN, False),
-        ("arn:*:sts::111111111111:assumed-role/kernel-access/payments.ci-1", PAYMENTS_ARN, True),
-        ("arn:*::111111111111:assumed-role/kernel-access/payments.ci-1", PAYMENTS_ARN, False),
+        ("arn:*:sts::111111111111:assumed-role/kernel-access/222222222222.ci-1", PAYMENTS_ARN, True),
+        ("arn:*::111111111111:assumed-role/kernel-access/222222222222.ci-1", PAYMENTS_ARN, False),
         # anchored at both ends
         ("assumed-role/kernel-access/*", PAYMENTS_ARN, False),
         ("arn:aws:sts::111111111111:assumed-role/kernel-access/payments", PAYMENTS_ARN, False),
@@ -412,38 +419,39 @@ def test_window_in_offset_zone_input() -> None:
     [
         (PAYMENTS_ARN, "payments"),
         (ACME_ARN, "acme-analytics"),
-        ("arn:aws-cn:sts::111111111111:assumed-role/kernel-access/payments.x", "payments"),
-        ("arn:aws-us-gov:sts::111111111111:assumed-role/kernel-access/payments.x", "payments"),
-        # the wrong role for the partner: someone else wearing the name
-        ("arn:aws:sts::111111111111:assumed-role/kernel-access-external/payments.x", None),
-        ("arn:aws:sts::111111111111:assumed-role/kernel-access/acme-analytics.x", None),
-        # no separator, unknown partner, other roles, other shapes
-        ("arn:aws:sts::111111111111:assumed-role/kernel-access/payments", None),
-        ("arn:aws:sts::111111111111:assumed-role/kernel-access/.payments", None),
-        ("arn:aws:sts::111111111111:assumed-role/kernel-access/other.x", None),
-        ("arn:aws:sts::111111111111:assumed-role/admin/payments.x", None),
+        # another partition or account than the kernel's own: nobody
+        ("arn:aws-cn:sts::111111111111:assumed-role/kernel-access/222222222222.x", None),
+        ("arn:aws-us-gov:sts::111111111111:assumed-role/kernel-access/222222222222.x", None),
+        ("arn:aws:sts::999999999999:assumed-role/kernel-access/222222222222.x", None),
+        # the wrong role for the partner's account: someone else wearing the name
+        ("arn:aws:sts::111111111111:assumed-role/kernel-access-external-acme-analytics/222222222222.x", None),
+        ("arn:aws:sts::111111111111:assumed-role/kernel-access/333333333333.x", None),
+        # no separator, unknown account, partner names where the account belongs, other shapes
+        ("arn:aws:sts::111111111111:assumed-role/kernel-access/222222222222", None),
+        ("arn:aws:sts::111111111111:assumed-role/kernel-access/.222222222222", None),
+        ("arn:aws:sts::111111111111:assumed-role/kernel-access/444444444444.x", None),
+        ("arn:aws:sts::111111111111:assumed-role/kernel-access/payments.x", None),
+        ("arn:aws:sts::111111111111:assumed-role/admin/222222222222.x", None),
         ("arn:aws:iam::111111111111:role/kernel-access", None),
-        ("arn:aws:iam::111111111111:user/payments.x", None),
-        ("arn:aws:sts::11111111111:assumed-role/kernel-access/payments.x", None),
-        ("arn:aws-iso:sts::111111111111:assumed-role/kernel-access/payments.x", None),
-        ("arn:aws:sts::111111111111:assumed-role/kernel-access/payments.x/extra", None),
-        ("arn:aws:sts::111111111111:assumed-role/kernel-access/payments.x\n", None),
+        ("arn:aws:iam::111111111111:user/222222222222.x", None),
+        ("arn:aws:sts::11111111111:assumed-role/kernel-access/222222222222.x", None),
+        ("arn:aws-iso:sts::111111111111:assumed-role/kernel-access/222222222222.x", None),
+        ("arn:aws:sts::111111111111:assumed-role/kernel-access/222222222222.x/extra", None),
+        ("arn:aws:sts::111111111111:assumed-role/kernel-access/222222222222.x\n", None),
         ("", None),
     ],
 )
 def test_partner_for(example: Policy, arn: str, partner: str | None) -> None:
-    assert (
-        example.partner_for(arn, in_org_role="kernel-access", external_role="kernel-access-external")
-        == partner
-    )
+    assert example.partner_for(arn, KernelIdentity(account_id=KERNEL, partition="aws")) == partner
 
 
 def test_partner_for_uses_the_configured_role_names(example: Policy) -> None:
-    arn = "arn:aws:sts::111111111111:assumed-role/ka-prod/payments.x"
-    assert example.partner_for(arn, in_org_role="ka-prod", external_role="ka-prod-external") == "payments"
-    assert (
-        example.partner_for(arn, in_org_role="kernel-access", external_role="kernel-access-external") is None
-    )
+    arn = "arn:aws:sts::111111111111:assumed-role/ka-prod/222222222222.x"
+    prod = KernelIdentity(account_id=KERNEL, partition="aws", in_org_role="ka-prod", external_role="ka-x")
+    assert example.partner_for(arn, prod) == "payments"
+    assert example.partner_for(arn, KernelIdentity(account_id=KERNEL, partition="aws")) is None
+    external = "arn:aws:sts::111111111111:assumed-role/ka-x-acme-analytics/333333333333.x"
+    assert example.partner_for(external, prod) == "acme-analytics"
 
 
 # --- property tests: default deny and first-match ordering against a reference ----------------
@@ -455,15 +463,15 @@ DOMAINS = ["kernel", "other"]
 REPOS = ["internal", "public"]
 PATTERNS = [
     "arn:aws:sts::111111111111:assumed-role/kernel-access/*",
-    "arn:aws:sts::*:assumed-role/*/payments.*",
-    "arn:aws:sts::111111111111:assumed-role/kernel-access-external/acme-analytics.ci",
+    "arn:aws:sts::*:assumed-role/*/222222222222.*",
+    "arn:aws:sts::111111111111:assumed-role/kernel-access-external-acme-analytics/333333333333.ci",
 ]
 CIDRS = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.0/24"]
 CALLERS = [
     PAYMENTS_ARN,
     ACME_ARN,
-    "arn:aws:sts::111111111111:assumed-role/kernel-access-external/acme-analytics.ci",
-    "arn:aws:sts::444444444444:assumed-role/other/payments.z",
+    "arn:aws:sts::111111111111:assumed-role/kernel-access-external-acme-analytics/333333333333.ci",
+    "arn:aws:sts::444444444444:assumed-role/other/222222222222.z",
 ]
 IPS = [None, "10.1.2.3", "192.0.2.9", "2001:db8::1", "203.0.113.1", "bogus", "::ffff:10.0.0.1"]
 

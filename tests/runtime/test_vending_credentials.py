@@ -115,7 +115,7 @@ def test_allowed_caller_gets_container_credentials_and_one_audit_record(make_ser
     assert record["expiration"]["S"] == body["Expiration"]
     assert record["duration"]["N"] == "900"
     assert record["session_name"]["S"] == "payments.req-allow-1"
-    assert record["source_identity"]["S"] == "payments.ci-job@req-allow-1"
+    assert record["source_identity"]["S"] == "222222222222.ci-job@req-allow-1"
     assert record["source_ip"]["S"] == "203.0.113.7"
     assert record["user_agent"]["S"] == "kernel-access-tests/1.0"
     assert record["caller_org"]["S"] == "o-a1b2c3d4e5"
@@ -162,9 +162,9 @@ def test_duration_above_rule_maximum_is_policy_deny(make_service, aws_backend, s
     [
         (ACME_ARN, "kernel-deployer", "deny-external-deployer"),
         (STRANGER_ARN, "kernel-reader", None),
-        # The right session name through the wrong kernel-access role is not the partner.
+        # An external partner's account through the in-organization role is not the partner.
         (
-            f"arn:aws:sts::{KERNEL_ACCOUNT}:assumed-role/kernel-access/acme-analytics.etl",
+            f"arn:aws:sts::{KERNEL_ACCOUNT}:assumed-role/kernel-access/333333333333.etl",
             "kernel-reader",
             None,
         ),

@@ -46,10 +46,15 @@ ALLOWED_ROLES = {
     "payments": {"kernel-reader": 3600, "kernel-deployer": 1800, "kernel-narrow": 3600},
     "acme-analytics": {"kernel-reader": 3600},
 }
-PARTNER_ROLE = {"payments": "kernel-access", "acme-analytics": "kernel-access-external"}
-WRONG_ROLE_ACME_ARN = f"arn:aws:sts::{KERNEL_ACCOUNT}:assumed-role/kernel-access/acme-analytics.etl"
+#: (role, session-name account) -> partner: the in-org role for payments' account, acme's own role
+#: for acme's account; only sessions of the kernel account count.
+PARTNER_OF = {
+    ("kernel-access", "222222222222"): "payments",
+    ("kernel-access-external-acme-analytics", "333333333333"): "acme-analytics",
+}
+WRONG_ROLE_ACME_ARN = f"arn:aws:sts::{KERNEL_ACCOUNT}:assumed-role/kernel-access/333333333333.etl"
 _SESSION_ARN = re.compile(
-    r"^arn:aws:sts::[0-9]{12}:assumed-role/([\w+=,.@-]{1,64})/([\w+=,.@-]{2,64})$", re.ASCII
+    r"^arn:aws:sts::([0-9]{12}):assumed-role/([\w+=,.@-]{1,64})/([\w+=,.@-]{2,64})$", re.ASCII
 )
 
 
@@ -59,9 +64,9 @@ def oracle_partner(user_arn: object) -> str | None:
     match = _SESSION_ARN.match(user_arn)
     if not match:
         return None
-    role, session = match.groups()
-    name, dot, _ = session.partition(".")
-    return name if dot and PARTNER_ROLE.get(name) == role else None
+    account, role, session = match.groups()
+    head, dot, _ = session.partition(".")
+    return PARTNER_OF.get((role, head)) if dot and account == KERNEL_ACCOUNT else None
 
 
 @pytest.fixture(scope="module")
@@ -84,15 +89,33 @@ def service(aws_backend):
 
 sts_chars = st.sampled_from("abcXYZ019_+=,.@-")
 session_names = st.one_of(
-    st.sampled_from(["payments.ci", "acme-analytics.etl", "stranger.x", "payments", ".payments"]),
+    st.sampled_from(
+        [
+            "222222222222.ci",
+            "333333333333.etl",
+            "444444444444.x",
+            "222222222222",
+            ".222222222222",
+            "payments.ci",
+        ]
+    ),
     st.builds(
         lambda p, rest: f"{p}.{rest}",
-        st.sampled_from(["payments", "acme-analytics", "payment"]),
+        st.sampled_from(["222222222222", "333333333333", "22222222222", "payments"]),
         st.text(sts_chars, min_size=1, max_size=50),
     ),
     st.text(sts_chars, min_size=2, max_size=64),
 )
-role_names = st.sampled_from(["kernel-access", "kernel-access-external", "kernel-reader", "x"])
+role_names = st.sampled_from(
+    [
+        "kernel-access",
+        "kernel-access-external",
+        "kernel-access-external-acme-analytics",
+        "kernel-access-external-payments",
+        "kernel-reader",
+        "x",
+    ]
+)
 session_arns = st.builds(
     lambda account, role, session: f"arn:aws:sts::{account}:assumed-role/{role}/{session}",
     st.sampled_from([KERNEL_ACCOUNT, "222222222222"]),
@@ -105,7 +128,7 @@ odd_arns = st.one_of(
         lambda s: f"arn:aws:iam::{KERNEL_ACCOUNT}:user/{s}", st.text(sts_chars, min_size=1, max_size=300)
     ),
     st.builds(
-        lambda s: f"arn:aws:sts::{KERNEL_ACCOUNT}:assumed-role/kernel-access/payments.{s}",
+        lambda s: f"arn:aws:sts::{KERNEL_ACCOUNT}:assumed-role/kernel-access/222222222222.{s}",
         st.text(max_size=40),
     ),
 )

@@ -25,7 +25,7 @@ examples:
   [profile kernel]
   role_arn = arn:aws:iam::111111111111:role/kernel-access
   source_profile = default
-  role_session_name = acme.laptop
+  role_session_name = 222222222222.laptop   # must start with your own account id and '.'
 
   [profile kernel-reader]
   credential_process = kernel-access credential-process --profile kernel \\

@@ -105,7 +105,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--external-role",
         default=os.environ.get(settings.EXTERNAL_ROLE_NAME, "kernel-access-external"),
         metavar="NAME",
-        help="name of the external kernel-access role (default kernel-access-external)",
+        help="base name of the external partners' roles, <base>-<partner> (default kernel-access-external)",
+    )
+    explain.add_argument(
+        "--kernel-account",
+        default=os.environ.get(settings.KERNEL_ACCOUNT_ID),
+        metavar="ID",
+        help=f"the kernel account the vending Lambda runs in (default ${settings.KERNEL_ACCOUNT_ID}); "
+        "a caller ARN of another account is no partner",
+    )
+    explain.add_argument(
+        "--partition",
+        default=os.environ.get(settings.PARTITION, "aws"),
+        metavar="NAME",
+        help=f"the kernel's partition (default ${settings.PARTITION} or aws)",
     )
     explain.add_argument(
         "--output", choices=("text", "json"), default="text", help="output format (default text)"
@@ -174,16 +187,30 @@ def _parse_at(value: str | None) -> datetime:
     return parsed
 
 
-def run_explain(args: argparse.Namespace) -> int:
-    from kernel_access.policy import PolicyValidationError, access_request_for, parse_policy
-
+def _refused_explain_options(args: argparse.Namespace) -> str | None:
+    """Why the options cannot describe a request the Lambda could see, or None."""
     retired = [flag for flag in ("account", "org", "partner") if getattr(args, f"retired_{flag}") is not None]
     if retired:
-        print(
-            f"kernel-access policy explain: --{retired[0]} is not accepted: the partner, its account and "
-            "its organization are derived from --caller exactly as the Lambda derives them",
-            file=sys.stderr,
+        return (
+            f"--{retired[0]} is not accepted: the partner, its account and its organization are "
+            "derived from --caller exactly as the Lambda derives them"
         )
+    if args.kernel_account is None:
+        return (
+            f"--kernel-account (or ${settings.KERNEL_ACCOUNT_ID}) is required: the Lambda resolves "
+            "partners only for sessions of its own account"
+        )
+    if args.repository is not None and args.codeartifact_domain is None:
+        return "--repository needs --codeartifact-domain"
+    return None
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    from kernel_access.policy import KernelIdentity, PolicyValidationError, access_request_for, parse_policy
+
+    refused = _refused_explain_options(args)
+    if refused is not None:
+        print(f"kernel-access policy explain: {refused}", file=sys.stderr)
         return EXIT_ERROR
     try:
         policy = parse_policy(_read(args.file))
@@ -192,9 +219,6 @@ def run_explain(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     except PolicyValidationError as exc:
         print(f"kernel-access policy explain: {args.file} is not a valid policy:\n{exc}", file=sys.stderr)
-        return EXIT_ERROR
-    if args.repository is not None and args.codeartifact_domain is None:
-        print("kernel-access policy explain: --repository needs --codeartifact-domain", file=sys.stderr)
         return EXIT_ERROR
     try:
         at = _parse_at(args.at)
@@ -206,8 +230,12 @@ def run_explain(args: argparse.Namespace) -> int:
         caller_arn=args.caller,
         source_ip=args.source_ip,
         at=at,
-        in_org_role=args.in_org_role,
-        external_role=args.external_role,
+        kernel=KernelIdentity(
+            account_id=args.kernel_account,
+            partition=args.partition,
+            in_org_role=args.in_org_role,
+            external_role=args.external_role,
+        ),
         role=args.role,
         codeartifact_domain=args.codeartifact_domain,
         codeartifact_repository=args.repository,

@@ -39,11 +39,12 @@ from kernel_access.refresh import Minted, RefreshError, RefreshingValue
 from kernel_access.validation import (
     STS_NAME_RE,
     ValidationError,
-    partner_session_prefix,
+    external_role_name,
     require_account_id,
     require_external_id,
     require_partner_name,
     require_role_name,
+    session_name_prefix,
     sts_safe_name,
 )
 
@@ -57,7 +58,8 @@ if TYPE_CHECKING:
 
 #: Role partners inside the AWS Organization assume (trust: aws:PrincipalOrgID, no external id).
 IN_ORG_ROLE_NAME: Final = "kernel-access"
-#: Role partners outside the Organization assume (trust: one account, one sts:ExternalId).
+#: Base name of the roles partners outside the Organization assume: each has its own
+#: ``kernel-access-external-<partner>`` (trust: one account, one sts:ExternalId).
 EXTERNAL_ROLE_NAME: Final = "kernel-access-external"
 #: Role chaining (e.g. from a Lambda) caps sessions at one hour; that is also our default.
 DEFAULT_SESSION_SECONDS: Final = 3600
@@ -89,24 +91,36 @@ def partition_for(region: str) -> str:
     return "aws"
 
 
-def default_session_name(partner: str) -> str:
-    """``<partner>.<workload>.<random>``: the partner prefix the trust policy requires, then who is
-    calling (the Lambda function name or host name, for CloudTrail) and 8 random hex digits so two
-    processes never share a session name."""
-    prefix = partner_session_prefix(partner)
+def default_session_name(account_id: str) -> str:
+    """``<account>.<workload>.<random>``: the account prefix the trust policy requires (IAM checks it
+    against the account actually calling), then who is calling (the Lambda function name or host
+    name, for CloudTrail) and 8 random hex digits so two processes never share a session name."""
+    prefix = session_name_prefix(account_id)
     workload = os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or socket.gethostname() or "client"
     suffix = f".{secrets.token_hex(4)}"
     middle = sts_safe_name(workload, max_length=64 - len(prefix) - len(suffix))
     return f"{prefix}{middle}{suffix}"
 
 
+def account_source_identity(account_id: str, source_identity: str) -> str:
+    """``<account>.<source_identity>`` (unchanged when it already has the prefix): the only
+    SourceIdentity the kernel-access trust policies admit."""
+    prefix = session_name_prefix(account_id)
+    if source_identity.startswith(prefix):
+        return source_identity[:64]
+    return sts_safe_name(prefix + source_identity, max_length=64)
+
+
 class KernelClient:
     """Signed, retried, credential-caching calls to kernel APIs (API Gateway, IAM auth).
 
-    Positional args keep their published order. ``partner`` (keyword) is this partner's name as
-    configured in the kernel: the kernel role's trust policy accepts only RoleSessionNames that
-    start with ``<partner>.``, so either ``partner`` or an explicit ``session_name`` with that prefix is
-    required — construction refuses to build a client whose every AssumeRole would be denied.
+    Positional args keep their published order. The kernel roles' trust policies accept only RoleSessionNames
+    (and SourceIdentities) that start with ``<the calling account>.``: by default the client asks
+    STS who it is (``GetCallerIdentity``, once, before the first AssumeRole) and builds
+    ``<account>.<workload>.<random>``. A ``source_identity`` is sent as ``<account>.<value>`` and
+    then also used as the session name, so the kernel — which sees only the session name — records
+    the same value. ``partner`` (keyword) is this partner's name as configured in the kernel; an
+    external partner (``external_id``) needs it to name its own role ``kernel-access-external-<partner>``.
     """
 
     def __init__(  # noqa: PLR0917 - positional order is part of the public signature
@@ -134,14 +148,18 @@ class KernelClient:
         try:
             self.account_id = require_account_id(account_id)
             self.external_id = require_external_id(external_id) if external_id is not None else None
-            default_role = EXTERNAL_ROLE_NAME if self.external_id is not None else IN_ORG_ROLE_NAME
-            self.role_name = require_role_name(role_name) if role_name is not None else default_role
             self.partner = require_partner_name(partner, "partner") if partner is not None else None
+            self.role_name = (
+                require_role_name(role_name) if role_name is not None else self._default_role(role_arn)
+            )
             if not isinstance(region, str) or not re.match(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$", region):
                 raise ValidationError("region", f"must be an AWS region name, got {region!r}")
             self.region = region
             self.role_arn = self._resolve_role_arn(role_arn)
-            self.session_name = self._resolve_session_name(session_name)
+            if session_name is not None and not STS_NAME_RE.match(session_name):
+                raise ValidationError("session_name", "must be 2-64 characters of [\\w+=,.@-]")
+            #: None until the first AssumeRole when not given (it needs the calling account).
+            self.session_name: str | None = session_name
             if source_identity is not None and (
                 not STS_NAME_RE.match(source_identity) or source_identity.startswith("aws:")
             ):
@@ -158,6 +176,7 @@ class KernelClient:
             raise KernelConfigError(str(exc)) from None
 
         self._logger = logger
+        self._account: str | None = None
         # boto3 sessions are not thread-safe to create clients from; build the client here, once.
         self._sts: STSClient = sts_client or (boto3_session or boto3.Session()).client(
             "sts", region_name=region
@@ -196,23 +215,24 @@ class KernelClient:
         self.role_name = match.group("name")
         return role_arn
 
-    def _resolve_session_name(self, session_name: str | None) -> str:
-        if session_name is None:
-            if self.partner is None:
-                raise ValidationError(
-                    "partner",
-                    "required (or pass session_name): the kernel role's trust policy accepts only "
-                    "session names that start with '<partner>.'",
-                )
-            return default_session_name(self.partner)
-        if not STS_NAME_RE.match(session_name):
-            raise ValidationError("session_name", "must be 2-64 characters of [\\w+=,.@-]")
-        if self.partner is not None and not session_name.startswith(partner_session_prefix(self.partner)):
+    def _default_role(self, role_arn: str | None) -> str:
+        if self.external_id is None:
+            return IN_ORG_ROLE_NAME
+        if role_arn is not None:
+            return EXTERNAL_ROLE_NAME  # replaced by the ARN's role name
+        if self.partner is None:
             raise ValidationError(
-                "session_name",
-                f"must start with {partner_session_prefix(self.partner)!r} (the partner prefix)",
+                "partner",
+                "required with external_id (or pass role_name/role_arn): each external partner has "
+                "its own role kernel-access-external-<partner>",
             )
-        return session_name
+        return external_role_name(EXTERNAL_ROLE_NAME, self.partner)
+
+    def _caller_account(self) -> str:
+        """The account this client's own credentials belong to (what IAM substitutes for
+        ``${aws:PrincipalAccount}``), asked of STS once."""
+        account = self._sts.get_caller_identity()["Account"]
+        return require_account_id(account, "GetCallerIdentity.Account")
 
     @classmethod
     def from_config(cls, config: KernelClientConfig, **overrides: Any) -> KernelClient:
@@ -248,6 +268,15 @@ class KernelClient:
     # --- credentials ----------------------------------------------------------------------------
 
     def _assume_role(self) -> Minted[StaticCredentials]:
+        source_identity = self.source_identity
+        if self.session_name is None or (source_identity is not None and self._account is None):
+            self._account = self._caller_account()
+            if source_identity is not None:
+                source_identity = self.source_identity = account_source_identity(
+                    self._account, source_identity
+                )
+            if self.session_name is None:
+                self.session_name = source_identity or default_session_name(self._account)
         params: dict[str, Any] = {
             "RoleArn": self.role_arn,
             "RoleSessionName": self.session_name,

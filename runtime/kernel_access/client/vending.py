@@ -3,7 +3,8 @@ tools, signed with whatever credentials the caller has (the "ambient" ones, via 
 
 The vending API is called by sessions of the kernel-access roles: the ambient
 profile is usually one whose ``role_arn`` is the kernel role with a ``role_session_name`` of
-``<partner>.<something>``; the CLI can also assume that role itself (``--kernel-account-id``).
+``<your account id>.<something>`` (the trust policies bind the prefix to the calling account); the
+CLI can also assume that role itself (``--kernel-account-id``).
 """
 
 from __future__ import annotations

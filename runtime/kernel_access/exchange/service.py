@@ -79,7 +79,7 @@ from kernel_access.revocation import (
     caller_subject,
     token_subject,
 )
-from kernel_access.validation import sts_safe_name
+from kernel_access.validation import EXCHANGE_SESSION_NAME, sts_safe_name
 from kernel_access.vending.sts import format_expiration
 
 logger = Logger(child=True)
@@ -335,7 +335,7 @@ class ExchangeService:
         ttl = effective_ttl(request.requested_ttl, policy.token_ttl)
         record.duration = ttl
         subject_identity = source_identity(context.issuer_name, token.subject)
-        session = sts_safe_name(f"exchange.{context.request_id}")
+        session = sts_safe_name(f"{EXCHANGE_SESSION_NAME}.{context.request_id}")
         tags = session_tags(
             token.all,
             issuer_name=context.issuer_name,

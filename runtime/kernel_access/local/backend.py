@@ -29,6 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from kernel_access.local.template import Resolver, StackTemplate
+from kernel_access.validation import PRINCIPAL_ACCOUNT_PATTERN, session_name_prefix
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
@@ -80,7 +81,7 @@ class CallerKey:
 
 @dataclass(frozen=True)
 class PartnerIdentity:
-    """A partner as the kernel stack's trust policies describe it (one trust statement)."""
+    """A partner as the kernel stack's trust policies (and the partner map beside them) describe it."""
 
     partner: str
     account_id: str
@@ -89,8 +90,16 @@ class PartnerIdentity:
     external_id: str | None
     session_pattern: str
 
+    @property
+    def session_prefix(self) -> str:
+        """What the trust policy requires a session name to start with: ``<account>.`` where the
+        pattern binds it to ``${aws:PrincipalAccount}``, ``<partner>.`` in older templates."""
+        if self.session_pattern == PRINCIPAL_ACCOUNT_PATTERN:
+            return session_name_prefix(self.account_id)
+        return f"{self.partner}."
+
     def session_name(self, suffix: str) -> str:
-        return f"{self.partner}.{suffix}"
+        return f"{self.session_prefix}{suffix}"
 
 
 @dataclass
@@ -460,12 +469,15 @@ class LocalAws:
     # ---- partner identities --------------------------------------------------------------------
 
     def partner_identities(self) -> list[PartnerIdentity]:
-        """Partners as the trust policies name them: one per statement that pins a session-name prefix.
+        """Partners as the trust policies admit them, one identity per (partner, role).
 
-        The kernel-access roles require ``sts:RoleSessionName`` to match ``<partner>.*`` for each
-        partner account; that pattern is what tells the vending service which partner is calling, so
-        it is also how the emulator finds the partners without reading any other configuration.
+        A statement whose ``sts:RoleSessionName`` pattern is ``${aws:PrincipalAccount}.*`` admits
+        accounts: the one account it names (an external partner's role; the partner is the one the
+        policy document's ``partners`` map binds to that account), or, with ``Principal: "*"`` and
+        ``aws:PrincipalOrgID``, every in-organization partner of that map. A statement pinning a
+        ``<partner>.*`` prefix (templates of earlier versions) names its partner directly.
         """
+        partners = self._policy_partners()
         identities: list[PartnerIdentity] = []
         for logical_id in self.template.of_type("AWS::IAM::Role"):
             props = self.resolver.resource_properties(logical_id)
@@ -479,17 +491,26 @@ class LocalAws:
                     *_as_list(condition.get("StringLike", {}).get("sts:RoleSessionName")),
                     *_as_list(condition.get("StringEquals", {}).get("sts:RoleSessionName")),
                 ]
-                external = _as_list(condition.get("StringEquals", {}).get("sts:ExternalId"))
-                principals = _as_list(statement.get("Principal", {}).get("AWS"))
+                equals = condition.get("StringEquals", {})
+                external = _as_list(equals.get("sts:ExternalId"))
+                principal = statement.get("Principal", {})
+                principals = _as_list(principal.get("AWS") if isinstance(principal, Mapping) else principal)
                 accounts = [a for a in (_account_of(str(p)) for p in principals) if a]
                 for pattern in patterns:
-                    match = _SESSION_PATTERN_RE.match(str(pattern))
-                    if not match:
-                        continue
-                    for account in accounts or [self.template.account]:
+                    admitted: list[tuple[str, str]] = []
+                    if pattern == PRINCIPAL_ACCOUNT_PATTERN:
+                        if accounts:
+                            admitted = [(n, a) for n, (a, _org) in partners.items() if a in accounts]
+                        elif "*" in principals and equals.get("aws:PrincipalOrgID"):
+                            admitted = [(n, a) for n, (a, in_org) in partners.items() if in_org]
+                    else:
+                        match = _SESSION_PATTERN_RE.match(str(pattern))
+                        if match:
+                            admitted = [(match["partner"], a) for a in accounts or [self.template.account]]
+                    for name, account in admitted:
                         identities.append(
                             PartnerIdentity(
-                                partner=match["partner"],
+                                partner=name,
                                 account_id=account,
                                 role_name=role_name,
                                 role_arn=role_arn,
@@ -498,6 +519,24 @@ class LocalAws:
                             )
                         )
         return identities
+
+    def _policy_partners(self) -> dict[str, tuple[str, bool]]:
+        """partner -> (account, in organization), from the vending policy document the template
+        stores in SSM (the map the vending Lambda resolves accounts with)."""
+        found: dict[str, tuple[str, bool]] = {}
+        for logical_id in self.template.of_type("AWS::SSM::Parameter"):
+            value = self.resolver.resource_properties(logical_id).get("Value")
+            try:
+                document = json.loads(value) if isinstance(value, str) else None
+            except ValueError:
+                continue
+            if not isinstance(document, Mapping) or "rules" not in document:
+                continue
+            raw = document.get("partners")
+            for name, info in raw.items() if isinstance(raw, Mapping) else []:
+                if isinstance(info, Mapping) and isinstance(info.get("account_id"), str):
+                    found[str(name)] = (str(info["account_id"]), info.get("in_organization") is True)
+        return found
 
     def partner_session(
         self, identity: PartnerIdentity, suffix: str = "local", *, duration: int = 3600

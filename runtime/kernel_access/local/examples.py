@@ -17,7 +17,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kernel_access.policy import Policy, PolicyValidationError, access_request_for, parse_policy
+from kernel_access.policy import (
+    KernelIdentity,
+    Policy,
+    PolicyValidationError,
+    access_request_for,
+    parse_policy,
+)
 
 
 @dataclass(frozen=True)
@@ -59,8 +65,7 @@ def example_decisions(
     sessions: Iterable[tuple[str, str]],
     roles: Iterable[str],
     *,
-    in_org_role: str,
-    external_role: str,
+    kernel: KernelIdentity,
     at: datetime | None = None,
 ) -> list[ExampleDecision]:
     """Evaluate every (partner session, role) pair; ``sessions`` are (partner, session ARN) pairs.
@@ -80,8 +85,7 @@ def example_decisions(
                 caller_arn=session_arn,
                 source_ip="127.0.0.1",
                 at=when,
-                in_org_role=in_org_role,
-                external_role=external_role,
+                kernel=kernel,
                 role=role,
             )
             decision = policy.evaluate(request)

@@ -52,8 +52,9 @@ from kernel_access.local.gateway import Gateway, LocalApi, apis_from_template
 from kernel_access.local.iam import IamModel
 from kernel_access.local.jwt_issuer import LocalIssuer, find_issuer
 from kernel_access.local.template import Resolver, StackTemplate, load_kernel_template
+from kernel_access.policy.identity import DEFAULT_EXTERNAL_ROLE, DEFAULT_IN_ORG_ROLE, KernelIdentity
 
-#: Session-name suffix of the example partner sessions (``<partner>.local``).
+#: Session-name suffix of the example partner sessions (``<account>.local``).
 EXAMPLE_SESSION_SUFFIX: Final = "local"
 STATE_FILE_NAME: Final = "state.json"
 
@@ -268,8 +269,12 @@ class LocalKernel:
             policy,
             [(p.identity.partner, p.credentials.arn) for p in self.partners],
             self.target_roles(),
-            in_org_role=env.get(settings.IN_ORG_ROLE_NAME, "kernel-access"),
-            external_role=env.get(settings.EXTERNAL_ROLE_NAME, "kernel-access-external"),
+            kernel=KernelIdentity(
+                account_id=env.get(settings.KERNEL_ACCOUNT_ID),
+                partition=env.get(settings.PARTITION),
+                in_org_role=env.get(settings.IN_ORG_ROLE_NAME, DEFAULT_IN_ORG_ROLE),
+                external_role=env.get(settings.EXTERNAL_ROLE_NAME, DEFAULT_EXTERNAL_ROLE),
+            ),
         )
 
     def _parameter_value(self, name: str | None) -> str | None:
@@ -385,6 +390,7 @@ class LocalKernel:
                     "partner": p.identity.partner,
                     "account_id": p.identity.account_id,
                     "role_arn": p.identity.role_arn,
+                    "session_prefix": p.identity.session_prefix,
                     "external_id": p.identity.external_id,
                     "session_arn": p.credentials.arn,
                     "env_file": str(p.env_file),

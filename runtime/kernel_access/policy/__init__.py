@@ -4,13 +4,14 @@ Public API (other modules code against exactly these names)::
 
     parse_policy(document) -> Policy                  # raises PolicyValidationError
     Policy.evaluate(AccessRequest) -> Decision        # first match wins, no match denies
-    Policy.partner_for(user_arn, in_org_role=..., external_role=...) -> str | None
+    Policy.partner_for(user_arn, KernelIdentity(...)) -> str | None   # see policy.identity
     access_request_for(policy, caller_arn=..., ...) -> AccessRequest   # as the Lambda derives it
     PolicyStore(parameter_name, ...).get() -> LoadedPolicy   # raises PolicyUnavailable
 """
 
 from kernel_access.policy.document import Policy
 from kernel_access.policy.evaluate import NO_RULE_MATCHED
+from kernel_access.policy.identity import KernelIdentity
 from kernel_access.policy.model import (
     AccessRequest,
     CodeArtifactAccess,
@@ -34,6 +35,7 @@ __all__ = [
     "CodeArtifactAccess",
     "CodeArtifactCondition",
     "Decision",
+    "KernelIdentity",
     "LoadedPolicy",
     "PartnerInfo",
     "Policy",

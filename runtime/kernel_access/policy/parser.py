@@ -211,8 +211,22 @@ def _pattern(text: str, _field: str) -> PrincipalPattern:
     return PrincipalPattern.compile(text)
 
 
+def _claim_account(owner_of: dict[str, str], account: str, name: str, field: str, c: _Collector) -> bool:
+    """One account is at most one partner: the account is what IAM binds a session to."""
+    owner = owner_of.setdefault(account, name)
+    if owner != name:
+        c.error(
+            None,
+            f"{field}.account_id",
+            f"account {account} is already partner {owner!r}'s: one account is at most one partner",
+        )
+        return False
+    return True
+
+
 def _parse_partners(value: object, c: _Collector) -> dict[str, PartnerInfo]:
     partners: dict[str, PartnerInfo] = {}
+    owner_of: dict[str, str] = {}  # account -> partner (a dict: parsing stays linear at 5,000 partners)
     mapping = c.mapping(value, None, "partners")
     if mapping is None:
         return partners
@@ -261,6 +275,8 @@ def _parse_partners(value: object, c: _Collector) -> dict[str, PartnerInfo]:
         attributes = (
             _parse_attributes(info["attributes"], f"{field}.attributes", c) if "attributes" in info else {}
         )
+        if account_ok and name_ok:
+            account_ok = _claim_account(owner_of, cast("str", account), name, field, c)
         if name_ok and account_ok and organization_ok and attributes is not None:
             partners[name] = PartnerInfo(
                 account_id=cast("str", account),

@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from kernel_access.policy.document import Policy
+from kernel_access.policy.identity import KernelIdentity
 from kernel_access.policy.model import AccessRequest
 
 
@@ -25,16 +26,17 @@ def access_request_for(
     caller_arn: str,
     source_ip: str | None,
     at: datetime,
-    in_org_role: str,
-    external_role: str,
+    kernel: KernelIdentity,
     role: str | None = None,
     codeartifact_domain: str | None = None,
     codeartifact_repository: str | None = None,
     duration: int | None = None,
 ) -> AccessRequest:
     """The request as the policy sees it: partner derived from ``caller_arn``, account and
-    organization bound to that partner by the document's ``partners`` map."""
-    partner = policy.partner_for(caller_arn, in_org_role=in_org_role, external_role=external_role)
+    organization bound to that partner by the document's ``partners`` map. ``kernel`` is the
+    deployment's own account, partition and role names: a session of any other account or
+    partition is no partner."""
+    partner = policy.partner_for(caller_arn, kernel)
     info = policy.partners.get(partner) if partner is not None else None
     return AccessRequest(
         caller_arn=caller_arn,

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from kernel_access import settings
-from kernel_access.validation import ROLE_NAME_RE
+from kernel_access.policy.identity import DEFAULT_EXTERNAL_ROLE, DEFAULT_IN_ORG_ROLE, KernelIdentity
+from kernel_access.validation import ACCOUNT_ID_RE, ROLE_NAME_RE
 
-DEFAULT_IN_ORG_ROLE: Final = "kernel-access"
-DEFAULT_EXTERNAL_ROLE: Final = "kernel-access-external"
+_PARTITIONS: Final = frozenset({"aws", "aws-cn", "aws-us-gov"})
 
 
 class ConfigError(ValueError):
@@ -73,6 +73,19 @@ class VendingConfig:
     audit_hmac_key_parameter: str | None = None
     in_org_role_name: str = DEFAULT_IN_ORG_ROLE
     external_role_name: str = DEFAULT_EXTERNAL_ROLE
+    #: The function's own account and partition (``None``: nobody resolves to a partner).
+    kernel_account_id: str | None = None
+    partition: str | None = None
+
+    @property
+    def kernel(self) -> KernelIdentity:
+        """Who the deployment is, as partner resolution needs it."""
+        return KernelIdentity(
+            account_id=self.kernel_account_id,
+            partition=self.partition,
+            in_org_role=self.in_org_role_name,
+            external_role=self.external_role_name,
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> VendingConfig:
@@ -98,4 +111,20 @@ class VendingConfig:
             audit_hmac_key_parameter=environ.get(settings.AUDIT_HMAC_KEY_PARAMETER) or None,
             in_org_role_name=environ.get(settings.IN_ORG_ROLE_NAME) or DEFAULT_IN_ORG_ROLE,
             external_role_name=environ.get(settings.EXTERNAL_ROLE_NAME) or DEFAULT_EXTERNAL_ROLE,
+            kernel_account_id=_account(environ),
+            partition=_partition(environ),
         )
+
+
+def _account(environ: Mapping[str, str]) -> str | None:
+    value = environ.get(settings.KERNEL_ACCOUNT_ID) or None
+    if value is not None and not ACCOUNT_ID_RE.match(value):
+        raise ConfigError(f"{settings.KERNEL_ACCOUNT_ID} must be a 12-digit account id")
+    return value
+
+
+def _partition(environ: Mapping[str, str]) -> str | None:
+    value = environ.get(settings.PARTITION) or None
+    if value is not None and value not in _PARTITIONS:
+        raise ConfigError(f"{settings.PARTITION} must be one of {sorted(_PARTITIONS)}")
+    return value
