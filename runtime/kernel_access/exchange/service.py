@@ -44,7 +44,7 @@ from kernel_access.exchange.refusal import ExchangeRefused
 from kernel_access.exchange.replay import ReplayGuard
 from kernel_access.exchange.request import decode_body, effective_ttl, parse_request
 from kernel_access.exchange.store import ExchangeConfigStore
-from kernel_access.ratelimit import RateLimiter, RateLimiterUnavailable
+from kernel_access.ratelimit import RateLimiter, RateLimiterUnavailable, caller_subject
 from kernel_access.validation import sts_safe_name
 from kernel_access.vending.sts import format_expiration
 
@@ -268,7 +268,7 @@ class ExchangeService:
         if self.rate_limiter is None:
             return
         try:
-            decision = self.rate_limiter.hit(caller)
+            decision = self.rate_limiter.hit(caller_subject(caller))
         except RateLimiterUnavailable:
             raise ExchangeRefused(
                 ErrorCode.UPSTREAM_UNAVAILABLE,

@@ -10,10 +10,14 @@ write fails, the outcome is INTERNAL_ERROR and carries no credential (fail close
 Order of checks for the credential and token routes, and why:
 
 1. caller identity from the IAM authorizer context (nothing is done for an unauthenticated caller);
-2. query validation (bad input is rejected before any AWS call but the audit write);
-3. rate limit per caller ARN (before the policy, so a flood cannot hammer SSM or STS);
-4. policy load (POLICY_LOAD_FAILED past the staleness bound) and partner resolution;
-5. revocation of the caller or partner (SESSION_REVOKED);
+2. policy load (POLICY_LOAD_FAILED past the staleness bound; cached, so SSM sees one read per
+   cache period whatever the request rate) and partner resolution;
+3. rate limit per partner, then per session (:mod:`kernel_access.ratelimit`) — keyed on the
+   partner, which the caller cannot choose, so renaming sessions does not reset it, and before
+   validation, so malformed requests spend the budget too. Refusals past the limit are counted;
+   only sampled ones are audited (:func:`~kernel_access.ratelimit.is_sampled_refusal`);
+4. revocation of the caller, the partner or the partner's account (SESSION_REVOKED);
+5. query validation (bad input is rejected before any AWS call but the audit write);
 6. policy evaluation (POLICY_DENY) — an unknown role is only reported (ROLE_NOT_FOUND) to a
    caller the policy allows it for, so denied callers learn nothing about which roles exist;
 7. STS / CodeArtifact, then the audit write, then the response.
@@ -36,7 +40,13 @@ from kernel_access import __version__
 from kernel_access.audit import AuditLog, AuditRecord, AuditWriteError, token_fingerprint
 from kernel_access.contract import ErrorCode
 from kernel_access.errors import KernelAccessError, error_body, error_headers
-from kernel_access.ratelimit import RateLimiter, RateLimiterUnavailable
+from kernel_access.ratelimit import (
+    RateLimiter,
+    RateLimiterUnavailable,
+    is_sampled_refusal,
+    principal_subject,
+    session_subject,
+)
 from kernel_access.revocation import RevocationStore, RevocationStoreUnavailable
 from kernel_access.vending.codeartifact import BREAKER_PREFIX, TokenCache
 from kernel_access.vending.config import VendingConfig
@@ -72,6 +82,24 @@ CLIENT_RETRIES: Final = {"total_max_attempts": 2, "mode": "standard"}
 CLIENT_TIMEOUT_SECONDS: Final = 3
 _REQUEST_ID_RE: Final = re.compile(r"^[\x21-\x7e]{1,128}$")
 BREAKER_VALUES: Final = {"closed": 0.0, "half-open": 1.0, "open": 2.0}
+
+
+class RateLimitedError(KernelAccessError):
+    """RATE_LIMITED; ``audited`` is False for refusals the audit table does not sample."""
+
+    def __init__(
+        self, message: str, details: Mapping[str, Any], retry_after: float, *, audited: bool
+    ) -> None:
+        super().__init__(ErrorCode.RATE_LIMITED, message, details, retry_after=retry_after)
+        self.audited = audited
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What the checks before validation established: the policy in force and the partner."""
+
+    loaded: LoadedPolicy
+    partner: str | None
 
 
 @dataclass
@@ -320,6 +348,7 @@ class VendingService:
             config.rate_limit_table,
             self.clients.dynamodb,
             limit=config.rate_limit_requests,
+            session_limit=config.rate_limit_session_requests,
             window_seconds=config.rate_limit_window_seconds,
         )
         self.revocations = revocations or RevocationStore(config.revocation_table, self.clients.dynamodb)
@@ -362,10 +391,12 @@ class VendingService:
             self._hmac_key_loaded = True
         return token_fingerprint(token, self._hmac_key)
 
-    def _rate_limit(self, caller: CallerIdentity) -> None:
+    def _rate_limit(self, caller: CallerIdentity, partner: str | None, record: AuditRecord) -> None:
         try:
             with self.telemetry.subsegment("dynamodb.UpdateItem rate-limit"):
-                decision = self.limiter.hit(caller.user_arn)
+                decision = self.limiter.hit(
+                    principal_subject(partner, caller.user_arn), session=session_subject(caller.user_arn)
+                )
         except RateLimiterUnavailable:
             self.telemetry.logger.error("rate limiter unavailable; request refused")
             raise KernelAccessError(
@@ -374,11 +405,17 @@ class VendingService:
                 {"upstream": "rate-limit", "retryable": True},
             ) from None
         if not decision.allowed:
-            raise KernelAccessError(
-                ErrorCode.RATE_LIMITED,
-                f"rate limit of {decision.limit} requests per {self.limiter.window_seconds}s exceeded",
-                {"limit": decision.limit, "window_seconds": self.limiter.window_seconds},
-                retry_after=decision.retry_after,
+            record.refusals = decision.refusals
+            raise RateLimitedError(
+                f"rate limit of {decision.limit} requests per {self.limiter.window_seconds}s "
+                f"per {decision.scope} exceeded",
+                {
+                    "limit": decision.limit,
+                    "window_seconds": self.limiter.window_seconds,
+                    "scope": decision.scope,
+                },
+                decision.retry_after,
+                audited=is_sampled_refusal(decision.refusals),
             )
 
     def _policy(self, record: AuditRecord) -> LoadedPolicy:
@@ -395,10 +432,13 @@ class VendingService:
         record.policy_version = loaded.version
         return loaded
 
-    def _check_revoked(self, caller: CallerIdentity, partner: str | None) -> None:
+    def _check_revoked(self, caller: CallerIdentity, loaded: LoadedPolicy, partner: str | None) -> None:
+        info = loaded.policy.partners.get(partner) if partner else None
         try:
             with self.telemetry.subsegment("dynamodb.BatchGetItem revocation"):
-                revocation = self.revocations.check(caller.user_arn, partner)
+                revocation = self.revocations.check(
+                    caller.user_arn, partner, info.account_id if info is not None else None
+                )
         except RevocationStoreUnavailable:
             self.telemetry.logger.error("revocation store unavailable; request refused")
             raise KernelAccessError(
@@ -413,10 +453,29 @@ class VendingService:
                 {"revoked_at": revocation.revoked_at, "subject": revocation.kind},
             )
 
+    def _partner(self, caller: CallerIdentity, loaded: LoadedPolicy, record: AuditRecord) -> str | None:
+        partner = loaded.policy.partner_for(
+            caller.user_arn,
+            in_org_role=self.config.in_org_role_name,
+            external_role=self.config.external_role_name,
+        )
+        record.partner = partner
+        return partner
+
+    def _admit(self, caller: CallerIdentity, record: AuditRecord) -> Admission:
+        """Steps 2-4 of the module docstring: everything that must hold before the request is
+        even read, so that neither renamed sessions nor malformed requests escape the budget."""
+        loaded = self._policy(record)
+        partner = self._partner(caller, loaded, record)
+        self._rate_limit(caller, partner, record)
+        self._check_revoked(caller, loaded, partner)
+        return Admission(loaded=loaded, partner=partner)
+
     def _authorize(
         self,
         caller: CallerIdentity,
         record: AuditRecord,
+        admission: Admission,
         *,
         role: str | None = None,
         domain: str | None = None,
@@ -425,15 +484,7 @@ class VendingService:
     ) -> Any:
         from kernel_access.policy import AccessRequest
 
-        self._rate_limit(caller)
-        loaded = self._policy(record)
-        partner = loaded.policy.partner_for(
-            caller.user_arn,
-            in_org_role=self.config.in_org_role_name,
-            external_role=self.config.external_role_name,
-        )
-        record.partner = partner
-        self._check_revoked(caller, partner)
+        loaded, partner = admission.loaded, admission.partner
         decision = loaded.policy.evaluate(
             AccessRequest(
                 caller_arn=caller.user_arn,
@@ -506,7 +557,10 @@ class VendingService:
         record.access_key_id = None
         record.token_fingerprint = None
         record.expiration = None
-        if not audit_failed:
+        # A refusal past the rate limit that is not sampled is counted (the rate-limit item and the
+        # Denied metric) but not written: a flood must not turn into one audit item per request.
+        unsampled = isinstance(error, RateLimitedError) and not error.audited
+        if not audit_failed and not unsampled:
             record.latency_ms = (time.perf_counter() - started) * 1000
             try:
                 self._audit(record)
@@ -530,10 +584,13 @@ class VendingService:
         def act(record: AuditRecord) -> dict[str, Any]:
             caller = caller_from_event(event)
             self._fill_caller(record, caller)
+            admission = self._admit(caller, record)
             request = parse_credentials_request(event)
             record.target_role = request.role
             record.duration = request.duration
-            decision = self._authorize(caller, record, role=request.role, duration=request.duration)
+            decision = self._authorize(
+                caller, record, admission, role=request.role, duration=request.duration
+            )
             role_arn = self.config.target_roles.get(request.role)
             if role_arn is None:
                 raise KernelAccessError(
@@ -575,6 +632,7 @@ class VendingService:
         def act(record: AuditRecord) -> dict[str, Any]:
             caller = caller_from_event(event)
             self._fill_caller(record, caller)
+            admission = self._admit(caller, record)
             request = parse_token_request(event)
             record.codeartifact_domain = request.domain
             record.codeartifact_repository = request.repository
@@ -582,6 +640,7 @@ class VendingService:
             decision = self._authorize(
                 caller,
                 record,
+                admission,
                 domain=request.domain,
                 repository=request.repository,
                 duration=request.duration,
@@ -633,9 +692,12 @@ class VendingService:
 
             caller = caller_from_event(event)
             self._fill_caller(record, caller)
-            self._rate_limit(caller)
+            loaded = None
             with suppress(PolicyUnavailable), self.telemetry.subsegment("ssm.GetParameter policy"):
-                self.policy_store.get()
+                loaded = self.policy_store.get()
+            # Counted against the partner's budget like every other route (the principal's when the
+            # policy, and so the partner, is unavailable).
+            self._rate_limit(caller, self._partner(caller, loaded, record) if loaded else None, record)
             status = self.policy_store.status()
             record.policy_version = status.version
             breakers = self.tokens.breaker_states()
