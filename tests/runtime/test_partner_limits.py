@@ -163,3 +163,18 @@ def test_cli_caller_revocation_says_what_it_does_not_stop(make_service, capsys):
     err = capsys.readouterr().err
     assert "--partner" in err
     assert "--account" in err
+
+
+def test_requests_are_counted_while_the_policy_cannot_be_loaded(make_service, aws_backend):
+    service = make_service(KERNEL_ACCESS_RATE_LIMIT_REQUESTS="2", KERNEL_ACCESS_POLICY_PARAMETER="/missing")
+    codes = [
+        call(service, http_event("/credentials", {"role": "kernel-reader"}, user_arn=session(f"s{i}")))[2][
+            "error_code"
+        ]
+        for i in range(3)
+    ]
+    assert codes == ["POLICY_LOAD_FAILED", "POLICY_LOAD_FAILED", "RATE_LIMITED"]
+    keys = [
+        item["pk"]["S"] for item in aws_backend.dynamodb.scan(TableName="kernel-access-rate-limit")["Items"]
+    ]
+    assert any(k.startswith(f"principal#{ROLE_PREFIX.rstrip('/')}#") for k in keys)

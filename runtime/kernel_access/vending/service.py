@@ -465,7 +465,13 @@ class VendingService:
     def _admit(self, caller: CallerIdentity, record: AuditRecord) -> Admission:
         """Steps 2-4 of the module docstring: everything that must hold before the request is
         even read, so that neither renamed sessions nor malformed requests escape the budget."""
-        loaded = self._policy(record)
+        try:
+            loaded = self._policy(record)
+        except KernelAccessError:
+            # No policy, no partner: the request is still counted (on its principal), so a policy
+            # outage is no way around the limit and a flood of refusals is still sampled.
+            self._rate_limit(caller, None, record)
+            raise
         partner = self._partner(caller, loaded, record)
         self._rate_limit(caller, partner, record)
         self._check_revoked(caller, loaded, partner)
