@@ -111,7 +111,11 @@ def _add_common(parser: argparse.ArgumentParser, *, table: bool = True) -> None:
 
 def _add_subject(parser: argparse.ArgumentParser, *, required: bool) -> None:
     group = parser.add_mutually_exclusive_group(required=required)
-    group.add_argument("--caller", metavar="ARN", help="caller ARN as the vending API sees it")
+    group.add_argument(
+        "--caller",
+        metavar="ARN",
+        help="one session ARN as the vending API sees it (not the partner behind it)",
+    )
     group.add_argument("--partner", metavar="NAME", help="partner name from the policy's partners map")
     group.add_argument(
         "--account", metavar="ID", help="the partner's AWS account id: every partner bound to it is refused"
@@ -123,7 +127,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     revoke = subparsers.add_parser(
         "revoke",
         help="refuse a caller or partner from now on (SESSION_REVOKED)",
-        description="Mark a caller ARN or a partner revoked; vending refuses them from the next request.",
+        description=(
+            "Mark a partner, a partner's account or one caller session ARN revoked; vending refuses "
+            "them from the next request. --caller stops that session ARN only: the partner can assume "
+            "the role again under another session name (use --partner or --account to stop it)."
+        ),
         epilog=_REVOKE_EPILOG,
         formatter_class=formatter,
     )
@@ -136,7 +144,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     unrevoke = subparsers.add_parser(
         "unrevoke",
         help="lift a revocation",
-        description="Remove a caller or partner from the revocation table.",
+        description="Remove a caller, partner or account from the revocation table.",
         epilog=_UNREVOKE_EPILOG,
         formatter_class=formatter,
     )
