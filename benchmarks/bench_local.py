@@ -213,7 +213,10 @@ def run() -> list[Result]:
             project_dir=PROJECT,
             cdk_out=_assembly(),
             synth=False,
-            function_environment={settings.RATE_LIMIT_REQUESTS: "1000000"},
+            function_environment={
+                settings.RATE_LIMIT_REQUESTS: "1000000",
+                settings.RATE_LIMIT_SESSION_REQUESTS: "1000000",
+            },
         )
     )
     try:

@@ -85,7 +85,12 @@ class _Backend:
             Name=rt.POLICY_PARAMETER, Value=json.dumps(rt.POLICY), Type="String"
         )
         # Rate limit out of the way: every request must be served, not refused.
-        os.environ.update(rt.vending_environment(KERNEL_ACCESS_RATE_LIMIT_REQUESTS="1000000000"))
+        os.environ.update(
+            rt.vending_environment(
+                KERNEL_ACCESS_RATE_LIMIT_REQUESTS="1000000000",
+                KERNEL_ACCESS_RATE_LIMIT_SESSION_REQUESTS="1000000000",
+            )
+        )
         self.stub = rt.CodeArtifactStub()
         self.service = VendingService.from_env()
         self.service.tokens._codeartifact_client = self.stub
@@ -153,13 +158,15 @@ class _Backend:
         return record.to_item(retention_days=400)
 
     def rate_limit_call(self) -> None:
-        self.service.clients.dynamodb().update_item(
-            TableName=self.rt.RATE_LIMIT_TABLE,
-            Key={"pk": {"S": f"caller#{self.rt.PAYMENTS_ARN}#bare"}},
-            UpdateExpression="ADD hits :one SET expires_at = if_not_exists(expires_at, :expires)",
-            ExpressionAttributeValues={":one": {"N": "1"}, ":expires": {"N": "4102444800"}},
-            ReturnValues="UPDATED_NEW",
-        )
+        """The two counters the handler updates: the partner's, then the session's."""
+        for key in ("partner#payments#bare", f"session#{self.rt.PAYMENTS_ARN}#bare"):
+            self.service.clients.dynamodb().update_item(
+                TableName=self.rt.RATE_LIMIT_TABLE,
+                Key={"pk": {"S": key}},
+                UpdateExpression="ADD hits :one SET expires_at = if_not_exists(expires_at, :expires)",
+                ExpressionAttributeValues={":one": {"N": "1"}, ":expires": {"N": "4102444800"}},
+                ReturnValues="UPDATED_NEW",
+            )
 
     def revocation_call(self) -> None:
         self.service.clients.dynamodb().batch_get_item(

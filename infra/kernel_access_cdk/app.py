@@ -13,6 +13,7 @@ from aws_cdk import App
 from kernel_access.contract import CONFIG_CONTEXT_KEY
 
 from .config import load_config
+from .limits import register_limits
 from .nag import register_nag
 from .stacks import build_stacks
 
@@ -33,7 +34,8 @@ def build_app(
     *,
     builtin_validation: bool | None = None,
 ) -> App:
-    """An app with the kernel stack, one stack per partner and the cdk-nag packs registered.
+    """An app with the kernel stack, one stack per partner, the cdk-nag packs and the limits check
+    (:mod:`kernel_access_cdk.limits`, with the config's ``limits``) registered.
 
     ``context`` is cdk.json's ``"context"`` object (feature flags + ``"kernel-access"``); None
     means "whatever the CDK CLI passed", which is what ``app.py`` uses. ``builtin_validation``
@@ -50,4 +52,5 @@ def build_app(
     config = load_config(app.node.try_get_context(CONTEXT_KEY))
     build_stacks(app, config)
     register_nag(app)
+    register_limits(app, config.limits)
     return app

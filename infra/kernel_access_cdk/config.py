@@ -22,8 +22,10 @@ from typing import Any, Final
 
 from kernel_access import validation
 from kernel_access.contract import EXAMPLE_SERVICE_FLAG
+from kernel_access.ratelimit import DEFAULT_LIMIT, DEFAULT_SESSION_LIMIT
 from kernel_access.validation import ValidationError
 
+from .limits import QUOTA_MAXIMA, Limits
 from .monitoring import MonitoringThresholds
 
 #: CloudWatch Logs accepts only these retention periods (days).
@@ -54,6 +56,7 @@ _TOP_LEVEL_FIELDS: Final = frozenset(
         "exchange",
         EXAMPLE_SERVICE_FLAG,
         "monitoring",
+        "limits",
     }
 )
 _PARTNER_FIELDS: Final = frozenset({"name", "account_id", "in_organization", "region", "external_id"})
@@ -161,7 +164,9 @@ class KernelAccessConfig:
     codeartifact: CodeArtifactConfig | None = None
     audit_retention_days: int = 400
     log_retention_days: int = 365
-    rate_limit_requests: int = 100
+    #: Requests per partner per window, and per session (never above the partner's).
+    rate_limit_requests: int = DEFAULT_LIMIT
+    rate_limit_session_requests: int = DEFAULT_SESSION_LIMIT
     rate_limit_window_seconds: int = 60
     api_throttling_rate_limit: int = 50
     api_throttling_burst_limit: int = 100
@@ -175,6 +180,8 @@ class KernelAccessConfig:
     #: deployed kernel carries no example code. ``kernel-access local`` turns it on.
     example_service: bool = False
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    #: What the synth-time limits check enforces (``limits`` section; AWS defaults when absent).
+    limits: Limits = field(default_factory=Limits)
     _partner_index: Mapping[str, PartnerConfig] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -596,6 +603,20 @@ def _load_partners(
     return partners
 
 
+def _load_limits(raw: object) -> Limits:
+    """The ``limits`` section: each key of :class:`Limits`, at least 1 and at most what AWS grants
+    (:data:`QUOTA_MAXIMA`): raise a quota with AWS first, then here."""
+    entry = _require_mapping(raw, "limits")
+    _reject_unknown(entry, frozenset(QUOTA_MAXIMA), "limits.", None)
+    defaults = Limits()
+    return Limits(
+        **{
+            name: _require_int(entry.get(name, getattr(defaults, name)), f"limits.{name}", 1, maximum)
+            for name, maximum in QUOTA_MAXIMA.items()
+        }
+    )
+
+
 def load_config(context: object) -> KernelAccessConfig:
     """Validate the ``"kernel-access"`` context value and return it as a frozen config."""
     raw = _require_mapping(context, "kernel-access")
@@ -637,6 +658,19 @@ def load_config(context: object) -> KernelAccessConfig:
             "log_retention_days", f"must be one of {LOG_RETENTION_DAYS}, got {log_retention_days!r}"
         )
     rate_limit = _require_mapping(raw.get("rate_limit", {}), "rate_limit")
+    _reject_unknown(
+        rate_limit, frozenset({"requests", "session_requests", "window_seconds"}), "rate_limit.", None
+    )
+    rate_limit_requests = _require_int(
+        rate_limit.get("requests", DEFAULT_LIMIT), "rate_limit.requests", 1, 100_000
+    )
+    rate_limit_session_requests = _require_int(
+        rate_limit.get("session_requests", min(DEFAULT_SESSION_LIMIT, rate_limit_requests)),
+        "rate_limit.session_requests",
+        1,
+        rate_limit_requests,
+    )
+    limits = _load_limits(raw.get("limits", {}))
     throttling = _require_mapping(raw.get("api_throttling", {}), "api_throttling")
     vending_api_url = raw.get("vending_api_url")
     if vending_api_url is not None and (
@@ -677,7 +711,8 @@ def load_config(context: object) -> KernelAccessConfig:
         codeartifact=codeartifact,
         audit_retention_days=audit_retention_days,
         log_retention_days=log_retention_days,
-        rate_limit_requests=_require_int(rate_limit.get("requests", 100), "rate_limit.requests", 1, 100_000),
+        rate_limit_requests=rate_limit_requests,
+        rate_limit_session_requests=rate_limit_session_requests,
         rate_limit_window_seconds=_require_int(
             rate_limit.get("window_seconds", 60), "rate_limit.window_seconds", 1, 86_400
         ),
@@ -695,5 +730,6 @@ def load_config(context: object) -> KernelAccessConfig:
         exchange=exchange,
         example_service=example_service,
         monitoring=_load_monitoring(raw.get("monitoring", {})),
+        limits=limits,
         _partner_index={p.name: p for p in partners},
     )

@@ -111,6 +111,7 @@ class KernelAccountStack(Stack):
             name_suffix=config.name_suffix,
             policy_max_staleness_seconds=config.policy_max_staleness_seconds,
             rate_limit_requests=config.rate_limit_requests,
+            rate_limit_session_requests=config.rate_limit_session_requests,
             rate_limit_window_seconds=config.rate_limit_window_seconds,
             audit_retention_days=config.audit_retention_days,
             log_retention=retention,

@@ -22,6 +22,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 from kernel_access import contract, settings, telemetry
+from kernel_access.ratelimit import DEFAULT_LIMIT, DEFAULT_SESSION_LIMIT
 
 from .audit_table import AuditTable, pitr
 from .codeartifact import CodeArtifactRegistry
@@ -162,7 +163,9 @@ class CredentialVendingService(Construct):
         policy_parameter_name: Default: "/kernel-access/vending-policy" + name_suffix.
         name_suffix: appended to physical names (roles, parameter). Default: "".
         policy_max_staleness_seconds: Default: 300.
-        rate_limit_requests / rate_limit_window_seconds: per caller. Default: 100 per 60 s.
+        rate_limit_requests / rate_limit_window_seconds: per partner. Default: 100 per 60 s.
+        rate_limit_session_requests: per session (caller ARN) inside the partner's budget, at
+            most ``rate_limit_requests``. Default: 50 (or ``rate_limit_requests`` if lower).
         audit_retention_days: TTL of audit records. Default: 400.
         log_retention: function and access logs. Default: one year.
         memory_size: MB. Default: 512. timeout: Default: 15 s.
@@ -191,7 +194,8 @@ class CredentialVendingService(Construct):
         policy_parameter_name: str | None = None,
         name_suffix: str = "",
         policy_max_staleness_seconds: int = 300,
-        rate_limit_requests: int = 100,
+        rate_limit_requests: int = DEFAULT_LIMIT,
+        rate_limit_session_requests: int | None = None,
         rate_limit_window_seconds: int = 60,
         audit_retention_days: int = 400,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
@@ -297,6 +301,14 @@ class CredentialVendingService(Construct):
                 {name: role.role_arn for name, role in self.target_roles.items()}
             ),
             settings.RATE_LIMIT_REQUESTS: str(rate_limit_requests),
+            settings.RATE_LIMIT_SESSION_REQUESTS: str(
+                min(
+                    rate_limit_requests,
+                    DEFAULT_SESSION_LIMIT
+                    if rate_limit_session_requests is None
+                    else rate_limit_session_requests,
+                )
+            ),
             settings.RATE_LIMIT_WINDOW_SECONDS: str(rate_limit_window_seconds),
             settings.AUDIT_RETENTION_DAYS: str(audit_retention_days),
             settings.IN_ORG_ROLE_NAME: kernel_roles.in_org_role_name,

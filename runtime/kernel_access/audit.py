@@ -128,8 +128,11 @@ class AuditRecord:
     codeartifact_access: str | None = None
     policy_version: str | None = None
     #: Operator records (``kernel-access revoke`` & co.): what was acted on — ``caller#<arn>``,
-    #: ``partner#<name>`` or ``role#<iam-role-name>``.
+    #: ``partner#<name>``, ``account#<id>`` or ``role#<iam-role-name>``.
     revocation_subject: str | None = None
+    #: RATE_LIMITED records: how many requests of that budget were refused so far in the window
+    #: (only sampled refusals are written, see ``kernel_access.ratelimit``).
+    refusals: int | None = None
 
     def to_item(self, *, retention_days: int) -> dict[str, Any]:
         """The DynamoDB item (low-level attribute values). Empty values are left out: GSI keys must

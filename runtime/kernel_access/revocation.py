@@ -1,9 +1,16 @@
-"""Revoked callers and partners: an operator's kill switch, checked on every vend, fail-closed.
+"""Revoked callers, partners and accounts: an operator's kill switch, checked on every vend, fail-closed.
 
-The table holds one item per revoked subject: ``caller#<arn>`` or ``partner#<name>`` with
-``reason``, ``revoked_by`` (the operator's STS caller identity ARN) and ``revoked_at``. The Lambda
-only reads (one strongly consistent ``BatchGetItem`` for both subjects, so a revocation applies to
-the very next request); the ``kernel-access revoke`` command writes. If the store cannot answer,
+The table holds one item per revoked subject — ``partner#<name>``, ``account#<id>`` (the partner's
+bound account) or ``caller#<session-arn>`` — with ``reason``, ``revoked_by`` (the operator's STS
+caller identity ARN) and ``revoked_at``. The Lambda only reads (one strongly consistent
+``BatchGetItem`` for every subject of a request, so a revocation applies to the very next request);
+the ``kernel-access revoke`` command writes.
+
+What each kind stops: a partner or account revocation stops every session of that partner, whatever
+it names them (those keys are identities the partner cannot choose). A caller revocation stops ONE
+session ARN: that is what a leaked kernel-access session credential can present (it cannot rename
+itself), but the partner behind it can assume the role again under another session name, so
+stopping a partner always takes ``partner#`` or ``account#``. If the store cannot answer,
 :meth:`RevocationStore.check` raises :class:`RevocationStoreUnavailable` and vending denies (503):
 a revocation store that cannot answer never lets a request through.
 """
@@ -48,6 +55,10 @@ def token_subject(fingerprint: str) -> str:
     return f"token#{fingerprint}"
 
 
+def account_subject(account_id: str) -> str:
+    return f"account#{account_id}"
+
+
 def _from_item(item: dict[str, Any]) -> Revocation:
     def text(name: str) -> str:
         value = item.get(name, {})
@@ -70,11 +81,14 @@ class RevocationStore:
 
     # --- read side (the Lambda) ---
 
-    def check(self, caller_arn: str, partner: str | None) -> Revocation | None:
-        """The revocation that applies to this caller or partner (caller first), or None."""
+    def check(self, caller_arn: str, partner: str | None, account_id: str | None = None) -> Revocation | None:
+        """The revocation that applies to this caller, partner or the partner's account (in that
+        order), or None."""
         subjects = [caller_subject(caller_arn)]
         if partner:
             subjects.append(partner_subject(partner))
+        if account_id:
+            subjects.append(account_subject(account_id))
         return self.first_revoked(subjects)
 
     def first_revoked(self, subjects: Sequence[str]) -> Revocation | None:

@@ -10,7 +10,7 @@ from typing import Final
 
 #: DynamoDB table that receives one record per decision (append-only).
 AUDIT_TABLE_NAME: Final = "KERNEL_ACCESS_AUDIT_TABLE"
-#: DynamoDB table holding the per-caller fixed-window counters (items expire by TTL).
+#: DynamoDB table holding the per-partner and per-session fixed-window counters (items expire by TTL).
 RATE_LIMIT_TABLE_NAME: Final = "KERNEL_ACCESS_RATE_LIMIT_TABLE"
 #: DynamoDB table holding revoked callers and partners.
 REVOCATION_TABLE_NAME: Final = "KERNEL_ACCESS_REVOCATION_TABLE"
@@ -20,8 +20,10 @@ POLICY_PARAMETER_NAME: Final = "KERNEL_ACCESS_POLICY_PARAMETER"
 POLICY_MAX_STALENESS_SECONDS: Final = "KERNEL_ACCESS_POLICY_MAX_STALENESS_SECONDS"
 #: JSON object mapping a target role name (as requested by callers) to its ARN.
 TARGET_ROLES: Final = "KERNEL_ACCESS_TARGET_ROLES"
-#: Requests allowed per caller ARN per window, and the window length in seconds.
+#: Requests allowed per partner per window, and the window length in seconds.
 RATE_LIMIT_REQUESTS: Final = "KERNEL_ACCESS_RATE_LIMIT_REQUESTS"
+#: Requests allowed per session (caller ARN) per window; never above the partner's limit.
+RATE_LIMIT_SESSION_REQUESTS: Final = "KERNEL_ACCESS_RATE_LIMIT_SESSION_REQUESTS"
 RATE_LIMIT_WINDOW_SECONDS: Final = "KERNEL_ACCESS_RATE_LIMIT_WINDOW_SECONDS"
 #: Days an audit record is kept before DynamoDB's TTL removes it.
 AUDIT_RETENTION_DAYS: Final = "KERNEL_ACCESS_AUDIT_RETENTION_DAYS"

@@ -26,6 +26,7 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from kernel_access import settings
 
 PROJECT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -263,9 +264,18 @@ def kernel_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def kernel_emulator(tmp_path_factory: pytest.TempPathFactory, kernel_assembly: Path) -> Iterator[Emulator]:
-    """The emulator running the example kernel stack exactly as `cdk synth` produces it."""
+    """The emulator running the example kernel stack exactly as `cdk synth` produces it.
+
+    One change: the per-partner rate limit is raised (the per-session one stays at 100), because the
+    whole e2e session, the 2,000-request load test included, runs as the same two partners within
+    a few minutes. Per-partner limiting is covered by tests/runtime/test_partner_limits.py.
+    """
+    limits = [
+        f"--set={settings.RATE_LIMIT_REQUESTS}=1000000",
+        f"--set={settings.RATE_LIMIT_SESSION_REQUESTS}=100",
+    ]
     emulator = start_emulator(
-        ["--cdk-out", str(kernel_assembly), "--no-synth"], tmp_path_factory.mktemp("kernel")
+        ["--cdk-out", str(kernel_assembly), "--no-synth", *limits], tmp_path_factory.mktemp("kernel")
     )
     yield emulator
     stop_emulator(emulator)

@@ -1,8 +1,9 @@
 """Load: 2,000 signed /credentials requests at 32 concurrent clients against the local kernel stack.
 
 Callers: 32 distinct partner sessions (222222222222.load-00 … load-31), ~63 requests each, so the
-example config's per-caller rate limit (100 / 60 s) is respected without changing the stack's
-configuration. Asserted: no transport error, no 5xx, every request allowed, and the audit table
+per-session rate limit (100 / 60 s) is respected; the e2e emulator raises the per-partner limit
+(see ``kernel_emulator``), since all 2,000 requests are one partner's. Asserted: no transport
+error, no 5xx, every request allowed, and the audit table
 holds exactly one record per request. Latency and throughput are printed, never asserted.
 """
 

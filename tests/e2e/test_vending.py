@@ -169,7 +169,7 @@ def test_unsigned_request_never_reaches_the_handler(kernel_emulator: Emulator, v
 
 
 def test_rate_limit_returns_429_with_retry_after(kernel_emulator: Emulator, vending: str) -> None:
-    """Default config: 100 requests per 60 s per caller ARN. One fresh caller, up to 205 requests."""
+    """The emulator's per-session limit: 100 requests per 60 s. One fresh session, 205 requests."""
     caller = kernel_emulator.partner_session("payments", "e2e-ratelimit")
 
     def one(_: int) -> Response:

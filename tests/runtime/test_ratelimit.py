@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from kernel_access.ratelimit import RateLimiter, RateLimiterUnavailable, window_key
+from kernel_access.ratelimit import RateLimiter, RateLimiterUnavailable, caller_subject, window_key
 
 from tests.runtime.conftest import PAYMENTS_ARN, RATE_LIMIT_TABLE, REGION
+
+CALLER = caller_subject(PAYMENTS_ARN)
 
 
 @pytest.fixture
@@ -23,19 +25,19 @@ def limiter(aws_backend, clock):
 
 
 def test_counts_per_caller_and_window(limiter, aws_backend, clock):
-    decisions = [limiter.hit(PAYMENTS_ARN) for _ in range(4)]
+    decisions = [limiter.hit(CALLER) for _ in range(4)]
     assert [d.allowed for d in decisions] == [True, True, True, False]
     assert decisions[-1].hits == 4
     assert decisions[-1].retry_after == pytest.approx(60 - (1_000_020 % 60))
-    assert limiter.hit("arn:aws:sts::111111111111:assumed-role/kernel-access/other.x").allowed
+    assert limiter.hit(caller_subject("arn:aws:sts::111111111111:assumed-role/kernel-access/other.x")).allowed
     item = aws_backend.dynamodb.get_item(
-        TableName=RATE_LIMIT_TABLE, Key={"pk": {"S": window_key(PAYMENTS_ARN, 1_000_020 - 1_000_020 % 60)}}
+        TableName=RATE_LIMIT_TABLE, Key={"pk": {"S": window_key(CALLER, 1_000_020 - 1_000_020 % 60)}}
     )["Item"]
     assert item["hits"] == {"N": "4"}
     window_end = 1_000_020 - 1_000_020 % 60 + 60
     assert item["expires_at"] == {"N": str(window_end + 60)}  # TTL cleans the table
     clock[0] += 60  # next window: a fresh budget
-    assert limiter.hit(PAYMENTS_ARN).allowed
+    assert limiter.hit(CALLER).allowed
 
 
 def test_one_atomic_update_per_request_no_read_modify_write():
@@ -57,7 +59,7 @@ def test_one_atomic_update_per_request_no_read_modify_write():
                 "ReturnValues": "UPDATED_NEW",
             },
         )
-        decision = limiter.hit(PAYMENTS_ARN)
+        decision = limiter.hit(CALLER)
         stubber.assert_no_pending_responses()
     assert not decision.allowed
     assert decision.retry_after == 60
@@ -66,13 +68,13 @@ def test_one_atomic_update_per_request_no_read_modify_write():
 def test_errors_fail_closed(aws_backend):
     broken = RateLimiter("no-such-table", lambda: aws_backend.dynamodb)
     with pytest.raises(RateLimiterUnavailable):
-        broken.hit(PAYMENTS_ARN)
+        broken.hit(CALLER)
 
     def no_network():
         raise ConnectionError("down")
 
     with pytest.raises(RateLimiterUnavailable):
-        RateLimiter(RATE_LIMIT_TABLE, no_network).hit(PAYMENTS_ARN)  # type: ignore[arg-type]
+        RateLimiter(RATE_LIMIT_TABLE, no_network).hit(CALLER)  # type: ignore[arg-type]
 
 
 def test_malformed_reply_fails_closed(aws_backend):
@@ -82,7 +84,7 @@ def test_malformed_reply_fails_closed(aws_backend):
     with Stubber(client) as stubber:
         stubber.add_response("update_item", {"Attributes": {}})
         with pytest.raises(RateLimiterUnavailable):
-            RateLimiter(RATE_LIMIT_TABLE, lambda: client).hit(PAYMENTS_ARN)
+            RateLimiter(RATE_LIMIT_TABLE, lambda: client).hit(CALLER)
 
 
 @pytest.mark.parametrize(("limit", "window"), [(0, 60), (10, 0)])

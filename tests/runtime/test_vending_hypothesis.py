@@ -77,7 +77,12 @@ def service(aws_backend):
     from tests.runtime.conftest import vending_environment
 
     aws_backend.reset_mutable_state()
-    config = VendingConfig.from_env(vending_environment(KERNEL_ACCESS_RATE_LIMIT_REQUESTS="1000000000"))
+    config = VendingConfig.from_env(
+        vending_environment(
+            KERNEL_ACCESS_RATE_LIMIT_REQUESTS="1000000000",
+            KERNEL_ACCESS_RATE_LIMIT_SESSION_REQUESTS="1000000000",
+        )
+    )
     built = VendingService(config)
     built.tokens._codeartifact_client = CodeArtifactStub()
     vending.reset_for_tests(built)

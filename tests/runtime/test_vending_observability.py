@@ -87,10 +87,11 @@ def test_every_aws_call_runs_inside_a_named_subsegment(traced, capsys):
     assert ("GetParameter", "ssm.GetParameter policy") in by_operation
     assert ("AssumeRole", "sts.AssumeRole codeartifact-publish") in by_operation
     assert ("GetAuthorizationToken", "codeartifact.GetAuthorizationToken") in by_operation
-    # Health is rate-limited and audited like the other routes.
+    # Health is rate-limited (against the partner the policy names, so the policy comes first)
+    # and audited like the other routes.
     assert telemetry.opened[-3:] == [
-        "dynamodb.UpdateItem rate-limit",
         "ssm.GetParameter policy",
+        "dynamodb.UpdateItem rate-limit",
         "dynamodb.PutItem audit",
     ]
 

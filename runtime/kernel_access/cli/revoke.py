@@ -1,7 +1,10 @@
 """``kernel-access revoke`` / ``unrevoke`` / ``revoke-sessions``: the operator's kill switches.
 
-- ``revoke`` marks a caller ARN or a whole partner revoked in the revocation table; from the next
-  request on, vending refuses them with SESSION_REVOKED. Each entry records who (the operator's STS
+- ``revoke`` marks a whole partner, a partner's account, or one caller session ARN revoked in the
+  revocation table; from the next request on, vending refuses them with SESSION_REVOKED. A caller
+  revocation stops that one session ARN only (a leaked session credential cannot rename itself),
+  not the partner, which can assume the role again under another session name: the command says
+  so, and ``--partner`` / ``--account`` are what stop a partner. Each entry records who (the operator's STS
   caller identity ARN — taken from AWS, not typed in) and why (``--reason``, required).
 - ``unrevoke`` removes an entry; ``revoke --list`` shows them.
 - ``revoke-sessions --role NAME`` kills sessions *already vended* for a target role, AWS's
@@ -52,6 +55,7 @@ examples:
   kernel-access revoke --caller arn:aws:sts::111111111111:assumed-role/kernel-access/payments.ci-42 \\
       --reason "INC-1234: leaked CI credentials" --table kernel-access-revocation
   kernel-access revoke --partner acme-analytics --reason "contract ended"
+  kernel-access revoke --account 333333333333 --reason "INC-1235: account compromised"
   kernel-access revoke --list --output json
 
 The tables default to $KERNEL_ACCESS_REVOCATION_TABLE and $KERNEL_ACCESS_AUDIT_TABLE. Revocation
@@ -63,6 +67,7 @@ _UNREVOKE_EPILOG = """\
 examples:
   kernel-access unrevoke --caller arn:aws:sts::111111111111:assumed-role/kernel-access/payments.ci-42 \\
       --reason "INC-1234 closed: keys rotated"
+  kernel-access unrevoke --account 333333333333 --reason "INC-1235 closed"
   kernel-access unrevoke --partner acme-analytics --reason "contract renewed" \\
       --table kernel-access-revocation --audit-table kernel-access-audit
 
@@ -79,6 +84,13 @@ before now. Every session issued before that instant stops working (new ones are
 NAME is the role name callers request; it is mapped to the IAM role through
 $KERNEL_ACCESS_TARGET_ROLES when that is set (deployments with a name suffix), else used as is.
 """
+
+
+CALLER_REVOCATION_NOTE: Final = (
+    "kernel-access: note: this stops that one session ARN only; the partner behind it can assume "
+    "the role again under another session name. To stop the partner use --partner NAME or "
+    "--account ID."
+)
 
 
 def _add_common(parser: argparse.ArgumentParser, *, table: bool = True) -> None:
@@ -99,8 +111,15 @@ def _add_common(parser: argparse.ArgumentParser, *, table: bool = True) -> None:
 
 def _add_subject(parser: argparse.ArgumentParser, *, required: bool) -> None:
     group = parser.add_mutually_exclusive_group(required=required)
-    group.add_argument("--caller", metavar="ARN", help="caller ARN as the vending API sees it")
+    group.add_argument(
+        "--caller",
+        metavar="ARN",
+        help="one session ARN as the vending API sees it (not the partner behind it)",
+    )
     group.add_argument("--partner", metavar="NAME", help="partner name from the policy's partners map")
+    group.add_argument(
+        "--account", metavar="ID", help="the partner's AWS account id: every partner bound to it is refused"
+    )
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -108,7 +127,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     revoke = subparsers.add_parser(
         "revoke",
         help="refuse a caller or partner from now on (SESSION_REVOKED)",
-        description="Mark a caller ARN or a partner revoked; vending refuses them from the next request.",
+        description=(
+            "Mark a partner, a partner's account or one caller session ARN revoked; vending refuses "
+            "them from the next request. --caller stops that session ARN only: the partner can assume "
+            "the role again under another session name (use --partner or --account to stop it)."
+        ),
         epilog=_REVOKE_EPILOG,
         formatter_class=formatter,
     )
@@ -121,7 +144,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     unrevoke = subparsers.add_parser(
         "unrevoke",
         help="lift a revocation",
-        description="Remove a caller or partner from the revocation table.",
+        description="Remove a caller, partner or account from the revocation table.",
         epilog=_UNREVOKE_EPILOG,
         formatter_class=formatter,
     )
@@ -239,13 +262,15 @@ def _record_after_change(audit: AuditLog | None, record: AuditRecord, done: str)
 
 
 def _subject(args: argparse.Namespace) -> str:
-    from kernel_access.revocation import caller_subject, partner_subject
-    from kernel_access.validation import require_partner_name
+    from kernel_access.revocation import account_subject, caller_subject, partner_subject
+    from kernel_access.validation import require_account_id, require_partner_name
 
     if args.caller is not None:
         if not _ARN_RE.match(args.caller):
             raise ValueError("--caller must be an IAM or STS ARN")
         return caller_subject(args.caller)
+    if args.account is not None:
+        return account_subject(require_account_id(args.account, "--account"))
     return partner_subject(require_partner_name(args.partner, "--partner"))
 
 
@@ -267,8 +292,8 @@ def _revoke(args: argparse.Namespace) -> int:
             lines = [f"{e['subject']}\t{e['revoked_at']}\t{e['revoked_by']}\t{e['reason']}" for e in entries]
             _emit(args, entries, "\n".join(lines) if lines else "no revocations")
             return EXIT_OK
-        if args.caller is None and args.partner is None:
-            return _fail("one of --caller or --partner is required (or --list)")
+        if args.caller is None and args.partner is None and args.account is None:
+            return _fail("one of --caller, --partner or --account is required (or --list)")
         reason = _reason(args)
         subject = _subject(args)
         audit = _audit_log(args)
@@ -283,6 +308,8 @@ def _revoke(args: argparse.Namespace) -> int:
         vars(revocation) | {"kind": revocation.kind},
         f"revoked {revocation.subject} at {revocation.revoked_at} by {revocation.revoked_by}",
     )
+    if args.caller is not None:
+        print(CALLER_REVOCATION_NOTE, file=sys.stderr)
     record = operator_record("revoke", operator, subject=subject, reason=reason)
     return _record_after_change(audit, record, f"the revocation of {subject}")
 

@@ -73,6 +73,7 @@ from kernel_access.exchange.replay import ReplayGuard
 from kernel_access.exchange.request import decode_body, effective_ttl, parse_request
 from kernel_access.exchange.store import ExchangeConfigStore
 from kernel_access.ratelimit import RateLimiter, RateLimiterUnavailable
+from kernel_access.ratelimit import caller_subject as caller_budget
 from kernel_access.revocation import (
     RevocationStore,
     RevocationStoreUnavailable,
@@ -395,7 +396,7 @@ class ExchangeService:
         if self.rate_limiter is None:
             return
         try:
-            decision = self.rate_limiter.hit(caller)
+            decision = self.rate_limiter.hit(caller_budget(caller))
         except RateLimiterUnavailable:
             raise ExchangeRefused(
                 ErrorCode.UPSTREAM_UNAVAILABLE,

@@ -65,6 +65,8 @@ class VendingConfig:
     policy_max_staleness: int = 300
     target_roles: Mapping[str, str] = field(default_factory=dict)
     rate_limit_requests: int = 100
+    #: None: ``kernel_access.ratelimit.DEFAULT_SESSION_LIMIT`` (capped at the partner's limit).
+    rate_limit_session_requests: int | None = None
     rate_limit_window_seconds: int = 60
     audit_retention_days: int = 400
     codeartifact_reader_role_arn: str | None = None
@@ -103,6 +105,7 @@ class VendingConfig:
             policy_max_staleness=_int(environ, settings.POLICY_MAX_STALENESS_SECONDS, 300, minimum=0),
             target_roles=_target_roles(environ.get(settings.TARGET_ROLES)),
             rate_limit_requests=_int(environ, settings.RATE_LIMIT_REQUESTS, 100),
+            rate_limit_session_requests=_int(environ, settings.RATE_LIMIT_SESSION_REQUESTS, 0) or None,
             rate_limit_window_seconds=_int(environ, settings.RATE_LIMIT_WINDOW_SECONDS, 60),
             audit_retention_days=_int(environ, settings.AUDIT_RETENTION_DAYS, 400),
             codeartifact_reader_role_arn=environ.get(settings.CODEARTIFACT_READER_ROLE_ARN) or None,

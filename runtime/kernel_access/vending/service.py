@@ -10,10 +10,14 @@ write fails, the outcome is INTERNAL_ERROR and carries no credential (fail close
 Order of checks for the credential and token routes, and why:
 
 1. caller identity from the IAM authorizer context (nothing is done for an unauthenticated caller);
-2. query validation (bad input is rejected before any AWS call but the audit write);
-3. rate limit per caller ARN (before the policy, so a flood cannot hammer SSM or STS);
-4. policy load (POLICY_LOAD_FAILED past the staleness bound) and partner resolution;
-5. revocation of the caller or partner (SESSION_REVOKED);
+2. policy load (POLICY_LOAD_FAILED past the staleness bound; cached, so SSM sees one read per
+   cache period whatever the request rate) and partner resolution;
+3. rate limit per partner, then per session (:mod:`kernel_access.ratelimit`) — keyed on the
+   partner, which the caller cannot choose, so renaming sessions does not reset it, and before
+   validation, so malformed requests spend the budget too. Refusals past the limit are counted;
+   only sampled ones are audited (:func:`~kernel_access.ratelimit.is_sampled_refusal`);
+4. revocation of the caller, the partner or the partner's account (SESSION_REVOKED);
+5. query validation (bad input is rejected before any AWS call but the audit write);
 6. policy evaluation (POLICY_DENY) — an unknown role is only reported (ROLE_NOT_FOUND) to a
    caller the policy allows it for, so denied callers learn nothing about which roles exist;
 7. STS / CodeArtifact, then the audit write, then the response.
@@ -44,7 +48,13 @@ from kernel_access.aws_clients import Clients
 from kernel_access.contract import ErrorCode
 from kernel_access.document_store import LazySSMProvider
 from kernel_access.errors import KernelAccessError, error_body, error_headers
-from kernel_access.ratelimit import RateLimiter, RateLimiterUnavailable
+from kernel_access.ratelimit import (
+    RateLimiter,
+    RateLimiterUnavailable,
+    is_sampled_refusal,
+    principal_subject,
+    session_subject,
+)
 from kernel_access.revocation import RevocationStore, RevocationStoreUnavailable
 from kernel_access.telemetry import (
     ALLOWED,
@@ -86,6 +96,24 @@ ROUTE_HEALTH: Final = "GET /health"
 #: a caller-chosen string must not become a metric dimension).
 ROUTE_UNKNOWN: Final = "unknown"
 _REQUEST_ID_RE: Final = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+class RateLimitedError(KernelAccessError):
+    """RATE_LIMITED; ``audited`` is False for refusals the audit table does not sample."""
+
+    def __init__(
+        self, message: str, details: Mapping[str, Any], retry_after: float, *, audited: bool
+    ) -> None:
+        super().__init__(ErrorCode.RATE_LIMITED, message, details, retry_after=retry_after)
+        self.audited = audited
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What the checks before validation established: the policy in force and the partner."""
+
+    loaded: LoadedPolicy
+    partner: str | None
 
 
 @dataclass
@@ -245,6 +273,7 @@ class VendingService:
             config.rate_limit_table,
             self.clients.dynamodb,
             limit=config.rate_limit_requests,
+            session_limit=config.rate_limit_session_requests,
             window_seconds=config.rate_limit_window_seconds,
         )
         self.revocations = revocations or RevocationStore(config.revocation_table, self.clients.dynamodb)
@@ -288,10 +317,12 @@ class VendingService:
             self.telemetry.logger.error("audit HMAC key unavailable")
             raise KernelAccessError.internal() from None
 
-    def _rate_limit(self, caller: CallerIdentity) -> None:
+    def _rate_limit(self, caller: CallerIdentity, partner: str | None, record: AuditRecord) -> None:
         try:
             with self.telemetry.subsegment("dynamodb.UpdateItem rate-limit"):
-                decision = self.limiter.hit(caller.user_arn)
+                decision = self.limiter.hit(
+                    principal_subject(partner, caller.user_arn), session=session_subject(caller.user_arn)
+                )
         except RateLimiterUnavailable:
             self.telemetry.logger.error("rate limiter unavailable; request refused")
             raise KernelAccessError(
@@ -300,11 +331,17 @@ class VendingService:
                 {"upstream": "rate-limit", "retryable": True},
             ) from None
         if not decision.allowed:
-            raise KernelAccessError(
-                ErrorCode.RATE_LIMITED,
-                f"rate limit of {decision.limit} requests per {self.limiter.window_seconds}s exceeded",
-                {"limit": decision.limit, "window_seconds": self.limiter.window_seconds},
-                retry_after=decision.retry_after,
+            record.refusals = decision.refusals
+            raise RateLimitedError(
+                f"rate limit of {decision.limit} requests per {self.limiter.window_seconds}s "
+                f"per {decision.scope} exceeded",
+                {
+                    "limit": decision.limit,
+                    "window_seconds": self.limiter.window_seconds,
+                    "scope": decision.scope,
+                },
+                decision.retry_after,
+                audited=is_sampled_refusal(decision.refusals),
             )
 
     def _policy(self, record: AuditRecord) -> LoadedPolicy:
@@ -321,10 +358,13 @@ class VendingService:
         record.policy_version = loaded.version
         return loaded
 
-    def _check_revoked(self, caller: CallerIdentity, partner: str | None) -> None:
+    def _check_revoked(self, caller: CallerIdentity, loaded: LoadedPolicy, partner: str | None) -> None:
+        info = loaded.policy.partners.get(partner) if partner else None
         try:
             with self.telemetry.subsegment("dynamodb.BatchGetItem revocation"):
-                revocation = self.revocations.check(caller.user_arn, partner)
+                revocation = self.revocations.check(
+                    caller.user_arn, partner, info.account_id if info is not None else None
+                )
         except RevocationStoreUnavailable:
             self.telemetry.logger.error("revocation store unavailable; request refused")
             raise KernelAccessError(
@@ -341,10 +381,31 @@ class VendingService:
                 {"revoked_at": revocation.revoked_at, "subject": revocation.kind},
             )
 
+    def _partner(self, caller: CallerIdentity, loaded: LoadedPolicy, record: AuditRecord) -> str | None:
+        partner = loaded.policy.partner_for(caller.user_arn, self.config.kernel)
+        record.partner = partner
+        return partner
+
+    def _admit(self, caller: CallerIdentity, record: AuditRecord) -> Admission:
+        """Steps 2-4 of the module docstring: everything that must hold before the request is
+        even read, so that neither renamed sessions nor malformed requests escape the budget."""
+        try:
+            loaded = self._policy(record)
+        except KernelAccessError:
+            # No policy, no partner: the request is still counted (on its principal), so a policy
+            # outage is no way around the limit and a flood of refusals is still sampled.
+            self._rate_limit(caller, None, record)
+            raise
+        partner = self._partner(caller, loaded, record)
+        self._rate_limit(caller, partner, record)
+        self._check_revoked(caller, loaded, partner)
+        return Admission(loaded=loaded, partner=partner)
+
     def _authorize(
         self,
         caller: CallerIdentity,
         record: AuditRecord,
+        admission: Admission,
         *,
         role: str | None = None,
         domain: str | None = None,
@@ -353,9 +414,9 @@ class VendingService:
     ) -> Any:
         from kernel_access.policy import access_request_for
 
-        self._rate_limit(caller)
-        loaded = self._policy(record)
-        # The partner and its bound account/organization, derived exactly as `policy explain` does.
+        loaded = admission.loaded
+        # The partner and its bound account/organization, derived exactly as `policy explain` does
+        # (the same derivation `_admit` used to key the rate limit and the revocation check).
         request = access_request_for(
             loaded.policy,
             caller_arn=caller.user_arn,
@@ -367,9 +428,6 @@ class VendingService:
             codeartifact_repository=repository,
             duration=duration,
         )
-        partner = request.partner
-        record.partner = partner
-        self._check_revoked(caller, partner)
         decision = loaded.policy.evaluate(request)
         record.rule_id = decision.rule_id
         record.reason = decision.reason
@@ -430,7 +488,10 @@ class VendingService:
         record.access_key_id = None
         record.token_fingerprint = None
         record.expiration = None
-        if not audit_failed:
+        # A refusal past the rate limit that is not sampled is counted (the rate-limit item and the
+        # Denied metric) but not written: a flood must not turn into one audit item per request.
+        unsampled = isinstance(error, RateLimitedError) and not error.audited
+        if not audit_failed and not unsampled:
             record.latency_ms = (time.perf_counter() - started) * 1000
             try:
                 self._audit(record)
@@ -454,10 +515,13 @@ class VendingService:
         def act(record: AuditRecord) -> dict[str, Any]:
             caller = caller_from_event(event)
             self._fill_caller(record, caller)
+            admission = self._admit(caller, record)
             request = parse_credentials_request(event)
             record.target_role = request.role
             record.duration = request.duration
-            decision = self._authorize(caller, record, role=request.role, duration=request.duration)
+            decision = self._authorize(
+                caller, record, admission, role=request.role, duration=request.duration
+            )
             role_arn = self.config.target_roles.get(request.role)
             if role_arn is None:
                 raise KernelAccessError(
@@ -499,6 +563,7 @@ class VendingService:
         def act(record: AuditRecord) -> dict[str, Any]:
             caller = caller_from_event(event)
             self._fill_caller(record, caller)
+            admission = self._admit(caller, record)
             request = parse_token_request(event)
             record.codeartifact_domain = request.domain
             record.codeartifact_repository = request.repository
@@ -506,6 +571,7 @@ class VendingService:
             decision = self._authorize(
                 caller,
                 record,
+                admission,
                 domain=request.domain,
                 repository=request.repository,
                 duration=request.duration,
@@ -586,9 +652,12 @@ class VendingService:
 
             caller = caller_from_event(event)
             self._fill_caller(record, caller)
-            self._rate_limit(caller)
+            loaded = None
             with suppress(PolicyUnavailable), self.telemetry.subsegment("ssm.GetParameter policy"):
-                self.policy_store.get()
+                loaded = self.policy_store.get()
+            # Counted against the partner's budget like every other route (the principal's when the
+            # policy, and so the partner, is unavailable).
+            self._rate_limit(caller, self._partner(caller, loaded, record) if loaded else None, record)
             status = self.policy_store.status()
             record.policy_version = status.version
             breakers = self.tokens.breaker_states()

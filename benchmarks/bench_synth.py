@@ -1,0 +1,151 @@
+"""Synth time of the kernel stack at 10, 100 and 1,000 partners, limits check on and off.
+
+What grows with the number of partners inside ONE template is the kernel stack: the partner map of
+the vending policy (an SSM parameter) and, until the identity model stops adding a trust statement
+per partner, the kernel-access trust policies. That is what these rows measure: the kernel stack of
+a generated configuration (half in-organization, half external, the example's target roles and
+rules naming every partner), synthesized with the cdk-nag packs, as a ratio against 10 partners.
+Goal: the ratio stays well under the size ratio (the kernel stack's cost is mostly fixed).
+
+Partner stacks (one per partner, each in its partner's account) are not synthesized at 100 and
+1,000: each is the same small stack, so their cost is linear by construction, and 1,000 of them
+take far longer than a ``make bench`` run may (about a second each on a quiet machine). One row
+reports the synth time per partner stack, measured on the 10-partner configuration.
+
+With the limits check on, a configuration whose templates break an AWS limit fails synth: the row
+says how many findings and which rules (the time to that verdict is still the synth time). Until the
+trust policies stop growing per partner, 100 and 1,000 partners are expected to fail.
+
+Each row is the median of three synths (after one unmeasured warm-up synth that loads the jsii
+runtime), each in a fresh temporary directory; the partner-stack row is one synth of each kind.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import Result
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = (10, 100, 1_000)
+#: Synths per row (the median is reported): a single synth on a shared machine is too noisy.
+REPEAT = 3
+
+
+def _context(partners: int) -> dict[str, Any]:
+    context: dict[str, Any] = copy.deepcopy(json.loads((ROOT / "cdk.json").read_text())["context"])
+    config = context["kernel-access"]
+    generated = []
+    for i in range(partners):
+        in_org = i % 2 == 0
+        entry: dict[str, Any] = {
+            "name": f"partner-{i:04d}",
+            "account_id": f"{500_000_000_000 + i:012d}",
+            "in_organization": in_org,
+            "region": "us-east-1",
+        }
+        if not in_org:
+            entry["external_id"] = f"ka-{i:04d}-7f3c9e2a4b6d48e1a0c5d9b2e8f1a3c7"
+        generated.append(entry)
+    config["partners"] = generated
+    names = [p["name"] for p in generated]
+    # Keep the example's rules, each naming every generated partner (rules name partners that exist).
+    for rule in config["policy"]["rules"]:
+        if "partners" in rule:
+            rule["partners"] = names
+    config.pop("exchange", None)  # its trust policies name example partners; not what is measured
+    return context
+
+
+def _synth(partners: int, *, limits: bool, partner_stacks: bool = False) -> tuple[float, list[str]]:
+    from aws_cdk import App
+    from kernel_access_cdk.app import CONTEXT_KEY
+    from kernel_access_cdk.config import load_config
+    from kernel_access_cdk.limits import PLUGIN_NAME, register_limits
+    from kernel_access_cdk.nag import register_nag
+    from kernel_access_cdk.stacks import KernelAccountStack, build_stacks, kernel_stack_id
+
+    context = _context(partners)
+    with tempfile.TemporaryDirectory() as outdir:
+        started = time.perf_counter()
+        app = App(context=context, outdir=outdir, analytics_reporting=False)
+        config = load_config(context[CONTEXT_KEY])
+        if partner_stacks:
+            build_stacks(app, config)
+        else:
+            KernelAccountStack(app, kernel_stack_id(), config=config)
+        register_nag(app)
+        if limits:
+            register_limits(app, config.limits)
+        try:
+            app.synth()
+        except Exception:
+            report = json.loads((Path(outdir) / "validation-report.json").read_text())
+            elapsed = time.perf_counter() - started
+            rules = [
+                v["ruleName"]
+                for p in report["pluginReports"]
+                if p["pluginName"] == PLUGIN_NAME
+                for v in p["violations"]
+            ]
+            others = [
+                p["pluginName"]
+                for p in report["pluginReports"]
+                if p["pluginName"] != PLUGIN_NAME and p["conclusion"] != "success"
+            ]
+            if not rules or others:
+                raise
+            return elapsed, rules
+        return time.perf_counter() - started, []
+
+
+def _verdict(findings: list[str]) -> str:
+    if not findings:
+        return "limits check passed"
+    rules = sorted({f.split("[", 1)[0] for f in findings})
+    shown = ", ".join(f.replace("[", " ").rstrip("]") for f in findings[:3])
+    return f"limits check FAILED synth: {len(findings)} finding(s) ({', '.join(rules)}): {shown}"
+
+
+def run() -> list[Result]:
+    _synth(SIZES[0], limits=False)  # warm-up: jsii runtime and module loading
+    results: list[Result] = []
+    for limits in (False, True):
+        label = "on" if limits else "off"
+        baseline: float | None = None
+        for size in SIZES:
+            runs = [_synth(size, limits=limits) for _ in range(REPEAT)]
+            seconds, findings = statistics.median(r[0] for r in runs), runs[0][1]
+            baseline = baseline or seconds
+            results.append(
+                Result(
+                    f"synth: kernel stack, {size:,} partners, limits {label}",
+                    seconds,
+                    baseline,
+                    "s",
+                    f"ratio well under {size // SIZES[0]} (baseline: {SIZES[0]} partners)"
+                    if size != SIZES[0]
+                    else "baseline",
+                    note=_verdict(findings) if limits else "",
+                )
+            )
+    kernel_only, _ = _synth(SIZES[0], limits=False)
+    with_partners, _ = _synth(SIZES[0], limits=False, partner_stacks=True)
+    per_stack = (with_partners - kernel_only) / SIZES[0]
+    results.append(
+        Result(
+            f"synth: one partner stack (from {SIZES[0]} partners)",
+            per_stack,
+            kernel_only,
+            "s",
+            "a fraction of the kernel stack (baseline: kernel stack, 10 partners)",
+            note=f"{SIZES[-1]:,} partner stacks ≈ {per_stack * SIZES[-1]:.0f} s (one stack per partner)",
+        )
+    )
+    return results
