@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from kernel_access import settings
 
-from tests.infra.conftest import of_type
+from tests.infra.conftest import REPO, of_type
 
 BREAK_GLASS_DEFAULT = "kernel-access-audit-break-glass"
 
@@ -327,3 +327,22 @@ def test_archive_function_reads_the_audit_stream_and_only_puts(kernel_resources:
         if action.startswith("s3:")
     }
     assert actions == {"s3:PutObject"}
+
+
+# --- the docs' examples are the example configuration ------------------------------------------
+
+
+def _json_blocks(page: str) -> list[Any]:
+    text = (REPO / "docs" / page).read_text()
+    blocks = [block.split("```", 1)[0] for block in text.split("```json\n")[1:]]
+    return [json.loads("{" + block + "}") for block in blocks]
+
+
+def test_docs_show_the_example_configuration(cdk_context: dict[str, Any]) -> None:
+    config = cdk_context["kernel-access"]
+    reader, session = _json_blocks("target-roles.md")
+    assert reader["target_roles"] == [r for r in config["target_roles"] if r["name"] == "kernel-reader"]
+    [rule] = [r for r in config["policy"]["rules"] if r["id"] == "partners-read"]
+    assert session["session_policy"] == rule["session_policy"]
+    [audit] = _json_blocks("audit-integrity.md")
+    assert audit["audit"] == config["audit"]
