@@ -46,14 +46,18 @@ RECORD_CHANGE_ACTIONS: Final = (
 #: Removing the table or the protections around it.
 TABLE_CHANGE_ACTIONS: Final = (
     "dynamodb:DeleteTable",
-    "dynamodb:UpdateTimeToLive",
-    "dynamodb:UpdateContinuousBackups",
     "dynamodb:DeleteBackup",
     "dynamodb:DeleteResourcePolicy",
     "dynamodb:DisableKinesisStreamingDestination",
 )
-#: Table changes a deployment makes (indexes, stream, this policy): break glass or CloudFormation.
-DEPLOYMENT_ACTIONS: Final = ("dynamodb:UpdateTable", "dynamodb:PutResourcePolicy")
+#: Table changes a deployment makes (indexes, stream, this policy, TTL and PITR, which CloudFormation
+#: sets right after creating the table): break glass or the deployment role.
+DEPLOYMENT_ACTIONS: Final = (
+    "dynamodb:UpdateTable",
+    "dynamodb:PutResourcePolicy",
+    "dynamodb:UpdateTimeToLive",
+    "dynamodb:UpdateContinuousBackups",
+)
 BY_CALLER_INDEX: Final = "by-caller"
 BY_ACCESS_KEY_INDEX: Final = "by-access-key"
 TTL_ATTRIBUTE: Final = "expires_at"

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from kernel_access import settings
+from kernel_access_cdk.config import ConfigError, load_config
 
 from tests.infra.conftest import REPO, of_type
 
@@ -223,13 +224,16 @@ AUDIT_ITEM_TAMPERING = {
 }
 AUDIT_TABLE_TAMPERING = {
     "dynamodb:DeleteTable",
-    "dynamodb:UpdateTimeToLive",
-    "dynamodb:UpdateContinuousBackups",
     "dynamodb:DeleteBackup",
     "dynamodb:DeleteResourcePolicy",
     "dynamodb:DisableKinesisStreamingDestination",
 }
-AUDIT_TABLE_DEPLOYMENT = {"dynamodb:UpdateTable", "dynamodb:PutResourcePolicy"}
+AUDIT_TABLE_DEPLOYMENT = {
+    "dynamodb:UpdateTable",
+    "dynamodb:PutResourcePolicy",
+    "dynamodb:UpdateTimeToLive",
+    "dynamodb:UpdateContinuousBackups",
+}
 
 
 def _break_glass_arn(cdk_context: dict[str, Any]) -> str:
@@ -346,3 +350,45 @@ def test_docs_show_the_example_configuration(cdk_context: dict[str, Any]) -> Non
     assert session["session_policy"] == rule["session_policy"]
     [audit] = _json_blocks("audit-integrity.md")
     assert audit["audit"] == config["audit"]
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+def _reader(config: dict[str, Any]) -> dict[str, Any]:
+    return next(r for r in config["target_roles"] if r["name"] == "kernel-reader")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (
+            lambda c: _reader(c)["inline_policy"].update(Statement=[]),
+            "target_roles[0].inline_policy.Statement",
+        ),
+        (
+            lambda c: _reader(c)["inline_policy"]["Statement"][0].update(NotAction="s3:*"),
+            "target_roles[0].inline_policy.Statement[0].NotAction",
+        ),
+        (
+            lambda c: _reader(c)["inline_policy"]["Statement"][0].pop("Resource"),
+            "target_roles[0].inline_policy.Statement[0].Resource",
+        ),
+        (
+            lambda c: _reader(c)["inline_policy"]["Statement"][0].update(Resource=["x" * 11_000]),
+            "target_roles[0].inline_policy",
+        ),
+        (lambda c: _reader(c).pop("inline_policy"), "target_roles[0]"),
+        (lambda c: c["audit"].update(break_glass_role="no spaces"), "audit.break_glass_role"),
+        (lambda c: c["audit"].update(archive_retention_days=30), "audit.archive_retention_days"),
+        (lambda c: c["audit"].update(archive_days=30), "audit.archive_days"),
+    ],
+)
+def test_config_refuses_what_would_weaken_the_target_roles_or_the_archive(
+    context_copy: dict[str, Any], change: Any, field: str
+) -> None:
+    config = context_copy["kernel-access"]
+    change(config)
+    with pytest.raises(ConfigError) as error:
+        load_config(config)
+    assert error.value.field == field
