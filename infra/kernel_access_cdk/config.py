@@ -35,6 +35,10 @@ LOG_RETENTION_DAYS: Final = (
 )  # fmt: skip
 #: Upstream names this library knows how to connect (CodeArtifact external connections).
 KNOWN_UPSTREAMS: Final = {"pypi": "public:pypi", "npmjs": "public:npmjs"}
+#: Defaults of the ``audit`` section, also the defaults of ``AuditTable`` and ``AuditArchive``.
+DEFAULT_BREAK_GLASS_ROLE: Final = "kernel-access-audit-break-glass"
+#: Seven years: a common retention for security records.
+DEFAULT_ARCHIVE_RETENTION_DAYS: Final = 2557
 
 _TOP_LEVEL_FIELDS: Final = frozenset(
     {
@@ -60,7 +64,10 @@ _TOP_LEVEL_FIELDS: Final = frozenset(
     }
 )
 _PARTNER_FIELDS: Final = frozenset({"name", "account_id", "in_organization", "region", "external_id"})
-_TARGET_ROLE_FIELDS: Final = frozenset({"name", "description", "managed_policy_arns"})
+_TARGET_ROLE_FIELDS: Final = frozenset({"name", "description", "managed_policy_arns", "inline_policy"})
+_AUDIT_FIELDS: Final = frozenset({"retention_days", "break_glass_role", "archive_retention_days"})
+#: IAM's limit on a role's inline policies (characters, whitespace excluded).
+INLINE_POLICY_LIMIT: Final = 10_240
 #: Keys of the ``exchange`` section that form the exchange configuration document (what the
 #: exchange Lambda reads from SSM); the others are deployment settings of the ``TokenExchange``.
 _EXCHANGE_DOCUMENT_FIELDS: Final = frozenset({"version", "issuers", "trust_policies", "targets"})
@@ -97,11 +104,25 @@ class PartnerConfig:
 
 @dataclass(frozen=True)
 class TargetRoleConfig:
-    """A kernel role the vending service may hand out sessions of."""
+    """A kernel role the vending service may hand out sessions of.
+
+    ``inline_policy_json`` (canonical JSON of an IAM policy document, or None) is the role's own
+    least-privilege policy; every target role also carries the kernel-access permissions boundary,
+    whatever its policies grant.
+    """
 
     name: str
     description: str = ""
     managed_policy_arns: tuple[str, ...] = ()
+    inline_policy_json: str | None = None
+
+    @property
+    def inline_policy(self) -> dict[str, Any] | None:
+        """The inline policy document (a fresh copy), or None."""
+        if self.inline_policy_json is None:
+            return None
+        document: dict[str, Any] = json.loads(self.inline_policy_json)
+        return document
 
 
 @dataclass(frozen=True)
@@ -163,6 +184,10 @@ class KernelAccessConfig:
     name_suffix: str = ""
     codeartifact: CodeArtifactConfig | None = None
     audit_retention_days: int = 400
+    #: The one role the audit table and archive let change or delete records (named, not created).
+    audit_break_glass_role: str = DEFAULT_BREAK_GLASS_ROLE
+    #: Object Lock (COMPLIANCE) retention of the audit archive; at least ``audit_retention_days``.
+    audit_archive_retention_days: int = DEFAULT_ARCHIVE_RETENTION_DAYS
     log_retention_days: int = 365
     #: Requests per partner per window, and per session (never above the partner's).
     rate_limit_requests: int = DEFAULT_LIMIT
@@ -297,7 +322,46 @@ def _load_target_role(raw: object, index: int) -> TargetRoleConfig:
             raise ConfigError(
                 f"{where}.managed_policy_arns[{position}]", f"must be a policy ARN, got {arn!r}"
             )
-    return TargetRoleConfig(name, description, tuple(arns))
+    inline_json: str | None = None
+    if entry.get("inline_policy") is not None:
+        inline_json = _load_inline_policy(entry["inline_policy"], f"{where}.inline_policy")
+    if not arns and inline_json is None:
+        raise ConfigError(where, "needs managed_policy_arns or an inline_policy (a role that can do nothing)")
+    return TargetRoleConfig(name, description, tuple(arns), inline_json)
+
+
+def _load_inline_policy(raw: object, where: str) -> str:
+    """An IAM policy document ``{"Version", "Statement": [...]}`` of explicit statements.
+
+    Only the shape is checked here (IAM checks the grammar at deploy); what is refused is what would
+    fail at deploy anyway or defeat least privilege: no statements, ``NotAction``/``NotResource``
+    (they grant everything else), and a document over IAM's inline limit.
+    """
+    document = _require_mapping(raw, where)
+    _reject_unknown(document, frozenset({"Version", "Statement"}), f"{where}.", None)
+    statements = _require_list(document.get("Statement"), f"{where}.Statement")
+    if not statements:
+        raise ConfigError(f"{where}.Statement", "must list at least one statement")
+    for index, statement in enumerate(statements):
+        entry = _require_mapping(statement, f"{where}.Statement[{index}]")
+        for broad in ("NotAction", "NotResource", "Principal", "NotPrincipal"):
+            if broad in entry:
+                raise ConfigError(
+                    f"{where}.Statement[{index}].{broad}", "is not allowed in a target role policy"
+                )
+        if entry.get("Effect") not in ("Allow", "Deny"):
+            raise ConfigError(f"{where}.Statement[{index}].Effect", "must be Allow or Deny")
+        for required in ("Action", "Resource"):
+            if required not in entry:
+                raise ConfigError(f"{where}.Statement[{index}].{required}", "is required")
+    canonical = json.dumps(
+        {"Version": document.get("Version", "2012-10-17"), "Statement": statements},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    if len(canonical) > INLINE_POLICY_LIMIT:
+        raise ConfigError(where, f"is {len(canonical)} characters; IAM allows {INLINE_POLICY_LIMIT}")
+    return canonical
 
 
 def _load_codeartifact(raw: object) -> CodeArtifactConfig:
@@ -617,6 +681,32 @@ def _load_limits(raw: object) -> Limits:
     )
 
 
+def _load_audit(raw: object) -> tuple[int, str, int]:
+    """``audit``: (retention days, break-glass role name, archive retention days)."""
+    audit = _require_mapping(raw, "audit")
+    _reject_unknown(audit, _AUDIT_FIELDS, "audit.", None)
+    retention_days = _require_int(audit.get("retention_days", 400), "audit.retention_days", 1, 36500)
+    break_glass_role: str = _checked(
+        None,
+        validation.require_role_name,
+        audit.get("break_glass_role", DEFAULT_BREAK_GLASS_ROLE),
+        "audit.break_glass_role",
+    )
+    archive_retention_days = _require_int(
+        audit.get("archive_retention_days", DEFAULT_ARCHIVE_RETENTION_DAYS),
+        "audit.archive_retention_days",
+        1,
+        36500,
+    )
+    if archive_retention_days < retention_days:
+        raise ConfigError(
+            "audit.archive_retention_days",
+            f"must be at least audit.retention_days ({retention_days}): the archive keeps "
+            "records beyond the table's TTL",
+        )
+    return retention_days, break_glass_role, archive_retention_days
+
+
 def load_config(context: object) -> KernelAccessConfig:
     """Validate the ``"kernel-access"`` context value and return it as a frozen config."""
     raw = _require_mapping(context, "kernel-access")
@@ -650,8 +740,7 @@ def load_config(context: object) -> KernelAccessConfig:
     codeartifact = _load_codeartifact(raw["codeartifact"]) if raw.get("codeartifact") is not None else None
     if codeartifact is not None and organization_id is None:
         raise ConfigError("codeartifact", "the domain permissions policy needs organization_id")
-    audit = _require_mapping(raw.get("audit", {}), "audit")
-    audit_retention_days = _require_int(audit.get("retention_days", 400), "audit.retention_days", 1, 36500)
+    audit_retention_days, break_glass_role, archive_retention_days = _load_audit(raw.get("audit", {}))
     log_retention_days = raw.get("log_retention_days", 365)
     if log_retention_days not in LOG_RETENTION_DAYS or isinstance(log_retention_days, bool):
         raise ConfigError(
@@ -710,6 +799,8 @@ def load_config(context: object) -> KernelAccessConfig:
         name_suffix=name_suffix,
         codeartifact=codeartifact,
         audit_retention_days=audit_retention_days,
+        audit_break_glass_role=break_glass_role,
+        audit_archive_retention_days=archive_retention_days,
         log_retention_days=log_retention_days,
         rate_limit_requests=rate_limit_requests,
         rate_limit_session_requests=rate_limit_session_requests,

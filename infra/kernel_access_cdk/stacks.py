@@ -12,6 +12,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from .audit_archive import AuditArchive
 from .audit_table import AuditTable
 from .codeartifact import CodeArtifactRegistry
 from .config import KernelAccessConfig, PartnerConfig
@@ -56,10 +57,13 @@ class KernelAccountStack(Stack):
     A ``KernelAccessMonitoring`` (child "Monitoring") watches the vending service and the exchange:
     alarms to an encrypted SNS topic (or the config's ``monitoring.topic_arn``), email
     subscriptions and thresholds from the optional ``monitoring`` section, a dashboard and saved
-    Logs Insights queries.
+    Logs Insights queries. The audit table's stream is archived by an ``AuditArchive`` (child
+    "AuditArchive") into an Object Lock bucket; every target role carries the vending service's
+    ``TargetRoleBoundary``.
 
     Attributes: ``config``, ``kernel_roles``, ``codeartifact`` (or None), ``audit_table``,
-    ``vending``, ``token_exchange`` (or None), ``echo_service`` (or None), ``monitoring``.
+    ``audit_archive``, ``vending``, ``token_exchange`` (or None), ``echo_service`` (or None),
+    ``monitoring``.
     """
 
     def __init__(
@@ -96,10 +100,19 @@ class KernelAccountStack(Stack):
                 upstreams=config.codeartifact.upstreams,
                 name_suffix=config.name_suffix,
             )
-        self.audit_table = AuditTable(self, "AuditTable")
+        self.audit_table = AuditTable(self, "AuditTable", break_glass_role_name=config.audit_break_glass_role)
         extra: dict[str, Any] = {}
         if config.powertools_layer_version is not None:
             extra["powertools_layer_version"] = config.powertools_layer_version
+        self.audit_archive = AuditArchive(
+            self,
+            "AuditArchive",
+            audit_table=self.audit_table,
+            retention_days=config.audit_archive_retention_days,
+            log_retention=retention,
+            code=code,
+            **extra,
+        )
         self.vending = CredentialVendingService(
             self,
             "Vending",

@@ -25,6 +25,7 @@ from kernel_access import contract, settings, telemetry
 from kernel_access.ratelimit import DEFAULT_LIMIT, DEFAULT_SESSION_LIMIT
 
 from .audit_table import AuditTable, pitr
+from .boundary import TargetRoleBoundary
 from .codeartifact import CodeArtifactRegistry
 from .config import TargetRoleConfig
 from .lambda_asset import kernel_access_code
@@ -39,6 +40,18 @@ ASSUME_ACTIONS: Final = ("sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSess
 DEFAULT_POLICY_PARAMETER: Final = "/kernel-access/vending-policy"
 #: SSM standard parameters hold 4 KB; larger policies need the advanced tier.
 _STANDARD_PARAMETER_LIMIT: Final = 4096
+
+
+def _wildcard_findings(document: Mapping[str, Any] | None) -> list[str]:
+    """The cdk-nag IAM5 finding ids of the wildcards in a target role's configured inline policy."""
+    findings: list[str] = []
+    for statement in (document or {}).get("Statement", []):
+        for kind, key in (("Action", "Action"), ("Resource", "Resource")):
+            values = statement.get(key, [])
+            for value in [values] if isinstance(values, str) else values:
+                if "*" in value and f"{kind}::{value}" not in findings:
+                    findings.append(f"{kind}::{value}")
+    return findings
 
 
 def powertools_layer_arn(scope: Construct, version: int) -> str:
@@ -178,7 +191,8 @@ class CredentialVendingService(Construct):
 
     Attributes: ``function``, ``function_role``, ``log_group``, ``api`` (``KernelServiceApi``),
     ``audit_table``, ``rate_limit_table``, ``revocation_table``, ``policy_parameter``,
-    ``target_roles`` (name -> ``iam.Role``), ``url``.
+    ``target_roles`` (name -> ``iam.Role``), ``target_role_boundary`` (``TargetRoleBoundary``, the
+    permissions boundary of every target role), ``url``.
     """
 
     def __init__(
@@ -254,9 +268,12 @@ class CredentialVendingService(Construct):
             self, "FunctionRole", self.log_group, "Execution role of the kernel-access vending Lambda"
         )
 
-        # Target roles: trusted by this function's role only; their ARNs go into TARGET_ROLES.
+        # Target roles: trusted by this function's role only; their ARNs go into TARGET_ROLES. Each
+        # carries the boundary that keeps it out of kernel-access's own resources.
         self.target_roles: dict[str, iam.Role] = {}
+        self.target_role_boundary = TargetRoleBoundary(self, "TargetRoleBoundary")
         for target in target_roles:
+            inline = target.inline_policy
             role = iam.Role(
                 self,
                 f"TargetRole-{target.name}",
@@ -264,11 +281,26 @@ class CredentialVendingService(Construct):
                 description=target.description or None,
                 assumed_by=iam.ArnPrincipal(self.function_role.role_arn),
                 max_session_duration=MAX_SESSION,
+                permissions_boundary=self.target_role_boundary.policy,
                 managed_policies=[
                     iam.ManagedPolicy.from_managed_policy_arn(self, f"{target.name}-policy-{i}", arn)
                     for i, arn in enumerate(target.managed_policy_arns)
                 ],
+                inline_policies=(
+                    {"kernel-access-target": iam.PolicyDocument.from_json(inline)}
+                    if inline is not None
+                    else None
+                ),
             )
+            self.target_role_boundary.register(role)
+            for finding in _wildcard_findings(inline):
+                acknowledge(
+                    role,
+                    f"{IAM5}[{finding}]",
+                    f"Target role {target.name!r}: a pattern of the role's own inline policy, chosen by the "
+                    "platform team in the kernel-access config (target_roles[].inline_policy); the role's "
+                    "permissions boundary denies every kernel-access resource whatever the pattern matches.",
+                )
             set_trust_statements(
                 role,
                 [
@@ -286,7 +318,8 @@ class CredentialVendingService(Construct):
                         f"{IAM4}[Policy::{arn}]",
                         f"Target role {target.name!r}: the AWS-managed policy is chosen by the platform "
                         "team in the kernel-access config; vended sessions are further narrowed by the "
-                        "policy rule's session policy.",
+                        "policy rule's session policy, and the role's permissions boundary denies every "
+                        "kernel-access resource.",
                     )
             self.target_roles[target.name] = role
 

@@ -26,6 +26,10 @@ Decision = Literal["allow", "deny", "error"]
 
 #: Format of ``recorded_at`` (the table's sort key): ISO-8601 UTC with microseconds.
 RECORDED_AT_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
+#: The audit table's whole key: one record per request id (a replayed id fails the write).
+RECORD_KEY: Final = "request_id"
+#: Makes every write a first write: the same request id is never recorded twice.
+_FIRST_WRITE: Final = f"attribute_not_exists({RECORD_KEY})"
 DEFAULT_RETENTION_DAYS: Final = 400
 
 
@@ -180,8 +184,9 @@ def _number(value: float) -> str:
 class AuditLog:
     """Writes :class:`AuditRecord` items with ``attribute_not_exists(request_id)``.
 
-    The condition makes a record immutable: a retried or replayed request id can never overwrite
-    what was recorded first (the write then fails, and so does the request: fail closed).
+    The request id is the table's whole key, so the condition makes a request id's record unique
+    and immutable: a retried or replayed request id — whatever its timestamp — can neither add a
+    second record nor overwrite the first (the write fails, and so does the request: fail closed).
     """
 
     def __init__(
@@ -204,7 +209,7 @@ class AuditLog:
             "Put": {
                 "TableName": self.table_name,
                 "Item": record.to_item(retention_days=self.retention_days),
-                "ConditionExpression": "attribute_not_exists(request_id)",
+                "ConditionExpression": _FIRST_WRITE,
             }
         }
 
@@ -215,7 +220,7 @@ class AuditLog:
             self._client_factory().put_item(
                 TableName=self.table_name,
                 Item=item,
-                ConditionExpression="attribute_not_exists(request_id)",
+                ConditionExpression=_FIRST_WRITE,
             )
         except Exception as exc:  # any failure at all means "not durably recorded"
             raise AuditWriteError(f"audit write failed: {type(exc).__name__}") from exc

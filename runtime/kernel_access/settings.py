@@ -27,6 +27,8 @@ RATE_LIMIT_SESSION_REQUESTS: Final = "KERNEL_ACCESS_RATE_LIMIT_SESSION_REQUESTS"
 RATE_LIMIT_WINDOW_SECONDS: Final = "KERNEL_ACCESS_RATE_LIMIT_WINDOW_SECONDS"
 #: Days an audit record is kept before DynamoDB's TTL removes it.
 AUDIT_RETENTION_DAYS: Final = "KERNEL_ACCESS_AUDIT_RETENTION_DAYS"
+#: S3 bucket (Object Lock, compliance mode) the audit archive Lambda writes the table's stream to.
+AUDIT_ARCHIVE_BUCKET: Final = "KERNEL_ACCESS_AUDIT_ARCHIVE_BUCKET"
 #: Roles the vending Lambda assumes to mint CodeArtifact tokens (read-only / publish).
 CODEARTIFACT_READER_ROLE_ARN: Final = "KERNEL_ACCESS_CODEARTIFACT_READER_ROLE_ARN"
 CODEARTIFACT_PUBLISHER_ROLE_ARN: Final = "KERNEL_ACCESS_CODEARTIFACT_PUBLISHER_ROLE_ARN"

@@ -210,14 +210,8 @@ def make_event(
 def create_tables(dynamodb: Any) -> None:
     dynamodb.create_table(
         TableName=AUDIT_TABLE,
-        KeySchema=[
-            {"AttributeName": "request_id", "KeyType": "HASH"},
-            {"AttributeName": "recorded_at", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "request_id", "AttributeType": "S"},
-            {"AttributeName": "recorded_at", "AttributeType": "S"},
-        ],
+        KeySchema=[{"AttributeName": "request_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "request_id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
     for name, key in (

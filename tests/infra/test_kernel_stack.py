@@ -223,9 +223,8 @@ def test_target_and_minting_roles_trust_only_the_vending_and_named_exchange_role
         role = _role(kernel_resources, name)
         assert role["MaxSessionDuration"] == 3600
         assert role["AssumeRolePolicyDocument"]["Statement"] == statements, name
-    assert _role(kernel_resources, "kernel-reader")["ManagedPolicyArns"] == [
-        "arn:aws:iam::aws:policy/ReadOnlyAccess"
-    ]
+    # Least privilege: the example reader has its own inline policy, no AWS-managed one.
+    assert "ManagedPolicyArns" not in _role(kernel_resources, "kernel-reader")
 
 
 # --- vending function and API -------------------------------------------------------------------
@@ -335,8 +334,8 @@ def test_stages_throttle_and_write_json_access_logs(kernel_resources: dict[str, 
 
 def test_every_log_group_has_retention_and_is_retained(kernel_resources: dict[str, Any]) -> None:
     groups = of_type(kernel_resources, "AWS::Logs::LogGroup")
-    # vending and exchange: each a function log group and an access log group
-    assert len(groups) == 4
+    # vending and exchange: each a function log group and an access log group; the audit archive's
+    assert len(groups) == 5
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == 365
         assert group["DeletionPolicy"] == "Retain"
@@ -387,10 +386,7 @@ def test_audit_table_schema_encryption_pitr_protection_ttl(kernel_resources: dic
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert props["SSESpecification"] == {"SSEEnabled": True}
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-    assert props["KeySchema"] == [
-        {"AttributeName": "request_id", "KeyType": "HASH"},
-        {"AttributeName": "recorded_at", "KeyType": "RANGE"},
-    ]
+    assert props["KeySchema"] == [{"AttributeName": "request_id", "KeyType": "HASH"}]
     indexes = {i["IndexName"]: i["KeySchema"] for i in props["GlobalSecondaryIndexes"]}
     assert indexes == {
         "by-caller": [

@@ -328,10 +328,7 @@ def create_tables(dynamodb: Any) -> None:
             {"AttributeName": "caller_arn", "AttributeType": "S"},
             {"AttributeName": "access_key_id", "AttributeType": "S"},
         ],
-        KeySchema=[
-            {"AttributeName": "request_id", "KeyType": "HASH"},
-            {"AttributeName": "recorded_at", "KeyType": "RANGE"},
-        ],
+        KeySchema=[{"AttributeName": "request_id", "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[
             {
                 "IndexName": "by-caller",

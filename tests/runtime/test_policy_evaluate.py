@@ -93,7 +93,10 @@ def test_reader_rule_carries_its_session_policy(example: Policy) -> None:
     assert decision.allowed
     assert decision.rule_id == "partners-read"
     assert decision.session_policy is not None
-    assert decision.session_policy.managed_policy_arns == ("arn:aws:iam::aws:policy/ReadOnlyAccess",)
+    # cdk.json narrows reader sessions with an inline policy, not an AWS-managed one.
+    assert decision.session_policy.managed_policy_arns == ()
+    assert decision.session_policy.inline_json is not None
+    assert "cloudformation:DescribeStacks" in decision.session_policy.inline_json
 
 
 def test_unknown_partner_and_unknown_role_are_denied(example: Policy) -> None:

@@ -94,7 +94,7 @@ def clear_operator_records(aws_backend, operator_arn: str) -> None:
         for item in operator_records(aws_backend, operator_arn, route):
             aws_backend.dynamodb.delete_item(
                 TableName=AUDIT_TABLE,
-                Key={"request_id": item["request_id"], "recorded_at": item["recorded_at"]},
+                Key={"request_id": item["request_id"]},
             )
 
 

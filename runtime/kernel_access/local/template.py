@@ -321,7 +321,7 @@ class Resolver:
         self._names[logical_id] = name
         return name
 
-    def arn(self, logical_id: str) -> str:  # noqa: PLR0911 - one ARN format per service
+    def arn(self, logical_id: str) -> str:  # noqa: PLR0911, PLR0912 - one ARN format per service
         """The local ARN of a resource, in the format its service uses."""
         resource_type = str(self.template.resources[logical_id].get("Type"))
         t, name = self.template, self.physical_name(logical_id)
@@ -349,6 +349,10 @@ class Resolver:
                 return f"arn:{p}:codeartifact:{r}:{a}:repository/{domain}/{name}"
             case "AWS::ApiGatewayV2::Api":
                 return f"arn:{p}:apigateway:{r}::/apis/{self.api_id(logical_id)}"
+            case "AWS::S3::Bucket":
+                return f"arn:{p}:s3:::{name}"
+            case "AWS::SQS::Queue":
+                return f"arn:{p}:sqs:{r}:{a}:{name}"
             case _:
                 service = resource_type.split("::")[1].lower() if "::" in resource_type else "local"
                 return f"arn:{p}:{service}:{r}:{a}:{logical_id.lower()}/{name}"
