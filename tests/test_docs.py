@@ -10,20 +10,6 @@ import pytest
 
 from tests.docs import DOCS, REPO
 
-#: Pages written on other branches at the same time as this one (linked from the README; they exist
-#: once those branches are merged). A link to any other missing file fails.
-PAGES_OF_OTHER_BRANCHES = {
-    "operations.md",
-    "local-iam.md",
-    "identity.md",
-    "limits.md",
-    "rate-limits-and-revocation.md",
-    "audit-integrity.md",
-    "target-roles.md",
-    "exchange-security.md",
-    "hardening-runtime.md",
-    "threat-model.md",
-}
 PAGES = [REPO / "README.md", REPO / "benchmarks" / "README.md", *sorted(DOCS.glob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
@@ -64,11 +50,9 @@ def test_relative_links_resolve(page: Path) -> None:
             continue
         path, _, anchor = target.partition("#")
         resolved = (page.parent / path).resolve() if path else page
-        if not resolved.exists():
-            if resolved.parent == DOCS and resolved.name in PAGES_OF_OTHER_BRANCHES:
-                continue
-            broken.append(target)
-        elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved.read_text()):
+        if not resolved.exists() or (
+            anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved.read_text())
+        ):
             broken.append(target)
     assert broken == []
 
