@@ -50,7 +50,11 @@ def add_vending_arguments(parser: argparse.ArgumentParser) -> None:
         help="assume the kernel-access role in this account first and sign with that session "
         "(otherwise the ambient credentials must already be a kernel-access session)",
     )
-    group.add_argument("--partner", help="partner name (session name prefix) when assuming the kernel role")
+    group.add_argument(
+        "--partner",
+        help="partner name as configured in the kernel; external partners need it (it names their "
+        "role kernel-access-external-<partner>)",
+    )
     group.add_argument("--external-id", help="external ID, for partners outside the organization")
     group.add_argument("--connect-timeout", type=float, default=10.0, help="seconds (default: 10)")
     group.add_argument("--read-timeout", type=float, default=30.0, help="seconds (default: 30)")
