@@ -44,6 +44,31 @@ def shared_botocore_session() -> Any:
     return _botocore_session
 
 
+_boto3_sessions: dict[str | None, Any] = {}
+_boto3_sessions_lock = threading.Lock()
+
+
+def shared_boto3_session(region: str | None = None) -> Any:
+    """One boto3 session per process and region, on the shared botocore session.
+
+    boto3 registers its resource and S3 transfer hooks on the botocore session each time a boto3
+    session is built over it; two boto3 sessions on one botocore session register them twice and
+    the second S3 client fails ("Cannot inject class attribute"). So every ``Clients`` shares one.
+    """
+    session = _boto3_sessions.get(region)
+    if session is None:
+        with _boto3_sessions_lock:
+            session = _boto3_sessions.get(region)
+            if session is None:
+                import boto3
+
+                session = boto3.session.Session(
+                    region_name=region, botocore_session=shared_botocore_session()
+                )
+                _boto3_sessions[region] = session
+    return session
+
+
 def client_config() -> Any:
     """The botocore ``Config`` every kernel-access client is built with."""
     from botocore.config import Config
@@ -65,9 +90,7 @@ class Clients:
         self._session: Any = None
 
     def _boto3_session(self) -> Any:
-        import boto3
-
-        return boto3.session.Session(region_name=self._region, botocore_session=shared_botocore_session())
+        return shared_boto3_session(self._region)
 
     def client(self, service: str) -> Any:
         """The container's client for ``service`` (created on first use)."""

@@ -20,11 +20,15 @@ from typing import Any
 ACCOUNT = "111111111111"
 REGION = "us-east-1"
 GITHUB = "https://token.actions.githubusercontent.com"
-PAYMENTS = f"arn:aws:sts::{ACCOUNT}:assumed-role/kernel-access/payments.ci"
+PAYMENTS = f"arn:aws:sts::{ACCOUNT}:assumed-role/kernel-access/222222222222.ci"
+AUDIENCE = f"kernel-access:{ACCOUNT}:{REGION}:exchange"
+ARCHIVE_BUCKET = "audit-archive"
 
 POLICY = {
     "version": "asset-1",
-    "partners": {"payments": {"account_id": "222222222222", "in_organization": True}},
+    "partners": {
+        "payments": {"account_id": "222222222222", "in_organization": True, "organization_id": "o-a1b2c3d4e5"}
+    },
     "rules": [
         {"id": "read", "effect": "allow", "partners": ["payments"], "roles": ["kernel-reader"]},
         {
@@ -40,7 +44,7 @@ EXCHANGE = {
     "issuers": {
         "github": {
             "issuer": GITHUB,
-            "audiences": ["sts.amazonaws.com"],
+            "audiences": [AUDIENCE],
             "max_permissions": ["s3:Get*", "read"],
         }
     },
@@ -102,7 +106,7 @@ def exchange_event(body: dict[str, Any]) -> dict[str, Any]:
     claims = {
         "iss": GITHUB,
         "sub": "repo:acme/app",
-        "aud": "sts.amazonaws.com",
+        "aud": AUDIENCE,
         "jti": uuid.uuid4().hex,
         "iat": str(now),
         "exp": str(now + 300),
@@ -119,11 +123,34 @@ def exchange_event(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def archive_event() -> dict[str, Any]:
+    """One audit-table stream record as the event source mapping delivers it."""
+    image = {
+        "request_id": {"S": "r-1"},
+        "recorded_at": {"S": "2026-11-23T09:00:00Z"},
+        "decision": {"S": "allow"},
+    }
+    record = {
+        "eventID": "e-1",
+        "eventName": "INSERT",
+        "eventSource": "aws:dynamodb",
+        "eventSourceARN": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/audit/stream/2026-11-23",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1795424400.0,
+            "Keys": {"request_id": {"S": "r-1"}},
+            "NewImage": image,
+            "SequenceNumber": "1",
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    }
+    return {"Records": [record]}
+
+
 def provision() -> dict[str, str]:
     import boto3
 
     dynamodb = boto3.client("dynamodb", region_name=REGION)
-    keys = {"audit": ("request_id", "recorded_at"), "rate": ("pk",), "revocation": ("subject",)}
+    keys = {"audit": ("request_id",), "rate": ("pk",), "revocation": ("subject",)}
     keys |= {"replay": ("jti",), "issued": ("fingerprint",)}
     for table, names in keys.items():
         dynamodb.create_table(
@@ -135,6 +162,15 @@ def provision() -> dict[str, str]:
                 for n, kind in zip(names, ("HASH", "RANGE"), strict=False)
             ],
         )
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=ARCHIVE_BUCKET, ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(
+        Bucket=ARCHIVE_BUCKET,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}},
+        },
+    )
     ssm = boto3.client("ssm", region_name=REGION)
     ssm.put_parameter(Name="/ka/policy", Value=json.dumps(POLICY), Type="String")
     ssm.put_parameter(Name="/ka/exchange", Value=json.dumps(EXCHANGE), Type="String")
@@ -160,6 +196,9 @@ def provision() -> dict[str, str]:
         ),
         "KERNEL_ACCESS_CODEARTIFACT_READER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/codeartifact-reader",
         "KERNEL_ACCESS_CODEARTIFACT_DOMAIN_OWNER": ACCOUNT,
+        "KERNEL_ACCESS_KERNEL_ACCOUNT_ID": ACCOUNT,
+        "KERNEL_ACCESS_PARTITION": "aws",
+        "KERNEL_ACCESS_AUDIT_ARCHIVE_BUCKET": ARCHIVE_BUCKET,
     }
 
 
@@ -179,7 +218,7 @@ def main() -> None:
     statuses: dict[str, int] = {}
     with mock_aws():
         os.environ.update(provision())
-        from kernel_access.handlers import exchange, vending
+        from kernel_access.handlers import audit_archive, exchange, vending
 
         calls = {
             "GET /credentials": (vending, vending_event("/credentials", {"role": "kernel-reader"})),
@@ -192,6 +231,8 @@ def main() -> None:
         }
         for name, (module, event) in calls.items():
             statuses[name] = module.handler(event, Context())["statusCode"]
+        archived = audit_archive.handler(archive_event(), Context())
+        statuses["audit archive"] = 200 if archived.get("archived") == 1 else 500
     loaded = sorted(m for m in sys.modules if m == "kernel_access" or m.startswith("kernel_access."))
     # Last line of stdout (the handlers print their EMF metrics before it).
     print(json.dumps({"modules": loaded, "statuses": statuses}))

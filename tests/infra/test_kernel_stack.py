@@ -266,6 +266,7 @@ def test_vending_function_runtime_tracing_layer_and_environment(
         settings.POLICY_MAX_STALENESS_SECONDS,
         settings.TARGET_ROLES,
         settings.RATE_LIMIT_REQUESTS,
+        settings.RATE_LIMIT_SESSION_REQUESTS,
         settings.RATE_LIMIT_WINDOW_SECONDS,
         settings.AUDIT_RETENTION_DAYS,
         settings.CODEARTIFACT_READER_ROLE_ARN,
@@ -286,6 +287,7 @@ def test_vending_function_runtime_tracing_layer_and_environment(
     assert variables[settings.KERNEL_ACCOUNT_ID] == "111111111111"
     assert variables[settings.PARTITION] == "aws"
     assert variables[settings.RATE_LIMIT_REQUESTS] == "100"
+    assert variables[settings.RATE_LIMIT_SESSION_REQUESTS] == "50"
     assert variables[settings.RATE_LIMIT_WINDOW_SECONDS] == "60"
     assert variables[settings.AUDIT_RETENTION_DAYS] == "400"
     assert variables[settings.POLICY_MAX_STALENESS_SECONDS] == "300"
@@ -515,11 +517,17 @@ def test_configured_example_service_is_built_and_passes_cdk_nag(
         assert group["Properties"]["RetentionInDays"] == 365
         assert group["DeletionPolicy"] == "Retain"
     (api,) = of_type(echo, "AWS::ApiGatewayV2::Api")
-    for role_name in ("kernel-access", "kernel-access-external"):
-        statements = _statements_for_role(resources, _logical_id(resources, role_name))
-        granted = [
-            r["Fn::Join"][1][1]["Ref"] + r["Fn::Join"][1][2]
-            for s in statements
-            for r in _as_list(s["Resource"])
-        ]
-        assert f"{api}/*/GET/echo" in granted
+    # The route is granted in the one invoke policy every kernel-access role carries.
+    ((policy_id, policy),) = (
+        (n, p)
+        for n, p in of_type(resources, "AWS::IAM::ManagedPolicy").items()
+        if n.startswith("KernelAccessRoles")
+    )
+    granted = [
+        r["Fn::Join"][1][1]["Ref"] + r["Fn::Join"][1][2]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        for r in _as_list(s["Resource"])
+    ]
+    assert f"{api}/*/GET/echo" in granted
+    for role_name in ("kernel-access", "kernel-access-external-acme-analytics"):
+        assert _role(resources, role_name)["ManagedPolicyArns"] == [{"Ref": policy_id}]

@@ -38,8 +38,9 @@ def staged(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, ...]:
 
 
 def test_handlers_load_exactly_the_modules_of_the_asset(staged: tuple[str, ...]) -> None:
-    """Both handlers, built from their environment on moto and driven through their routes in a
-    fresh interpreter, load every module of the asset and nothing of ``kernel_access`` outside it."""
+    """Every handler (vending, exchange, audit archive), built from its environment on moto and
+    driven through its routes in a fresh interpreter, loads every module of the asset and nothing
+    of ``kernel_access`` outside it."""
     result = subprocess.run(
         [sys.executable, str(HERE / "handler_imports.py")],
         capture_output=True,
@@ -59,6 +60,7 @@ def test_handlers_load_exactly_the_modules_of_the_asset(staged: tuple[str, ...])
         "POST /exchange aws_role": 200,
         "POST /exchange codeartifact": 503,
         "POST /exchange bad": 400,
+        "audit archive": 200,
     }
     loaded = set(report["modules"])
     shipped = _asset_modules(staged)

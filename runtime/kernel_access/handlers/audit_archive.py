@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 
 from kernel_access import settings
 from kernel_access.audit_archive import ArchiveError, archive_stream_records
+from kernel_access.aws_clients import default_clients
 
 logger = Logger(service="kernel-access-audit-archive")
 
@@ -27,6 +27,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: ARG
     records = event.get("Records")
     if not isinstance(records, list):
         raise ArchiveError("event without Records")
-    key = archive_stream_records(records, bucket=bucket, s3_client=boto3.client("s3"))
+    key = archive_stream_records(records, bucket=bucket, s3_client=default_clients().client("s3"))
     logger.info("archived audit stream records", extra={"count": len(records), "bucket": bucket, "key": key})
     return {"archived": len(records), "key": key}
