@@ -38,7 +38,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from benchmarks.harness import Result
+from benchmarks.harness import Result, alternating
 
 EXCHANGE_SAMPLES = 500
 COLD_SAMPLES = 9
@@ -47,23 +47,6 @@ HANDLER_MODULE = "kernel_access.handlers.exchange"
 #: Events are built (and their tokens signed) in batches of this many, outside the timed calls
 #: except for one sample per batch (the medians do not see it).
 EVENT_BATCH = 1000
-
-
-def _timed(func: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    func()
-    return time.perf_counter() - started
-
-
-def _alternating(funcs: dict[str, Callable[[], object]], *, samples: int) -> dict[str, float]:
-    """Median seconds per call of each function, calls alternating one by one, so that load from
-    other processes on a shared machine hits every contender alike and spikes fall out of the
-    median."""
-    times: dict[str, list[float]] = {name: [] for name in funcs}
-    for _ in range(samples):
-        for name, func in funcs.items():
-            times[name].append(_timed(func))
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 @contextmanager
@@ -310,8 +293,8 @@ def _exchange(backend: _Backend) -> list[Result]:
     for _ in range(50):  # warm: service built, configuration and HMAC key loaded, code paths hot
         handler()
         bare_calls()
-    timed = _alternating({"handler": handler, "bare": bare_calls}, samples=EXCHANGE_SAMPLES)
-    ms = {name: value * 1e3 for name, value in timed.items()}
+    medians = alternating({"handler": handler, "bare": bare_calls}, samples=EXCHANGE_SAMPLES)
+    ms = {name: value * 1e3 for name, value in medians.items()}
     return [
         Result(
             "exchange: warm POST /exchange (aws_role) vs its bare calls",

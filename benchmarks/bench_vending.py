@@ -30,7 +30,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from contextlib import redirect_stdout
@@ -39,7 +38,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from benchmarks.harness import Result
+from benchmarks.harness import Result, alternating, timed
 
 CREDENTIAL_SAMPLES = 500
 #: Partners in the large policy of the identity-scale row (the test policy has 2).
@@ -48,23 +47,6 @@ TOKEN_REQUESTS = 10_000
 #: One bare-calls sample after every this many token requests.
 TOKEN_BASELINE_EVERY = 5
 COLD_SAMPLES = 9
-
-
-def _timed(func: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    func()
-    return time.perf_counter() - started
-
-
-def _alternating(funcs: dict[str, Callable[[], object]], *, samples: int) -> dict[str, float]:
-    """Median seconds per call of each function, calls alternating one by one, so that load from
-    other processes on a shared machine hits every contender alike and spikes fall out of the
-    median."""
-    times: dict[str, list[float]] = {name: [] for name in funcs}
-    for _ in range(samples):
-        for name, func in funcs.items():
-            times[name].append(_timed(func))
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 class _Backend:
@@ -219,8 +201,10 @@ def _credentials(backend: _Backend) -> list[Result]:
     for _ in range(50):  # warm: policy loaded, clients built, code paths hot
         handler()
         all_calls()
-    timed = _alternating({"handler": handler, "all": all_calls, "two": two_calls}, samples=CREDENTIAL_SAMPLES)
-    ms = {name: value * 1e3 for name, value in timed.items()}
+    medians = alternating(
+        {"handler": handler, "all": all_calls, "two": two_calls}, samples=CREDENTIAL_SAMPLES
+    )
+    ms = {name: value * 1e3 for name, value in medians.items()}
     return [
         Result(
             "vending: warm GET /credentials vs its bare boto3 calls",
@@ -278,10 +262,10 @@ def _partner_scale(backend: _Backend) -> list[Result]:
         for _ in range(50):
             for call in calls.values():
                 call()
-        timed = _alternating(calls, samples=CREDENTIAL_SAMPLES)
+        medians = alternating(calls, samples=CREDENTIAL_SAMPLES)
     finally:
         backend.vending.reset_for_tests(backend.service)
-    ms = {name: value * 1e3 for name, value in timed.items()}
+    ms = {name: value * 1e3 for name, value in medians.items()}
     return [
         Result(
             f"vending: warm GET /credentials, {SCALE_PARTNERS} partners vs 2",
@@ -352,9 +336,9 @@ def _codeartifact(backend: _Backend) -> list[Result]:
     handler_samples: list[float] = []
     bare_samples: list[float] = []
     for index in range(TOKEN_REQUESTS - 1):  # requests 2..TOKEN_REQUESTS
-        handler_samples.append(_timed(handler))
+        handler_samples.append(timed(handler))
         if index % TOKEN_BASELINE_EVERY == 0:
-            bare_samples.append(_timed(bare_calls))
+            bare_samples.append(timed(bare_calls))
     mints = backend.service.tokens.mint_count
     figure_ms = statistics.median(handler_samples) * 1e3
     bare_ms = statistics.median(bare_samples) * 1e3

@@ -35,3 +35,20 @@ def median_seconds(func: Callable[[], object], *, repeat: int = 7, number: int =
             func()
         samples.append((time.perf_counter() - start) / number)
     return statistics.median(samples)
+
+
+def timed(func: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    func()
+    return time.perf_counter() - started
+
+
+def alternating(funcs: dict[str, Callable[[], object]], *, samples: int) -> dict[str, float]:
+    """Median seconds per call of each function, calls alternating one by one, so that load from
+    other processes on a shared machine hits every contender alike and spikes fall out of the
+    median."""
+    times: dict[str, list[float]] = {name: [] for name in funcs}
+    for _ in range(samples):
+        for name, func in funcs.items():
+            times[name].append(timed(func))
+    return {name: statistics.median(values) for name, values in times.items()}
