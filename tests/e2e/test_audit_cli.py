@@ -46,6 +46,7 @@ def traffic(kernel_emulator: Emulator) -> dict[str, Any]:
     """One fresh payments caller: REQUESTS vended reader sessions and one denied deployer request."""
     suffix = f"audit-{uuid.uuid4().hex[:8]}"
     caller = kernel_emulator.partner_session("payments", suffix)
+    payments = kernel_emulator.partner("payments")
     vending = kernel_emulator.state["vending_url"]
     keys: dict[str, str] = {}
     for _ in range(REQUESTS):
@@ -57,7 +58,9 @@ def traffic(kernel_emulator: Emulator) -> dict[str, Any]:
     denied = kernel_emulator.call("GET", f"{vending}/credentials?role=no-such-role", caller)
     assert denied.status >= 400
     return {
-        "caller": f"arn:aws:sts::111111111111:assumed-role/kernel-access/payments.{suffix}",
+        # The session ARN IAM verified: the kernel role, the partner's own account as session-name prefix.
+        "caller": f"arn:aws:sts::{kernel_emulator.state['account_id']}:assumed-role/"
+        f"{payments['role_arn'].rsplit('/', 1)[1]}/{payments['session_prefix']}{suffix}",
         "keys": keys,
         "denied_request": denied.json()["request_id"],
     }

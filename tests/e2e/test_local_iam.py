@@ -8,8 +8,13 @@ Two halves over one table of requests:
   over a copy with one control removed (a trust condition, a principal binding, a grant). The refusal
   must disappear with the control: it is the template's statement that refuses, not the emulator.
 
-Expectations come from the template where they can (partners, roles, external IDs, whether session
-tags are allow-listed), so a redesign of the trust policies changes the inputs, not this file.
+Expectations come from the emulator's state and the template where they can (partners, their roles,
+session-name prefixes and external IDs; the tag-key allow-list), so a change of account numbers or
+partners changes the inputs, not this file. Each refused attempt differs from a partner's own
+AssumeRole in one respect, so exactly one control of the partner identity model refuses it: the
+principal (external roles), ``sts:ExternalId``, ``sts:RoleSessionName`` and ``sts:SourceIdentity``
+bound to ``${aws:PrincipalAccount}``, ``aws:PrincipalOrgID``, ``aws:PrincipalAccount`` (not the kernel
+account) and the ``aws:TagKeys`` allow-list.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,7 @@ from botocore.exceptions import ClientError
 from kernel_access.local.enforcement import accounts_from_config, model_from_template
 from kernel_access.local.iam import AssumeRoleRequest, Caller, IamModel, statements
 from kernel_access.local.template import Resolver, StackTemplate, select_kernel_stack
+from kernel_access.validation import PARTNER_SESSION_TAG_KEYS
 
 from tests.e2e.conftest import FIXTURES, PROJECT, Emulator, start_emulator, stop_emulator
 
@@ -50,6 +56,7 @@ class Attempt:
     role_arn: str
     session_name: str
     external_id: str | None = None
+    source_identity: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -58,7 +65,11 @@ class Attempt:
 
     def request(self) -> AssumeRoleRequest:
         return AssumeRoleRequest(
-            self.role_arn, self.session_name, external_id=self.external_id, tags=dict(self.tags)
+            self.role_arn,
+            self.session_name,
+            external_id=self.external_id,
+            source_identity=self.source_identity,
+            tags=dict(self.tags),
         )
 
 
@@ -70,8 +81,10 @@ def _partners(state: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
 
 
 def attempts(state: Mapping[str, Any]) -> dict[str, Attempt]:
+    """Each attempt differs from a configured partner's own AssumeRole in one respect, so exactly one
+    of the template's controls refuses it (the mutations below remove that one control)."""
     inside, outside = _partners(state)
-    a, b = inside["partner"], outside["partner"]
+    kernel = str(state["account_id"])
 
     def own(p: Mapping[str, Any], name: str, **changes: Any) -> Attempt:
         fields: dict[str, Any] = {
@@ -79,7 +92,7 @@ def attempts(state: Mapping[str, Any]) -> dict[str, Attempt]:
             "account": p["account_id"],
             "workload": f"{p['partner']}-workload",
             "role_arn": p["role_arn"],
-            "session_name": f"{p['partner']}.e2e-iam",
+            "session_name": f"{p['session_prefix']}e2e-iam",
             "external_id": p["external_id"],
         }
         fields.update(changes)
@@ -90,36 +103,85 @@ def attempts(state: Mapping[str, Any]) -> dict[str, Attempt]:
         for attempt in (
             own(inside, "in-org partner, as configured"),
             own(outside, "external partner, as configured"),
+            own(
+                inside,
+                "in-org partner with its own source identity and listed session tags",
+                source_identity=f"{inside['session_prefix']}alice",
+                tags=dict.fromkeys(PARTNER_SESSION_TAG_KEYS, "e2e"),
+            ),
+            own(
+                outside,
+                "external partner with its own source identity and listed session tags",
+                source_identity=f"{outside['session_prefix']}alice",
+                tags=dict.fromkeys(PARTNER_SESSION_TAG_KEYS, "e2e"),
+            ),
             own(outside, "external partner without its external ID", external_id=None),
             own(outside, "external partner with an external ID not its own", external_id="ka-not-acme-0000"),
             own(
                 inside,
-                "another partner's external ID (and role and session name)",
+                "another partner's role and external ID",
                 role_arn=outside["role_arn"],
-                session_name=f"{b}.e2e-iam",
                 external_id=outside["external_id"],
             ),
-            own(inside, "session name of another partner", session_name=f"{b}.e2e-iam"),
-            own(outside, "external partner, session name of another partner", session_name=f"{a}.e2e-iam"),
+            own(
+                inside, "session name of another partner", session_name=f"{outside['session_prefix']}e2e-iam"
+            ),
+            own(
+                outside,
+                "external partner, session name of another partner",
+                session_name=f"{inside['session_prefix']}e2e-iam",
+            ),
+            own(
+                inside,
+                "source identity of another partner",
+                source_identity=f"{outside['session_prefix']}alice",
+            ),
+            own(
+                outside,
+                "external partner, source identity of another partner",
+                source_identity=f"{inside['session_prefix']}alice",
+            ),
             own(
                 inside,
                 "account outside the organization",
                 account=OUTSIDE_ACCOUNT,
                 workload="stranger-workload",
+                session_name=f"{OUTSIDE_ACCOUNT}.e2e-iam",
+            ),
+            own(
+                inside,
+                "the kernel account itself",
+                account=kernel,
+                workload="kernel-workload",
+                session_name=f"{kernel}.e2e-iam",
             ),
             own(inside, "unlisted session tag", tags={UNLISTED_TAG: "x"}),
+            own(outside, "external partner, unlisted session tag", tags={UNLISTED_TAG: "x"}),
         )
     }
 
 
+ADMITTED = [
+    "in-org partner, as configured",
+    "external partner, as configured",
+    "in-org partner with its own source identity and listed session tags",
+    "external partner with its own source identity and listed session tags",
+]
+
 REFUSED = [
     "external partner without its external ID",
     "external partner with an external ID not its own",
-    "another partner's external ID (and role and session name)",
+    "another partner's role and external ID",
     "session name of another partner",
     "external partner, session name of another partner",
+    "source identity of another partner",
+    "external partner, source identity of another partner",
     "account outside the organization",
+    "the kernel account itself",
 ]
+
+#: Refused by the trust policy's ``aws:TagKeys`` allow-list (the refusal names the action IAM reports).
+TAG_REFUSED = ["unlisted session tag", "external partner, unlisted session tag"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -169,13 +231,6 @@ def drop_condition_key(key: str) -> Mutation:
     return mutate
 
 
-def widen_principal(document: dict[str, Any]) -> None:
-    """Every statement names any AWS principal (``*``): only the conditions bind the account."""
-    for statement in statements(document):
-        assert isinstance(statement, dict)
-        statement["Principal"] = {"AWS": "*"}
-
-
 def bind_principal(account: str) -> Mutation:
     def mutate(document: dict[str, Any]) -> None:
         for statement in statements(document):
@@ -201,6 +256,8 @@ def both(*mutations: Mutation) -> Mutation:
 def sts_attempt(emulator: Emulator, attempt: Attempt) -> dict[str, str]:
     workload = emulator.workload(attempt.account, attempt.workload)
     extra: dict[str, Any] = {}
+    if attempt.source_identity is not None:
+        extra["SourceIdentity"] = attempt.source_identity
     if attempt.tags:
         extra["Tags"] = [{"Key": k, "Value": v} for k, v in attempt.tags.items()]
     return emulator.assume(
@@ -214,7 +271,7 @@ def table(kernel_emulator: Emulator) -> dict[str, Attempt]:
     return attempts(kernel_emulator.state)
 
 
-@pytest.mark.parametrize("name", ["in-org partner, as configured", "external partner, as configured"])
+@pytest.mark.parametrize("name", ADMITTED)
 def test_partner_as_configured_is_admitted(
     kernel_emulator: Emulator, table: dict[str, Attempt], name: str
 ) -> None:
@@ -242,19 +299,15 @@ def test_refused_by_sts_as_aws_refuses(
     )
 
 
-def test_unlisted_session_tag_is_decided_as_the_template_says(
-    kernel_emulator: Emulator, table: dict[str, Attempt], template: StackTemplate
+@pytest.mark.parametrize("name", TAG_REFUSED)
+def test_unlisted_session_tag_is_refused_as_the_template_says(
+    kernel_emulator: Emulator, table: dict[str, Attempt], template: StackTemplate, name: str
 ) -> None:
-    """Refused when the role's trust policy allow-lists tag keys (aws:TagKeys) or lacks
-    sts:TagSession; admitted when it allows sts:TagSession for any key, as AWS does."""
-    attempt = table["unlisted session tag"]
+    """The trust policy allow-lists the partner session tag keys (aws:TagKeys): STS refuses any other
+    key, with the refusal the template's evaluation gives."""
+    attempt = table[name]
     expected = model_of(template).assume_role(attempt.caller, attempt.request())
-    document = json.dumps(model_of(template).role(attempt.role_arn).trust_policy)  # type: ignore[union-attr]
-    if "aws:TagKeys" in document or "sts:TagSession" not in document:
-        assert not expected.allowed, "an unlisted tag key must be refused by an allow-list"
-    if expected.allowed:
-        sts_attempt(kernel_emulator, attempt)
-        return
+    assert not expected.allowed, "an unlisted tag key must be refused by the allow-list"
     with pytest.raises(ClientError) as refused:
         sts_attempt(kernel_emulator, attempt)
     assert refused.value.response["Error"]["Code"] == "AccessDenied"
@@ -337,24 +390,22 @@ def _mutations(state: Mapping[str, Any]) -> Iterator[tuple[str, Mutation]]:
     inside, _ = _partners(state)
     yield "external partner without its external ID", drop_condition_key("sts:ExternalId")
     yield "external partner with an external ID not its own", drop_condition_key("sts:ExternalId")
-    yield "another partner's external ID (and role and session name)", bind_principal(inside["account_id"])
+    yield "another partner's role and external ID", bind_principal(inside["account_id"])
     yield "session name of another partner", drop_condition_key("sts:RoleSessionName")
     yield "external partner, session name of another partner", drop_condition_key("sts:RoleSessionName")
-    yield "account outside the organization", both(widen_principal, drop_condition_key("aws:PrincipalOrgID"))
+    yield "source identity of another partner", drop_condition_key("sts:SourceIdentity")
+    yield "external partner, source identity of another partner", drop_condition_key("sts:SourceIdentity")
+    yield "account outside the organization", drop_condition_key("aws:PrincipalOrgID")
+    yield "the kernel account itself", drop_condition_key("aws:PrincipalAccount")
+    yield "unlisted session tag", drop_condition_key("aws:TagKeys")
+    yield "external partner, unlisted session tag", drop_condition_key("aws:TagKeys")
 
 
-MUTATED = [
-    "external partner without its external ID",
-    "external partner with an external ID not its own",
-    "another partner's external ID (and role and session name)",
-    "session name of another partner",
-    "external partner, session name of another partner",
-    "account outside the organization",
-]
+MUTATED = REFUSED + TAG_REFUSED
 
 
-def test_every_refusal_has_a_mutation() -> None:
-    assert sorted(MUTATED) == sorted(REFUSED)
+def test_every_refusal_has_a_mutation(state: dict[str, Any]) -> None:
+    assert sorted(dict(_mutations(state))) == sorted(MUTATED)
 
 
 @pytest.mark.parametrize("name", MUTATED)
@@ -372,18 +423,39 @@ def test_refusal_disappears_without_the_templates_control(
 def test_organization_condition_refuses_an_outside_account_on_its_own(
     state: dict[str, Any], template: StackTemplate
 ) -> None:
-    """With the principal widened to any account, aws:PrincipalOrgID alone still refuses the stranger."""
+    """The in-organization statement names any principal (``*``): with every other condition removed,
+    aws:PrincipalOrgID alone still refuses the stranger, whatever session name it chooses, and admits
+    the partner."""
     attempt = attempts(state)["account outside the organization"]
-    changed = mutated(template, attempt.role_arn, widen_principal)
-    assert not model_of(changed).assume_role(attempt.caller, attempt.request()).allowed
     inside = attempts(state)["in-org partner, as configured"]
+    trust = model_of(template).role(attempt.role_arn)
+    assert trust is not None
+    assert [s.get("Principal") for s in statements(trust.trust_policy)] == [{"AWS": "*"}]
+    org_id = statements(trust.trust_policy)[0]["Condition"]["StringEquals"]["aws:PrincipalOrgID"]
+    only_org = both(
+        drop_condition_key("sts:RoleSessionName"),
+        drop_condition_key("aws:PrincipalAccount"),
+        drop_condition_key("sts:SourceIdentity"),
+        drop_condition_key("aws:TagKeys"),
+    )
+    changed = mutated(template, attempt.role_arn, only_org)
+    conditions = [
+        s.get("Condition") for s in statements(model_of(changed).role(attempt.role_arn).trust_policy)
+    ]  # type: ignore[union-attr]
+    assert conditions == [{"StringEquals": {"aws:PrincipalOrgID": org_id}}]
+    for session_name in (attempt.session_name, inside.session_name):
+        stranger = replace(attempt, session_name=session_name)
+        assert not model_of(changed).assume_role(stranger.caller, stranger.request()).allowed
     assert model_of(changed).assume_role(inside.caller, inside.request()).allowed
 
 
 def test_session_tags_need_sts_tag_session_in_the_trust_policy(
     state: dict[str, Any], template: StackTemplate
 ) -> None:
-    attempt = attempts(state)["unlisted session tag"]
+    """A listed tag key is admitted only while the statement allows sts:TagSession."""
+    tagged = attempts(state)["in-org partner with its own source identity and listed session tags"]
+    attempt = replace(tagged, source_identity=None)
+    assert model_of(template).assume_role(attempt.caller, attempt.request()).allowed
 
     def drop_tag_session(document: dict[str, Any]) -> None:
         for statement in statements(document):
@@ -397,21 +469,23 @@ def test_session_tags_need_sts_tag_session_in_the_trust_policy(
     assert model_of(changed).assume_role(untagged.caller, untagged.request()).allowed
 
 
-def test_tag_key_allow_list_refuses_an_unlisted_key(state: dict[str, Any], template: StackTemplate) -> None:
-    """Adding (or, when the template has one, keeping) an aws:TagKeys allow-list refuses the unlisted key;
-    removing it admits the key."""
-    attempt = attempts(state)["unlisted session tag"]
-
-    def allow_list(document: dict[str, Any]) -> None:
-        for statement in statements(document):
-            assert isinstance(statement, dict)
-            statement.setdefault("Condition", {}).setdefault("ForAllValues:StringEquals", {}).setdefault(
-                "aws:TagKeys", ["partner"]
-            )
-
-    listed = mutated(template, attempt.role_arn, allow_list)
-    assert not model_of(listed).assume_role(attempt.caller, attempt.request()).allowed
-    unlisted = mutated(listed, attempt.role_arn, drop_condition_key("aws:TagKeys"))
+@pytest.mark.parametrize("name", TAG_REFUSED)
+def test_tag_key_allow_list_refuses_an_unlisted_key(
+    state: dict[str, Any], template: StackTemplate, name: str
+) -> None:
+    """The template allow-lists exactly the partner session tag keys: the listed keys are admitted,
+    an unlisted one is refused, and removing the allow-list admits it."""
+    attempt = attempts(state)[name]
+    role = model_of(template).role(attempt.role_arn)
+    assert role is not None
+    for statement in statements(role.trust_policy):
+        assert statement["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"] == list(
+            PARTNER_SESSION_TAG_KEYS
+        )
+    assert not model_of(template).assume_role(attempt.caller, attempt.request()).allowed
+    listed = replace(attempt, tags=dict.fromkeys(PARTNER_SESSION_TAG_KEYS, "e2e"))
+    assert model_of(template).assume_role(listed.caller, listed.request()).allowed
+    unlisted = mutated(template, attempt.role_arn, drop_condition_key("aws:TagKeys"))
     assert model_of(unlisted).assume_role(attempt.caller, attempt.request()).allowed
 
 
@@ -434,7 +508,7 @@ def test_invoke_refusal_disappears_with_a_grant_and_appears_without_one(
 
     body = copy.deepcopy(dict(template.body))
     for resource_ in body["Resources"].values():
-        if resource_["Type"] == "AWS::IAM::Policy":
+        if resource_["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             document = resource_["Properties"]["PolicyDocument"]
             document["Statement"] = [
                 s for s in statements(document) if s.get("Action") != "execute-api:Invoke"

@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
-from kernel_access.audit import AuditLog, AuditRecord
+from kernel_access.audit import RECORD_KEY, AuditLog, AuditRecord
 from kernel_access.cli import audit as audit_cli
 from kernel_access.cli.main import main
 from moto import mock_aws
@@ -21,19 +21,21 @@ CALLER = "arn:aws:sts::111111111111:assumed-role/kernel-access/payments.ci-{n}"
 
 
 def _create_table(client: Any) -> None:
-    """The ``AuditTable`` construct's key schema and its three indexes."""
-    index_keys = {"by-caller": "caller_arn", "by-access-key": "access_key_id", "by-partner": "partner"}
+    """The ``AuditTable`` construct's key schema (the request id alone: one record per request) and its
+    three indexes, each sorted by ``recorded_at``."""
+    index_keys = {
+        audit_cli.BY_CALLER_INDEX: "caller_arn",
+        audit_cli.BY_ACCESS_KEY_INDEX: "access_key_id",
+        audit_cli.BY_PARTNER_INDEX: "partner",
+    }
     client.create_table(
         TableName=TABLE,
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[
             {"AttributeName": name, "AttributeType": "S"}
-            for name in ("request_id", "recorded_at", *index_keys.values())
+            for name in (RECORD_KEY, "recorded_at", *index_keys.values())
         ],
-        KeySchema=[
-            {"AttributeName": "request_id", "KeyType": "HASH"},
-            {"AttributeName": "recorded_at", "KeyType": "RANGE"},
-        ],
+        KeySchema=[{"AttributeName": RECORD_KEY, "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[
             {
                 "IndexName": index,
@@ -182,6 +184,24 @@ def test_query_by_request_id(table: Any, capsys: pytest.CaptureFixture[str]) -> 
     assert [(r["request_id"], r["decision"], r["error_code"]) for r in records] == [
         ("req-03", "deny", "POLICY_DENY")
     ]
+
+
+@pytest.mark.parametrize(
+    ("window", "found"),
+    [(["--since", "2026-11-30T09:00:00Z"], True), (["--until", "2026-11-30T09:02:00Z"], False)],
+)
+def test_query_by_request_id_with_a_time_range(
+    table: Any, capsys: pytest.CaptureFixture[str], window: list[str], found: bool
+) -> None:
+    """The table has no sort key: the time range filters the one record the key reads."""
+    plan = audit_cli.plan(audit_cli.AuditQuery(request_id="req-03", since=START))
+    assert plan.params["KeyConditionExpression"] == "#request_id = :request_id"
+    assert plan.params["FilterExpression"] == "#recorded_at >= :since"
+    code, records, err = _json(capsys, "query", "--request-id", "req-03", *window)
+    assert code == (0 if found else 1), err
+    assert [r["request_id"] for r in records] == (["req-03"] if found else [])
+    if not found:
+        assert err == ""  # filtered out (an empty JSON array), not an AWS error
 
 
 def test_query_by_caller_newest_first(table: Any, capsys: pytest.CaptureFixture[str]) -> None:

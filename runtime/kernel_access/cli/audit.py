@@ -10,8 +10,10 @@ scan is billed for every item it reads). The lookup key is chosen in this order:
 4. ``--partner`` -> the ``by-partner`` index.
 
 Every index is sorted by ``recorded_at``, so ``--since``/``--until`` narrow the key condition (DynamoDB
-reads only that range). ``--target-role``, ``--error-code`` and ``--decision`` (and any lookup key
-not used as the key) filter the items read. Asked without any of the four keys, the command refuses
+reads only that range). The table itself is keyed by the request id alone (one record per request, no
+sort key), so with ``--request-id`` the time range filters the one item the key reads.
+``--target-role``, ``--error-code`` and ``--decision`` (and any lookup key not used as the key)
+filter the items read. Asked without any of the four keys, the command refuses
 unless ``--scan`` is given. There is no index on the error code or the target role on purpose: a
 handful of values would concentrate every audit write on a few index partitions, and a throttled
 index write throttles the table write, which (audit being fail-closed) refuses the request.
@@ -185,7 +187,11 @@ def plan(query: AuditQuery, *, scan: bool = False) -> Plan:
         return Plan("scan", params, key="whole table (--scan)")
     attribute, value, index = chosen
     key_name, key_value = placeholder(attribute, value)
-    key_condition = f"{key_name} = {key_value}" + (f" AND {time_condition}" if time_condition else "")
+    key_condition = f"{key_name} = {key_value}"
+    if time_condition and index is None:
+        conditions.append(time_condition)  # the table has no sort key: a key condition on it is invalid
+    elif time_condition:
+        key_condition += f" AND {time_condition}"
     params = {"KeyConditionExpression": key_condition, "ScanIndexForward": False}
     if index is not None:
         params["IndexName"] = index
