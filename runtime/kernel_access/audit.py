@@ -75,13 +75,19 @@ class TokenFingerprinter:
         self._key: bytes | None = None
         self._loaded = False
 
-    def __call__(self, token: str) -> str:
+    def require_key(self) -> None:
+        """Load the key now (once per container), raising :class:`FingerprintKeyUnavailable` if a
+        configured key cannot be read: a caller that fingerprints only after it acts (the exchange
+        fingerprints the credential it minted) checks first, so it refuses before it acts."""
         if not self._loaded:
             try:
                 self._key = self._key_loader()
             except Exception as exc:
                 raise FingerprintKeyUnavailable(type(exc).__name__) from None
             self._loaded = True
+
+    def __call__(self, token: str) -> str:
+        self.require_key()
         return token_fingerprint(token, self._key)
 
 

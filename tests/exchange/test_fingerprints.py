@@ -1,8 +1,13 @@
 """One token fingerprint for the vending API and the exchange: with the deployment's audit HMAC
-key configured, the exchange's audit records carry the same keyed fingerprint the vending API
-writes (``hmac-sha256:``), so holding the audit table is not enough to confirm a guessed token in
-either. The issued-token index stays plain SHA-256: operators look a leaked token up with
-``sha256sum``."""
+key configured, the fingerprint of every token the kernel ISSUES is keyed in the audit records
+(``issued_token_fingerprint``, ``hmac-sha256:``, the vending API's function), so holding the audit
+table is not enough to confirm a guessed credential.
+
+Deliberately plain SHA-256: the PRESENTED OIDC token's fingerprint (``presented_token_fingerprint``)
+and the issued-token index. The presented fingerprint is what operators compute with ``sha256sum``
+for ``kernel-access exchange revoke --oidc-token``, the revocation-table key and the
+``exchanged-token`` session tag the cut-off deny matches; the index is how a leaked issued token is
+looked up. A configured key that cannot be read refuses the exchange before anything is minted."""
 
 from __future__ import annotations
 
@@ -25,7 +30,12 @@ def _hmac(token: str) -> str:
     return "hmac-sha256:" + hmac.new(KEY, token.encode(), hashlib.sha256).hexdigest()
 
 
-def test_exchange_audit_uses_the_keyed_fingerprint(harness: Harness) -> None:
+def _sha256(token: str) -> str:
+    """What an operator computes with ``sha256sum``."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def test_exchange_audit_keys_the_issued_fingerprint_only(harness: Harness) -> None:
     harness.service.fingerprint = TokenFingerprinter(lambda: KEY)
     claims = harness.tokens.claims()
     token = harness.tokens.sign(claims)
@@ -33,22 +43,27 @@ def test_exchange_audit_uses_the_keyed_fingerprint(harness: Harness) -> None:
     assert status == 200, body
     session_token = body["credentials"]["SessionToken"]
     [record] = harness.audit_items()
-    assert record["presented_token_fingerprint"]["S"] == _hmac(token)
+    # presented: plain, the key of `exchange revoke --oidc-token` and of the session tag
+    assert record["presented_token_fingerprint"]["S"] == _sha256(token)
     assert record["issued_token_fingerprint"]["S"] == _hmac(session_token)
     # the same function the vending API fingerprints with
     assert record["issued_token_fingerprint"]["S"] == token_fingerprint(session_token, KEY)
     [issued] = harness.issued_items()
-    assert issued["fingerprint"]["S"] == "sha256:" + hashlib.sha256(session_token.encode()).hexdigest()
+    assert issued["fingerprint"]["S"] == _sha256(session_token)
+    assert issued["presented_token_fingerprint"]["S"] == _sha256(token)
+    [assumed] = harness.sts_calls
+    assert {"Key": "exchanged-token", "Value": _sha256(token)} in assumed["Tags"]
 
 
-def test_refusals_use_the_keyed_fingerprint_too(harness: Harness) -> None:
+def test_refusals_record_the_operator_lookup_fingerprint(harness: Harness) -> None:
     harness.service.fingerprint = TokenFingerprinter(lambda: KEY)
     claims = harness.tokens.claims()
     token = harness.tokens.sign(claims)
     status, _body, _ = harness.call(make_event(token, claims, {"target": "nope"}))
     assert status >= 400
     [record] = harness.audit_items()
-    assert record["presented_token_fingerprint"]["S"] == _hmac(token)
+    assert record["presented_token_fingerprint"]["S"] == _sha256(token)
+    assert "issued_token_fingerprint" not in record
 
 
 def test_unreadable_key_refuses_the_exchange_and_audits_it(harness: Harness) -> None:
@@ -57,14 +72,23 @@ def test_unreadable_key_refuses_the_exchange_and_audits_it(harness: Harness) -> 
 
     harness.service.fingerprint = TokenFingerprinter(broken)
     claims = harness.tokens.claims()
-    status, body, _ = harness.call(make_event(harness.tokens.sign(claims), claims, {"target": "deploy"}))
+    token = harness.tokens.sign(claims)
+    status, body, _ = harness.call(make_event(token, claims, {"target": "deploy"}))
     assert status == 500
     assert body["error_code"] == "INTERNAL_ERROR"
     assert "credentials" not in body
     assert harness.issued_items() == []
+    assert harness.sts_calls == [], "nothing is minted while the audit key cannot be read"
     [record] = harness.audit_items()
     assert record["decision"]["S"] == "error"
-    assert "presented_token_fingerprint" not in record
+    assert record["reason"]["S"] == "audit HMAC key unavailable"
+    assert record["presented_token_fingerprint"]["S"] == _sha256(token)
+    assert "issued_token_fingerprint" not in record
+    assert "access_key_id" not in record
+    # Not the caller's fault: the token is not spent, the workflow's retry succeeds once the key reads.
+    harness.service.fingerprint = TokenFingerprinter(lambda: KEY)
+    status, body, _ = harness.call(make_event(token, claims, {"target": "deploy"}))
+    assert status == 200, body
 
 
 def test_wiring_reads_the_audit_hmac_key_parameter(aws: None) -> None:
@@ -76,17 +100,19 @@ def test_wiring_reads_the_audit_hmac_key_parameter(aws: None) -> None:
         settings.ISSUED_TOKENS_TABLE_NAME: "issued",
         settings.AUDIT_TABLE_NAME: "audit",
         settings.RATE_LIMIT_TABLE_NAME: "rate",
+        settings.REVOCATION_TABLE_NAME: "revocation",
         settings.AUDIT_HMAC_KEY_PARAMETER: "/kernel-access/audit-hmac",
     }
-    import kernel_access.exchange.wiring as wiring
+    from kernel_access.aws_clients import default_clients
 
-    wiring._client.cache_clear()
+    # The Lambdas' process-wide clients: build them inside this test's moto state, drop them after.
+    default_clients.cache_clear()
     try:
         service: Any = service_from_env(environ)
         assert service.fingerprint("token") == _hmac("token")
         assert service.minter.mint_gate.limiter.table_name == "rate"  # the vending API's table
     finally:
-        wiring._client.cache_clear()
+        default_clients.cache_clear()
 
 
 def test_fingerprinter_fails_closed_on_every_call() -> None:

@@ -1,7 +1,7 @@
 """Rate limits and revocations key on who the caller IS (partner, bound account), not on the
 session name it picked.
 
-The tail of a session name after ``<partner>.`` is chosen by the partner, so anything keyed on the
+The tail of a session name after ``<caller's account>.`` is chosen by the partner, so anything keyed on the
 full session ARN can be escaped by renaming the session. These tests pin the behaviour that cannot:
 one budget per partner (and a tighter one per session inside it), applied before the request is
 validated; refusals past the limit sampled into the audit table; revocation by partner and by the
@@ -15,13 +15,15 @@ from typing import Any
 import pytest
 from kernel_access.cli.main import main
 
-from tests.runtime.conftest import ACME_ARN, AUDIT_TABLE, KERNEL_ACCOUNT, POLICY, REVOCATION_TABLE, http_event
+from tests.runtime.conftest import ACME_ARN, AUDIT_TABLE, PAYMENTS_ARN, POLICY, REVOCATION_TABLE, http_event
 from tests.runtime.test_vending_credentials import call
 
 pytestmark = pytest.mark.usefixtures("secrets_scan")
 
 PAYMENTS_ACCOUNT = POLICY["partners"]["payments"]["account_id"]
-ROLE_PREFIX = f"arn:aws:sts::{KERNEL_ACCOUNT}:assumed-role/kernel-access/"
+#: The in-org role's session ARNs, derived from the conftest's payments caller.
+ROLE_PREFIX = PAYMENTS_ARN.rsplit("/", 1)[0] + "/"
+assert PAYMENTS_ARN.startswith(f"{ROLE_PREFIX}{PAYMENTS_ACCOUNT}.")
 
 
 @pytest.fixture
@@ -41,7 +43,8 @@ def sts_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 
 def session(name: str) -> str:
-    return f"{ROLE_PREFIX}payments.{name}"
+    """A session of the payments partner: the in-org role, session name ``<its account>.<name>``."""
+    return f"{ROLE_PREFIX}{PAYMENTS_ACCOUNT}.{name}"
 
 
 def statuses(service: Any, arns: list[str], query: dict[str, str] | None = None) -> list[int]:
@@ -51,9 +54,7 @@ def statuses(service: Any, arns: list[str], query: dict[str, str] | None = None)
 
 def clear_audit(aws_backend: Any) -> None:
     for item in aws_backend.audit_items():
-        aws_backend.dynamodb.delete_item(
-            TableName=AUDIT_TABLE, Key={"request_id": item["request_id"], "recorded_at": item["recorded_at"]}
-        )
+        aws_backend.dynamodb.delete_item(TableName=AUDIT_TABLE, Key={"request_id": item["request_id"]})
 
 
 def test_same_session_is_limited(make_service):

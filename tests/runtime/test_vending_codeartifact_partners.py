@@ -85,8 +85,11 @@ def test_minting_session_names_the_partner(make_service, aws_backend, codeartifa
 
 
 def test_lifetimes_in_one_bucket_share_one_mint(make_service, codeartifact_stub):
-    """Regression: 900..959 s gave 60 mints (AssumeRole + GetAuthorizationToken) for 60 requests."""
-    service = make_service()
+    """Regression: 900..959 s gave 60 mints (AssumeRole + GetAuthorizationToken) for 60 requests.
+
+    The 60 requests come from one session, more than the default per-session budget allows in a
+    window: raise it so every request reaches the token cache (rate limits have their own tests)."""
+    service = make_service(KERNEL_ACCESS_RATE_LIMIT_SESSION_REQUESTS="100")
     tokens = set()
     for duration in range(900, 960):
         status, _, body = call(service, token_event(duration))

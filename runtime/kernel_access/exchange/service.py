@@ -179,9 +179,10 @@ class ExchangeService:
         revocations: RevocationStore,
         rate_limiter: RateLimiter | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        fingerprint: Callable[[str], str] | None = None,
+        fingerprint: TokenFingerprinter | None = None,
     ) -> None:
-        #: Audit-record fingerprints: the vending API's function and key (default: no key).
+        #: The issued credential's audit fingerprint: the vending API's function and key (default:
+        #: no key). The presented token's fingerprint stays plain SHA-256 (see :meth:`exchange`).
         self.fingerprint = fingerprint or TokenFingerprinter()
         self.config_store = config_store
         self.revocations = revocations
@@ -203,12 +204,18 @@ class ExchangeService:
             user_agent=context.user_agent,
         )
         if context.presented_token:
+            # Plain SHA-256 on purpose, never keyed: operators compute it with ``sha256sum`` for
+            # ``exchange revoke --oidc-token``; it keys the revocation table and the session tag
+            # the cut-off deny matches.
             record.presented_token_fingerprint = token_fingerprint(context.presented_token)
         subject = _raw_subject(context.claims)
         record.caller_arn = caller_of(context.issuer_name, subject)
         attempt = _Attempt(key=subject_key(context.issuer_name, subject))
         try:
             self._rate_limit(attempt.key)
+            # The keyed fingerprint is first needed after the mint: load the key before anything is
+            # decided, so an unreadable configured key refuses with nothing minted and the token unspent.
+            self.fingerprint.require_key()
             issued, response = self._decide_and_mint(context, record, attempt)
         except KernelAccessError as error:
             self._spend_refused(attempt, error, context.request_id)
