@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kernel_access import settings
+from kernel_access import aws_clients, settings
 from kernel_access.local.gateway import new_request_id
 from kernel_access.local.server import LocalKernel, LocalOptions
 from kernel_access.local.template import is_stale, synthesize
@@ -83,6 +83,9 @@ def _direct(kernel: LocalKernel, creds: dict[str, str]) -> None:
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") != function.name:
         os.environ.clear()
         os.environ.update(function.environment)
+        # Sessions built by earlier benchmarks in this process hold their credentials and
+        # endpoints; the local STS (IAM enforced) refuses keys it did not issue.
+        aws_clients.reset_for_tests()
     result = function.load()(event, function.context())
     if result["statusCode"] != 200:
         raise RuntimeError(f"direct invocation failed: {result['body']}")

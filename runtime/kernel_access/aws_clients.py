@@ -133,3 +133,14 @@ class Clients:
 def default_clients() -> Clients:
     """The process-wide :class:`Clients` (region from the Lambda environment)."""
     return Clients()
+
+
+def reset_for_tests() -> None:
+    """Forget the process-wide sessions and clients (they cache the credentials and endpoints of
+    the environment they were first built in). A Lambda process never needs this: its environment
+    does not change. Benchmarks and tests that host several functions in one process do."""
+    global _botocore_session  # noqa: PLW0603 - the process-wide cache this resets
+    with _botocore_session_lock, _boto3_sessions_lock:
+        _botocore_session = None
+        _boto3_sessions.clear()
+    default_clients.cache_clear()
