@@ -29,7 +29,7 @@ from typing import Any, Final, cast
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
-from kernel_access.policy.identity import DEFAULT_EXTERNAL_ROLE, DEFAULT_IN_ORG_ROLE
+from kernel_access.contract import KERNEL_ACCESS_EXTERNAL_ROLE, KERNEL_ACCESS_ROLE
 from kernel_access.validation import (
     PARTNER_SESSION_TAG_KEYS,
     PRINCIPAL_ACCOUNT_PATTERN,
@@ -38,8 +38,6 @@ from kernel_access.validation import (
 
 from .config import PartnerConfig
 
-IN_ORG_ROLE_NAME: Final = DEFAULT_IN_ORG_ROLE
-EXTERNAL_ROLE_NAME: Final = DEFAULT_EXTERNAL_ROLE
 #: What a partner's trust statement allows: the session, its SourceIdentity and its tags.
 TRUST_ACTIONS: Final = ("sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession")
 #: Role chaining caps sessions at one hour anyway; the cap makes that explicit.
@@ -123,8 +121,8 @@ class KernelAccessRoles(Construct):
         organization_id: str | None = None,
         name_suffix: str = "",
         permissions_boundary: iam.IManagedPolicy | None = None,
-        in_org_role_name: str = IN_ORG_ROLE_NAME,
-        external_role_name: str = EXTERNAL_ROLE_NAME,
+        in_org_role_name: str = KERNEL_ACCESS_ROLE,
+        external_role_name: str = KERNEL_ACCESS_EXTERNAL_ROLE,
         kernel_account: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)

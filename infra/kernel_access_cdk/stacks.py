@@ -11,13 +11,14 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
+from kernel_access.contract import KERNEL_ACCESS_EXTERNAL_ROLE, KERNEL_ACCESS_ROLE
 
 from .audit_archive import AuditArchive
 from .audit_table import AuditTable
 from .codeartifact import CodeArtifactRegistry
 from .config import KernelAccessConfig, PartnerConfig
 from .monitoring import DEFAULT_RUNBOOK_URL, KernelAccessMonitoring
-from .roles import EXTERNAL_ROLE_NAME, IN_ORG_ROLE_NAME, KernelAccessRoles, external_role_name_for
+from .roles import KernelAccessRoles, external_role_name_for
 from .service_api import KernelServiceApi, retention_days
 from .token_exchange import TokenExchange
 from .vending import CredentialVendingService, finish_function, function_role
@@ -272,9 +273,9 @@ class PartnerAccountStack(Stack):
         stack_props.setdefault("description", f"kernel-access: partner {partner.name}")
         super().__init__(scope, construct_id, **stack_props)
         role_name = (
-            IN_ORG_ROLE_NAME + name_suffix
+            KERNEL_ACCESS_ROLE + name_suffix
             if partner.in_organization
-            else external_role_name_for(EXTERNAL_ROLE_NAME + name_suffix, partner)
+            else external_role_name_for(KERNEL_ACCESS_EXTERNAL_ROLE + name_suffix, partner)
         )
         self.kernel_role_arn = f"arn:{self.partition}:iam::{kernel_account}:role/{role_name}"
         self.workload_role = iam.Role(

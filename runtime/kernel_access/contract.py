@@ -32,12 +32,11 @@ class Route:
 VENDING_HANDLER: Final = "kernel_access.handlers.vending.handler"
 EXCHANGE_HANDLER: Final = "kernel_access.handlers.exchange.handler"
 
+CREDENTIALS_ROUTE: Final = Route("GET", "/credentials", "IAM", VENDING_HANDLER)
+TOKEN_ROUTE: Final = Route("GET", "/codeartifact/token", "IAM", VENDING_HANDLER)
+HEALTH_ROUTE: Final = Route("GET", "/health", "IAM", VENDING_HANDLER)
 #: Routes of the credential-vending API; every one is IAM-authorized.
-VENDING_ROUTES: Final[tuple[Route, ...]] = (
-    Route("GET", "/credentials", "IAM", VENDING_HANDLER),
-    Route("GET", "/codeartifact/token", "IAM", VENDING_HANDLER),
-    Route("GET", "/health", "IAM", VENDING_HANDLER),
-)
+VENDING_ROUTES: Final[tuple[Route, ...]] = (CREDENTIALS_ROUTE, TOKEN_ROUTE, HEALTH_ROUTE)
 
 
 def exchange_route(issuer_name: str) -> Route:
@@ -87,6 +86,13 @@ _STATUS: Final[dict[ErrorCode, int]] = {
     ErrorCode.INTERNAL_ERROR: 500,
 }
 
+
+# --- role names (the environment variables that override them are in ``settings``) ---
+#: The role every partner inside the AWS Organization assumes (one trust statement for all).
+KERNEL_ACCESS_ROLE: Final = "kernel-access"
+#: Base name of the per-partner roles of partners outside the Organization
+#: (``kernel-access-external-<partner>``: one account, one sts:ExternalId each).
+KERNEL_ACCESS_EXTERNAL_ROLE: Final = "kernel-access-external"
 
 # --- deployment configuration shared by the CDK app and the local emulator ---
 #: cdk.json context key holding the kernel-access configuration (``kernel_access_cdk.config``).

@@ -35,6 +35,7 @@ from kernel_access.client.response import (
 )
 from kernel_access.client.signing import StaticCredentials
 from kernel_access.client.transport import SignedTransport
+from kernel_access.contract import KERNEL_ACCESS_EXTERNAL_ROLE, KERNEL_ACCESS_ROLE
 from kernel_access.refresh import Minted, RefreshError, RefreshingValue
 from kernel_access.validation import (
     STS_NAME_RE,
@@ -56,11 +57,6 @@ if TYPE_CHECKING:
 
     from kernel_access.client.config import KernelClientConfig
 
-#: Role partners inside the AWS Organization assume (trust: aws:PrincipalOrgID, no external id).
-IN_ORG_ROLE_NAME: Final = "kernel-access"
-#: Base name of the roles partners outside the Organization assume: each has its own
-#: ``kernel-access-external-<partner>`` (trust: one account, one sts:ExternalId).
-EXTERNAL_ROLE_NAME: Final = "kernel-access-external"
 #: Role chaining (e.g. from a Lambda) caps sessions at one hour; that is also our default.
 DEFAULT_SESSION_SECONDS: Final = 3600
 _ROLE_ARN_RE: Final = re.compile(
@@ -217,16 +213,16 @@ class KernelClient:
 
     def _default_role(self, role_arn: str | None) -> str:
         if self.external_id is None:
-            return IN_ORG_ROLE_NAME
+            return KERNEL_ACCESS_ROLE
         if role_arn is not None:
-            return EXTERNAL_ROLE_NAME  # replaced by the ARN's role name
+            return KERNEL_ACCESS_EXTERNAL_ROLE  # replaced by the ARN's role name
         if self.partner is None:
             raise ValidationError(
                 "partner",
                 "required with external_id (or pass role_name/role_arn): each external partner has "
                 "its own role kernel-access-external-<partner>",
             )
-        return external_role_name(EXTERNAL_ROLE_NAME, self.partner)
+        return external_role_name(KERNEL_ACCESS_EXTERNAL_ROLE, self.partner)
 
     def _caller_account(self) -> str:
         """The account this client's own credentials belong to (what IAM substitutes for

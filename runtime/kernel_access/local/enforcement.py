@@ -34,6 +34,7 @@ from typing import Any, Final
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
+from kernel_access.contract import CONFIG_CONTEXT_KEY
 from kernel_access.local.iam import (
     AssumeRoleRequest,
     Caller,
@@ -48,7 +49,6 @@ from kernel_access.local.template import Resolver, StackTemplate
 LAMBDA_SERVICE: Final = "lambda.amazonaws.com"
 _CREDENTIAL_RE: Final = re.compile(r"Credential=([A-Za-z0-9]+)/[0-9]{8}/[^/]+/([^/]+)/aws4_request")
 _STS_NAMESPACE: Final = "https://sts.amazonaws.com/doc/2011-06-15/"
-CONFIG_CONTEXT_KEY: Final = "kernel-access"
 _ACCOUNT_IN_RE: Final = re.compile(r"^(?:arn:aws[a-z-]*:iam::)?([0-9]{12})(?::|$)")
 
 

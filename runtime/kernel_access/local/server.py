@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 
 from kernel_access import settings
 from kernel_access.client.config import ENV_VENDING_API_URL
-from kernel_access.contract import VENDING_HANDLER
+from kernel_access.contract import KERNEL_ACCESS_EXTERNAL_ROLE, KERNEL_ACCESS_ROLE, VENDING_HANDLER
 from kernel_access.local.backend import LocalAws, PartnerIdentity, SessionCredentials
 from kernel_access.local.codeartifact import LocalCodeArtifact
 from kernel_access.local.enforcement import (
@@ -52,7 +52,7 @@ from kernel_access.local.gateway import Gateway, LocalApi, apis_from_template
 from kernel_access.local.iam import IamModel
 from kernel_access.local.jwt_issuer import LocalIssuer, find_issuer
 from kernel_access.local.template import Resolver, StackTemplate, load_kernel_template
-from kernel_access.policy.identity import DEFAULT_EXTERNAL_ROLE, DEFAULT_IN_ORG_ROLE, KernelIdentity
+from kernel_access.policy.identity import KernelIdentity
 
 #: Session-name suffix of the example partner sessions (``<account>.local``).
 EXAMPLE_SESSION_SUFFIX: Final = "local"
@@ -272,8 +272,8 @@ class LocalKernel:
             kernel=KernelIdentity(
                 account_id=env.get(settings.KERNEL_ACCOUNT_ID),
                 partition=env.get(settings.PARTITION),
-                in_org_role=env.get(settings.IN_ORG_ROLE_NAME, DEFAULT_IN_ORG_ROLE),
-                external_role=env.get(settings.EXTERNAL_ROLE_NAME, DEFAULT_EXTERNAL_ROLE),
+                in_org_role=env.get(settings.IN_ORG_ROLE_NAME, KERNEL_ACCESS_ROLE),
+                external_role=env.get(settings.EXTERNAL_ROLE_NAME, KERNEL_ACCESS_EXTERNAL_ROLE),
             ),
         )
 

@@ -24,15 +24,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from kernel_access.contract import KERNEL_ACCESS_EXTERNAL_ROLE, KERNEL_ACCESS_ROLE
 from kernel_access.policy.model import PartnerInfo
 from kernel_access.validation import (
     ACCOUNT_ID_RE,
     SESSION_ACCOUNT_SEPARATOR,
     partner_of_external_role,
 )
-
-DEFAULT_IN_ORG_ROLE: Final = "kernel-access"
-DEFAULT_EXTERNAL_ROLE: Final = "kernel-access-external"
 
 _SESSION_ARN_RE: Final = re.compile(
     r"^arn:(?P<partition>aws|aws-cn|aws-us-gov):sts::(?P<account>[0-9]{12}):assumed-role/"
@@ -49,8 +47,8 @@ class KernelIdentity:
 
     account_id: str | None
     partition: str | None
-    in_org_role: str = DEFAULT_IN_ORG_ROLE
-    external_role: str = DEFAULT_EXTERNAL_ROLE
+    in_org_role: str = KERNEL_ACCESS_ROLE
+    external_role: str = KERNEL_ACCESS_EXTERNAL_ROLE
 
 
 def partner_for_arn(

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from kernel_access import settings
-from kernel_access.policy.identity import DEFAULT_EXTERNAL_ROLE, DEFAULT_IN_ORG_ROLE, KernelIdentity
+from kernel_access.contract import KERNEL_ACCESS_EXTERNAL_ROLE, KERNEL_ACCESS_ROLE
+from kernel_access.policy.identity import KernelIdentity
 from kernel_access.validation import ACCOUNT_ID_RE, ROLE_NAME_RE
 
 _PARTITIONS: Final = frozenset({"aws", "aws-cn", "aws-us-gov"})
@@ -73,8 +74,8 @@ class VendingConfig:
     codeartifact_publisher_role_arn: str | None = None
     codeartifact_domain_owner: str | None = None
     audit_hmac_key_parameter: str | None = None
-    in_org_role_name: str = DEFAULT_IN_ORG_ROLE
-    external_role_name: str = DEFAULT_EXTERNAL_ROLE
+    in_org_role_name: str = KERNEL_ACCESS_ROLE
+    external_role_name: str = KERNEL_ACCESS_EXTERNAL_ROLE
     #: The function's own account and partition (``None``: nobody resolves to a partner).
     kernel_account_id: str | None = None
     partition: str | None = None
@@ -112,8 +113,8 @@ class VendingConfig:
             codeartifact_publisher_role_arn=environ.get(settings.CODEARTIFACT_PUBLISHER_ROLE_ARN) or None,
             codeartifact_domain_owner=environ.get(settings.CODEARTIFACT_DOMAIN_OWNER) or None,
             audit_hmac_key_parameter=environ.get(settings.AUDIT_HMAC_KEY_PARAMETER) or None,
-            in_org_role_name=environ.get(settings.IN_ORG_ROLE_NAME) or DEFAULT_IN_ORG_ROLE,
-            external_role_name=environ.get(settings.EXTERNAL_ROLE_NAME) or DEFAULT_EXTERNAL_ROLE,
+            in_org_role_name=environ.get(settings.IN_ORG_ROLE_NAME) or KERNEL_ACCESS_ROLE,
+            external_role_name=environ.get(settings.EXTERNAL_ROLE_NAME) or KERNEL_ACCESS_EXTERNAL_ROLE,
             kernel_account_id=_account(environ),
             partition=_partition(environ),
         )

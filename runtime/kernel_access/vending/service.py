@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from kernel_access import __version__
+from kernel_access import __version__, contract
 from kernel_access.audit import (
     AuditLog,
     AuditRecord,
@@ -89,9 +89,9 @@ if TYPE_CHECKING:
 
     from kernel_access.policy import LoadedPolicy, PolicyStore
 
-ROUTE_CREDENTIALS: Final = "GET /credentials"
-ROUTE_TOKEN: Final = "GET /codeartifact/token"  # noqa: S105 - a route, not a secret
-ROUTE_HEALTH: Final = "GET /health"
+ROUTE_CREDENTIALS: Final = contract.CREDENTIALS_ROUTE.route_key
+ROUTE_TOKEN: Final = contract.TOKEN_ROUTE.route_key
+ROUTE_HEALTH: Final = contract.HEALTH_ROUTE.route_key
 #: Audit/metric label of a request for a route this API does not serve (never the raw path:
 #: a caller-chosen string must not become a metric dimension).
 ROUTE_UNKNOWN: Final = "unknown"
