@@ -25,9 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,7 +35,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from benchmarks.harness import Result, alternating
+from benchmarks.harness import Result, alternating, cold_start_ms
 
 EXCHANGE_SAMPLES = 500
 COLD_SAMPLES = 9
@@ -310,25 +307,8 @@ def _exchange(backend: _Backend) -> list[Result]:
     ]
 
 
-def _import_seconds(modules: str) -> float:
-    code = f"import time\nt = time.perf_counter()\nimport {modules}\nprint(time.perf_counter() - t)\n"
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    return float(output.strip())
-
-
 def _cold_start() -> list[Result]:
-    contenders = {
-        "handler": HANDLER_MODULE,
-        "boto3": "boto3",
-        "first": f"{HANDLER_MODULE}, boto3, aws_xray_sdk.core",
-    }
-    samples: dict[str, list[float]] = {name: [] for name in contenders}
-    _import_seconds("boto3")  # warm the OS file cache once for everyone
-    _import_seconds(contenders["first"])
-    for _ in range(COLD_SAMPLES):
-        for name, modules in contenders.items():
-            samples[name].append(_import_seconds(modules))
-    ms = {name: statistics.median(values) * 1e3 for name, values in samples.items()}
+    ms = cold_start_ms(HANDLER_MODULE, samples=COLD_SAMPLES)
     return [
         Result(
             "exchange: cold start, import handler vs import boto3",

@@ -52,3 +52,30 @@ def alternating(funcs: dict[str, Callable[[], object]], *, samples: int) -> dict
         for name, func in funcs.items():
             times[name].append(timed(func))
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def import_seconds(modules: str) -> float:
+    """Seconds ``import <modules>`` takes in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = f"import time\nt = time.perf_counter()\nimport {modules}\nprint(time.perf_counter() - t)\n"
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return float(output.strip())
+
+
+def cold_start_ms(handler_module: str, *, samples: int) -> dict[str, float]:
+    """Median milliseconds of importing the handler, ``boto3``, and everything the first request
+    loads (handler + boto3 + the X-Ray SDK), each in a fresh interpreter, interleaved."""
+    contenders = {
+        "handler": handler_module,
+        "boto3": "boto3",
+        "first": f"{handler_module}, boto3, aws_xray_sdk.core",
+    }
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    import_seconds("boto3")  # warm the OS file cache once for everyone
+    import_seconds(contenders["first"])
+    for _ in range(samples):
+        for name, modules in contenders.items():
+            times[name].append(import_seconds(modules))
+    return {name: statistics.median(values) * 1e3 for name, values in times.items()}
