@@ -1,10 +1,11 @@
 """Synth time of the kernel stack at 10, 100 and 1,000 partners, limits check on and off.
 
 What grows with the number of partners inside ONE template is the kernel stack: the partner map of
-the vending policy (an SSM parameter) and, until the identity model stops adding a trust statement
-per partner, the kernel-access trust policies. That is what these rows measure: the kernel stack of
-a generated configuration (half in-organization, half external, the example's target roles and
-rules naming every partner), synthesized with the cdk-nag packs, as a ratio against 10 partners.
+the vending policy (an SSM parameter) and one role per external partner (the in-organization trust
+statement is the same for any number). That is what these rows measure: the kernel stack of a
+generated configuration (five in six in-organization, one in six external — 1,000 partners give
+about the 1,000 + 200 mix an organization-scale kernel serves; the example's target roles and rules
+naming every partner), synthesized with the cdk-nag packs, as a ratio against 10 partners.
 Goal: the ratio stays well under the size ratio (the kernel stack's cost is mostly fixed).
 
 Partner stacks (one per partner, each in its partner's account) are not synthesized at 100 and
@@ -14,7 +15,8 @@ reports the synth time per partner stack, measured on the 10-partner configurati
 
 With the limits check on, a configuration whose templates break an AWS limit fails synth: the row
 says how many findings and which rules (the time to that verdict is still the synth time). Until the
-trust policies stop growing per partner, 100 and 1,000 partners are expected to fail.
+vending policy moves out of its one SSM parameter (whose partner map grows per partner), 100 and
+1,000 partners are expected to fail on ``SsmParameterSize``.
 
 Each row is the median of three synths (after one unmeasured warm-up synth that loads the jsii
 runtime), each in a fresh temporary directory; the partner-stack row is one synth of each kind.
@@ -43,7 +45,7 @@ def _context(partners: int) -> dict[str, Any]:
     config = context["kernel-access"]
     generated = []
     for i in range(partners):
-        in_org = i % 2 == 0
+        in_org = i % 6 != 5
         entry: dict[str, Any] = {
             "name": f"partner-{i:04d}",
             "account_id": f"{500_000_000_000 + i:012d}",
@@ -85,8 +87,14 @@ def _synth(partners: int, *, limits: bool, partner_stacks: bool = False) -> tupl
             register_limits(app, config.limits)
         try:
             app.synth()
-        except Exception:
-            report = json.loads((Path(outdir) / "validation-report.json").read_text())
+        except Exception as error:
+            report_path = Path(outdir) / "validation-report.json"
+            if not report_path.exists():
+                # aws-cdk-lib's own checks (e.g. 500 resources per stack) fail before any plugin.
+                if "TooManyResourcesInStack" in str(error):
+                    return time.perf_counter() - started, ["TooManyResourcesInStack (aws-cdk-lib)"]
+                raise
+            report = json.loads(report_path.read_text())
             elapsed = time.perf_counter() - started
             rules = [
                 v["ruleName"]
