@@ -241,7 +241,9 @@ def _partner_scale(backend: _Backend) -> list[Result]:
         Name=parameter, Value=json.dumps(large), Type="String", Overwrite=True
     )
     environment = rt.vending_environment(
-        KERNEL_ACCESS_RATE_LIMIT_REQUESTS="1000000000", KERNEL_ACCESS_POLICY_PARAMETER=parameter
+        KERNEL_ACCESS_RATE_LIMIT_REQUESTS="1000000000",
+        KERNEL_ACCESS_RATE_LIMIT_SESSION_REQUESTS="1000000000",
+        KERNEL_ACCESS_POLICY_PARAMETER=parameter,
     )
     scaled = VendingService(VendingConfig.from_env(environment))
     scaled.tokens._codeartifact_client = backend.stub
