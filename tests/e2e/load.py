@@ -1,4 +1,4 @@
-"""Signed-request load against a running emulator (used by test_load.py and benchmarks/bench_e2e.py).
+"""Signed-request load against a running emulator (used by test_load.py and benchmarks/bench_local.py).
 
 Each client thread is one partner session (its own caller ARN, so the per-caller rate limit of the
 example config - 100 requests / 60 s - is never the thing being measured) with its own kept-alive
