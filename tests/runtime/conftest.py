@@ -497,6 +497,22 @@ ServiceFactory = Callable[..., Any]
 
 
 @pytest.fixture
+def sts_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every AssumeRole the service makes (to prove that bad input and refused requests never reach STS)."""
+    from kernel_access.vending import service as service_module
+
+    calls: list[dict[str, Any]] = []
+    real = service_module.assume_role
+
+    def counting(client: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return real(client, **kwargs)
+
+    monkeypatch.setattr(service_module, "assume_role", counting)
+    return calls
+
+
+@pytest.fixture
 def make_service(aws_backend: AwsBackend, codeartifact_stub: CodeArtifactStub) -> ServiceFactory:
     """Build a fresh VendingService on the module's moto state (fresh caches, reset tables)."""
     from kernel_access.vending.config import VendingConfig

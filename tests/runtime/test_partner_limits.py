@@ -26,22 +26,6 @@ ROLE_PREFIX = PAYMENTS_ARN.rsplit("/", 1)[0] + "/"
 assert PAYMENTS_ARN.startswith(f"{ROLE_PREFIX}{PAYMENTS_ACCOUNT}.")
 
 
-@pytest.fixture
-def sts_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Every AssumeRole the service makes (to prove refused requests never reach STS)."""
-    from kernel_access.vending import service as service_module
-
-    calls: list[dict[str, Any]] = []
-    real = service_module.assume_role
-
-    def counting(client: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs)
-        return real(client, **kwargs)
-
-    monkeypatch.setattr(service_module, "assume_role", counting)
-    return calls
-
-
 def session(name: str) -> str:
     """A session of the payments partner: the in-org role, session name ``<its account>.<name>``."""
     return f"{ROLE_PREFIX}{PAYMENTS_ACCOUNT}.{name}"

@@ -39,22 +39,6 @@ def call(service: Any, event: dict[str, Any]) -> tuple[int, dict[str, str], dict
     return response["statusCode"], response.get("headers", {}), body
 
 
-@pytest.fixture
-def sts_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Every AssumeRole the service makes (to prove that bad input never reaches STS)."""
-    from kernel_access.vending import service as service_module
-
-    calls: list[dict[str, Any]] = []
-    real = service_module.assume_role
-
-    def counting(client: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs)
-        return real(client, **kwargs)
-
-    monkeypatch.setattr(service_module, "assume_role", counting)
-    return calls
-
-
 def assert_error(status: int, body: dict[str, Any], code: str, expected_status: int) -> None:
     assert status == expected_status, body
     assert body["error_code"] == code
