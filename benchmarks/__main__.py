@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.harness import Result
+from benchmarks.harness import Result, lambda_environment
 
 README = Path(__file__).with_name("README.md")
 FIGURES_BEGIN = "<!-- figures: written by `make bench`, do not edit by hand -->"
@@ -30,11 +30,7 @@ def _modules() -> list[str]:
 
 
 def main() -> int:
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "KernelAccessBench")
+    lambda_environment()
     rows: list[Result] = []
     # What the code under test prints (EMF metric lines, JSON logs, the emulator's execution
     # environments, which log to stderr like Lambda) would bury the table: file descriptors 1 and 2

@@ -35,7 +35,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from benchmarks.harness import Result, alternating, cold_start_ms
+from benchmarks.harness import Result, alternating, cold_start_ms, lambda_environment
 
 EXCHANGE_SAMPLES = 500
 COLD_SAMPLES = 9
@@ -330,17 +330,8 @@ def _cold_start() -> list[Result]:
     ]
 
 
-def _environment() -> None:
-    """What the Lambda has (``benchmarks/__main__`` sets most of it; running this file alone too)."""
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "KernelAccessBench")
-
-
 def run() -> list[Result]:
-    _environment()
+    lambda_environment()
     rows = _cold_start()
     with mock_aws():
         backend = _Backend()

@@ -36,7 +36,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from benchmarks.harness import Result, alternating, cold_start_ms, timed
+from benchmarks.harness import Result, alternating, cold_start_ms, lambda_environment, timed
 
 CREDENTIAL_SAMPLES = 500
 #: Partners in the large policy of the identity-scale row (the test policy has 2).
@@ -349,12 +349,7 @@ def _codeartifact(backend: _Backend) -> list[Result]:
 
 
 def _environment() -> None:
-    """What the Lambda has (``benchmarks/__main__`` sets most of it; running this file alone too)."""
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "KernelAccessBench")
+    lambda_environment()
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "kernel-access-vending")
 
 

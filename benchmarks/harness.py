@@ -79,3 +79,15 @@ def cold_start_ms(handler_module: str, *, samples: int) -> dict[str, float]:
         for name, modules in contenders.items():
             times[name].append(import_seconds(modules))
     return {name: statistics.median(values) * 1e3 for name, values in times.items()}
+
+
+def lambda_environment() -> None:
+    """What a Lambda has and moto needs (fake credentials, region, tracing off, the benchmarks'
+    metrics namespace), for ``make bench`` and for a benchmark module run on its own."""
+    import os
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "KernelAccessBench")
