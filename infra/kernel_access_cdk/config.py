@@ -778,60 +778,40 @@ def _unique_matching(
     return tuple(values)
 
 
-def _load_partner_rollout(
-    raw: object, partners: Sequence[PartnerConfig], kernel_account: str, region: str
-) -> StackSetRollout | None:
-    """``partner_rollout``: None without the section. External partners can never be covered: a
-    service-managed StackSet reaches only accounts of the organization."""
-    if raw is None:
-        return None
-    section = _require_mapping(raw, "partner_rollout")
-    _reject_unknown(section, frozenset({"stackset"}), "partner_rollout.", None)
-    where = "partner_rollout.stackset"
-    entry = _require_mapping(section.get("stackset"), where)
-    _reject_unknown(entry, _STACKSET_FIELDS, f"{where}.", None)
-    administrator: str = _checked(
-        None,
-        validation.require_account_id,
-        entry.get("administrator_account"),
-        f"{where}.administrator_account",
+def _administrator(
+    entry: Mapping[str, Any], where: str, partners: Sequence[PartnerConfig], kernel: str
+) -> str:
+    """The StackSet's administrator account: neither the kernel nor a partner."""
+    field_name = f"{where}.administrator_account"
+    account: str = _checked(
+        None, validation.require_account_id, entry.get("administrator_account"), field_name
     )
-    if administrator == kernel_account:
+    if account == kernel:
         raise ConfigError(
-            f"{where}.administrator_account",
+            field_name,
             "is the kernel account: the account that can deploy stacks to every admitted account must "
             "not be the one that vends sessions to partners",
         )
-    owner = next((p.name for p in partners if p.account_id == administrator), None)
+    owner = next((p.name for p in partners if p.account_id == account), None)
     if owner is not None:
-        raise ConfigError(f"{where}.administrator_account", f"is partner {owner!r}'s account")
-    administrator_region = entry.get("administrator_region", region)
-    if not isinstance(administrator_region, str) or not REGION_RE.match(administrator_region):
-        raise ConfigError(
-            f"{where}.administrator_region", f"must be a region name, got {administrator_region!r}"
-        )
-    units = _unique_matching(
-        entry.get("organizational_units"),
-        f"{where}.organizational_units",
-        ORGANIZATIONAL_UNIT_RE,
-        "organizational unit id",
-        STACKSET_ORGANIZATIONAL_UNITS,
-    )
-    regions = _unique_matching(entry.get("regions"), f"{where}.regions", REGION_RE, "region")
-    call_as = _choice(entry.get("call_as", "SELF"), f"{where}.call_as", CALL_AS)
+        raise ConfigError(field_name, f"is partner {owner!r}'s account")
+    return account
 
-    by_name = {p.name: p for p in partners}
-    selection = entry.get("partners", ALL_IN_ORGANIZATION)
+
+def _covered_partners(
+    selection: object, where: str, partners: Sequence[PartnerConfig], regions: Sequence[str]
+) -> tuple[str, ...]:
+    """``partners``: "in_organization" (every in-organization partner) or a list of names."""
     if selection == ALL_IN_ORGANIZATION:
         covered = [p for p in partners if p.in_organization]
     else:
         names = _require_list(selection, f"{where}.partners")
-        if not names:
+        if not names or len(set(map(str, names))) != len(names):
             raise ConfigError(
-                f"{where}.partners", f"must be {ALL_IN_ORGANIZATION!r} or a non-empty list of partners"
+                f"{where}.partners",
+                f"must be {ALL_IN_ORGANIZATION!r} or a list of partners, each once, got {names!r}",
             )
-        if len(set(map(str, names))) != len(names):
-            raise ConfigError(f"{where}.partners", "lists a partner twice")
+        by_name = {p.name: p for p in partners}
         covered = []
         for index, name in enumerate(names):
             if not isinstance(name, str) or name not in by_name:
@@ -852,32 +832,61 @@ def _load_partner_rollout(
                 "would find no /kernel-access/ parameters",
                 partner=partner.name,
             )
+    return tuple(p.name for p in covered)
 
+
+def _load_partner_rollout(
+    raw: object, partners: Sequence[PartnerConfig], kernel_account: str, region: str
+) -> StackSetRollout | None:
+    """``partner_rollout``: None without the section. External partners can never be covered: a
+    service-managed StackSet reaches only accounts of the organization."""
+    if raw is None:
+        return None
+    section = _require_mapping(raw, "partner_rollout")
+    _reject_unknown(section, frozenset({"stackset"}), "partner_rollout.", None)
+    where = "partner_rollout.stackset"
+    entry = _require_mapping(section.get("stackset"), where)
+    _reject_unknown(entry, _STACKSET_FIELDS, f"{where}.", None)
+    administrator = _administrator(entry, where, partners, kernel_account)
+    administrator_region = entry.get("administrator_region", region)
+    if not isinstance(administrator_region, str) or not REGION_RE.match(administrator_region):
+        raise ConfigError(
+            f"{where}.administrator_region", f"must be a region name, got {administrator_region!r}"
+        )
+    units = _unique_matching(
+        entry.get("organizational_units"),
+        f"{where}.organizational_units",
+        ORGANIZATIONAL_UNIT_RE,
+        "organizational unit id",
+        STACKSET_ORGANIZATIONAL_UNITS,
+    )
+    regions = _unique_matching(entry.get("regions"), f"{where}.regions", REGION_RE, "region")
     preferences = _require_mapping(entry.get("operation_preferences", {}), f"{where}.operation_preferences")
-    _reject_unknown(preferences, _OPERATION_PREFERENCE_FIELDS, f"{where}.operation_preferences.", None)
+    prefix = f"{where}.operation_preferences."
+    _reject_unknown(preferences, _OPERATION_PREFERENCE_FIELDS, prefix, None)
     defaults = StackSetRollout("", "", (), (), ())
     return StackSetRollout(
         administrator_account=administrator,
         administrator_region=administrator_region,
         organizational_units=units,
         regions=regions,
-        partners=tuple(p.name for p in covered),
-        call_as=call_as,
+        partners=_covered_partners(entry.get("partners", ALL_IN_ORGANIZATION), where, partners, regions),
+        call_as=_choice(entry.get("call_as", "SELF"), f"{where}.call_as", CALL_AS),
         failure_tolerance_percentage=_require_int(
             preferences.get("failure_tolerance_percentage", defaults.failure_tolerance_percentage),
-            f"{where}.operation_preferences.failure_tolerance_percentage",
+            f"{prefix}failure_tolerance_percentage",
             0,
             100,
         ),
         max_concurrent_percentage=_require_int(
             preferences.get("max_concurrent_percentage", defaults.max_concurrent_percentage),
-            f"{where}.operation_preferences.max_concurrent_percentage",
+            f"{prefix}max_concurrent_percentage",
             1,
             100,
         ),
         region_concurrency=_choice(
             preferences.get("region_concurrency", defaults.region_concurrency),
-            f"{where}.operation_preferences.region_concurrency",
+            f"{prefix}region_concurrency",
             REGION_CONCURRENCY,
         ),
     )

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 
 from aws_cdk import (
     App,
@@ -285,7 +285,7 @@ def _define_template(
     )
     for child in resources.workload_role.node.find_all():
         if CfnResource.is_cfn_resource(child):
-            child.cfn_options.condition = in_role_region
+            cast(CfnResource, child).cfn_options.condition = in_role_region
     return resources
 
 
