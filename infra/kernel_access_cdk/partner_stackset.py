@@ -49,6 +49,7 @@ from .config import (
     KernelAccessConfig,
     StackSetRollout,
 )
+from .limits import STACKSET_ORGANIZATIONAL_UNITS
 from .nag import register_nag
 from .partner_resources import WORKLOAD_ROLE_NAME, PartnerResources, add_partner_resources
 
@@ -177,9 +178,12 @@ def _check_props(
 ) -> None:
     """Fail at synth on what CloudFormation would refuse at deploy (``load_config`` checks the
     same, naming the cdk.json field; this covers constructs built without it)."""
-    if not organizational_units or not all(ORGANIZATIONAL_UNIT_RE.match(ou) for ou in organizational_units):
+    if not 0 < len(organizational_units) <= STACKSET_ORGANIZATIONAL_UNITS or not all(
+        ORGANIZATIONAL_UNIT_RE.match(ou) for ou in organizational_units
+    ):
         raise ValueError(
-            f"PartnerStackSet: organizational_units must be OU ids, got {list(organizational_units)}"
+            f"PartnerStackSet: organizational_units must be 1 to {STACKSET_ORGANIZATIONAL_UNITS} OU ids, "
+            f"got {list(organizational_units)}"
         )
     if not regions or not all(REGION_RE.match(region) for region in regions):
         raise ValueError(f"PartnerStackSet: regions must be region names, got {list(regions)}")

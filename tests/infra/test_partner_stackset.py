@@ -273,6 +273,7 @@ def test_vending_api_url_becomes_a_stack_set_parameter() -> None:
     [
         ({"organizational_units": ["r-abcd"]}, "organizational_units"),
         ({"organizational_units": []}, "organizational_units"),
+        ({"organizational_units": [f"ou-abcd-{i:08d}" for i in range(51)]}, "organizational_units"),
         ({"regions": ["US-EAST-1"]}, "regions"),
         ({"call_as": "ADMIN"}, "call_as"),
         ({"region_concurrency": "RANDOM"}, "region_concurrency"),
@@ -446,3 +447,16 @@ def test_the_section_needs_its_stackset_object(cdk_context: dict[str, Any]) -> N
     context["kernel-access"]["partner_rollout"] = {}
     with pytest.raises(ConfigError, match=re.escape("partner_rollout.stackset: must be an object")):
         load_config(context["kernel-access"])
+
+
+def test_the_documented_example_is_a_valid_configuration(cdk_context: dict[str, Any]) -> None:
+    from tests.docs import doc_section
+
+    text = doc_section("partner-rollout.md", "Configuring it")
+    example = json.loads(text.split("```json", 1)[1].split("```", 1)[0])
+    context = copy.deepcopy(cdk_context)
+    context["kernel-access"].update(example)
+    rollout = load_config(context["kernel-access"]).partner_rollout
+    assert rollout is not None
+    assert rollout.organizational_units == ("ou-abcd-11111111",)
+    assert rollout.partners == ("payments",)
