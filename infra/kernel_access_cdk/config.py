@@ -718,6 +718,11 @@ ORGANIZATIONAL_UNIT_RE: Final = re.compile(r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$"
 REGION_RE: Final = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")
 CALL_AS: Final = ("SELF", "DELEGATED_ADMIN")
 REGION_CONCURRENCY: Final = ("SEQUENTIAL", "PARALLEL")
+#: Operation preferences of the StackSet unless configured (``PartnerStackSet``'s defaults too): a
+#: broken template stops in the first region after a tenth of its accounts.
+DEFAULT_FAILURE_TOLERANCE_PERCENTAGE: Final = 10
+DEFAULT_MAX_CONCURRENT_PERCENTAGE: Final = 25
+DEFAULT_REGION_CONCURRENCY: Final = "SEQUENTIAL"
 #: ``partners`` value that puts every in-organization partner behind the StackSet.
 ALL_IN_ORGANIZATION: Final = "in_organization"
 _STACKSET_FIELDS: Final = frozenset(
@@ -752,9 +757,9 @@ class StackSetRollout:
     #: Names of the partners the StackSet covers (in-organization partners only).
     partners: tuple[str, ...]
     call_as: str = "SELF"
-    failure_tolerance_percentage: int = 10
-    max_concurrent_percentage: int = 25
-    region_concurrency: str = "SEQUENTIAL"
+    failure_tolerance_percentage: int = DEFAULT_FAILURE_TOLERANCE_PERCENTAGE
+    max_concurrent_percentage: int = DEFAULT_MAX_CONCURRENT_PERCENTAGE
+    region_concurrency: str = DEFAULT_REGION_CONCURRENCY
 
 
 def _choice(value: object, where: str, choices: Sequence[str]) -> str:
@@ -864,7 +869,6 @@ def _load_partner_rollout(
     preferences = _require_mapping(entry.get("operation_preferences", {}), f"{where}.operation_preferences")
     prefix = f"{where}.operation_preferences."
     _reject_unknown(preferences, _OPERATION_PREFERENCE_FIELDS, prefix, None)
-    defaults = StackSetRollout("", "", (), (), ())
     return StackSetRollout(
         administrator_account=administrator,
         administrator_region=administrator_region,
@@ -873,19 +877,19 @@ def _load_partner_rollout(
         partners=_covered_partners(entry.get("partners", ALL_IN_ORGANIZATION), where, partners, regions),
         call_as=_choice(entry.get("call_as", "SELF"), f"{where}.call_as", CALL_AS),
         failure_tolerance_percentage=_require_int(
-            preferences.get("failure_tolerance_percentage", defaults.failure_tolerance_percentage),
+            preferences.get("failure_tolerance_percentage", DEFAULT_FAILURE_TOLERANCE_PERCENTAGE),
             f"{prefix}failure_tolerance_percentage",
             0,
             100,
         ),
         max_concurrent_percentage=_require_int(
-            preferences.get("max_concurrent_percentage", defaults.max_concurrent_percentage),
+            preferences.get("max_concurrent_percentage", DEFAULT_MAX_CONCURRENT_PERCENTAGE),
             f"{prefix}max_concurrent_percentage",
             1,
             100,
         ),
         region_concurrency=_choice(
-            preferences.get("region_concurrency", defaults.region_concurrency),
+            preferences.get("region_concurrency", DEFAULT_REGION_CONCURRENCY),
             f"{prefix}region_concurrency",
             REGION_CONCURRENCY,
         ),

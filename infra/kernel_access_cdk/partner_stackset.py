@@ -43,6 +43,9 @@ from kernel_access.validation import ACCOUNT_ID_RE
 
 from .config import (
     CALL_AS,
+    DEFAULT_FAILURE_TOLERANCE_PERCENTAGE,
+    DEFAULT_MAX_CONCURRENT_PERCENTAGE,
+    DEFAULT_REGION_CONCURRENCY,
     ORGANIZATIONAL_UNIT_RE,
     REGION_CONCURRENCY,
     REGION_RE,
@@ -114,9 +117,9 @@ class PartnerStackSet(Construct):
         name_suffix: str = "",
         vending_api_url: str | None = None,
         call_as: str = "SELF",
-        failure_tolerance_percentage: int = 10,
-        max_concurrent_percentage: int = 25,
-        region_concurrency: str = "SEQUENTIAL",
+        failure_tolerance_percentage: int = DEFAULT_FAILURE_TOLERANCE_PERCENTAGE,
+        max_concurrent_percentage: int = DEFAULT_MAX_CONCURRENT_PERCENTAGE,
+        region_concurrency: str = DEFAULT_REGION_CONCURRENCY,
         stack_set_name: str | None = None,
         workload_principal: iam.IPrincipal | None = None,
         workload_role_name: str | None = None,
