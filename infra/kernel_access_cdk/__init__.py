@@ -27,6 +27,7 @@ from kernel_access_cdk.config import (
 )
 from kernel_access_cdk.lambda_asset import kernel_access_code
 from kernel_access_cdk.monitoring import KernelAccessMonitoring, MonitoringThresholds
+from kernel_access_cdk.partner_stackset import PartnerRolloutStack, PartnerStackSet
 from kernel_access_cdk.roles import KernelAccessRoles
 from kernel_access_cdk.service_api import KernelServiceApi, RouteSpec
 from kernel_access_cdk.stacks import KernelAccountStack, PartnerAccountStack
@@ -46,6 +47,8 @@ __all__ = [
     "MonitoringThresholds",
     "PartnerAccountStack",
     "PartnerConfig",
+    "PartnerRolloutStack",
+    "PartnerStackSet",
     "RouteSpec",
     "TargetRoleConfig",
     "build_app",

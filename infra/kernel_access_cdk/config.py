@@ -25,7 +25,7 @@ from kernel_access.contract import EXAMPLE_SERVICE_FLAG
 from kernel_access.ratelimit import DEFAULT_LIMIT, DEFAULT_SESSION_LIMIT
 from kernel_access.validation import ValidationError
 
-from .limits import QUOTA_MAXIMA, Limits
+from .limits import QUOTA_MAXIMA, STACKSET_ORGANIZATIONAL_UNITS, Limits
 from .monitoring import MonitoringThresholds
 
 #: CloudWatch Logs accepts only these retention periods (days).
@@ -61,6 +61,7 @@ _TOP_LEVEL_FIELDS: Final = frozenset(
         EXAMPLE_SERVICE_FLAG,
         "monitoring",
         "limits",
+        "partner_rollout",
     }
 )
 _PARTNER_FIELDS: Final = frozenset({"name", "account_id", "in_organization", "region", "external_id"})
@@ -207,6 +208,8 @@ class KernelAccessConfig:
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     #: What the synth-time limits check enforces (``limits`` section; AWS defaults when absent).
     limits: Limits = field(default_factory=Limits)
+    #: Partners whose resources a StackSet deploys (``partner_rollout.stackset``); None = none.
+    partner_rollout: StackSetRollout | None = None
     _partner_index: Mapping[str, PartnerConfig] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -707,6 +710,192 @@ def _load_audit(raw: object) -> tuple[int, str, int]:
     return retention_days, break_glass_role, archive_retention_days
 
 
+# ----------------------------------------------------------------------------- partner_rollout
+
+#: AWS Organizations OU ids (an OU, never the root: admitting accounts is a decision per OU).
+ORGANIZATIONAL_UNIT_RE: Final = re.compile(r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$")
+#: AWS region names (us-east-1, us-gov-west-1, ap-southeast-3, ...).
+REGION_RE: Final = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")
+CALL_AS: Final = ("SELF", "DELEGATED_ADMIN")
+REGION_CONCURRENCY: Final = ("SEQUENTIAL", "PARALLEL")
+#: Operation preferences of the StackSet unless configured (``PartnerStackSet``'s defaults too): a
+#: broken template stops in the first region after a tenth of its accounts.
+DEFAULT_FAILURE_TOLERANCE_PERCENTAGE: Final = 10
+DEFAULT_MAX_CONCURRENT_PERCENTAGE: Final = 25
+DEFAULT_REGION_CONCURRENCY: Final = "SEQUENTIAL"
+#: ``partners`` value that puts every in-organization partner behind the StackSet.
+ALL_IN_ORGANIZATION: Final = "in_organization"
+_STACKSET_FIELDS: Final = frozenset(
+    {
+        "administrator_account",
+        "administrator_region",
+        "organizational_units",
+        "regions",
+        "call_as",
+        "partners",
+        "operation_preferences",
+    }
+)
+_OPERATION_PREFERENCE_FIELDS: Final = frozenset(
+    {"failure_tolerance_percentage", "max_concurrent_percentage", "region_concurrency"}
+)
+
+
+@dataclass(frozen=True)
+class StackSetRollout:
+    """``partner_rollout.stackset``: the partners whose resources one service-managed StackSet
+    deploys to organizational units (``PartnerStackSet`` in the ``KernelAccessPartnerRollout``
+    stack), instead of one ``KernelAccessPartner-<name>`` stack each."""
+
+    #: The management account (``call_as`` SELF) or a registered delegated administrator.
+    administrator_account: str
+    #: Where the StackSet lives (a StackSet is a regional resource of its administrator account).
+    administrator_region: str
+    organizational_units: tuple[str, ...]
+    #: Regions of the stack instances; the first one also holds the (global) workload role.
+    regions: tuple[str, ...]
+    #: Names of the partners the StackSet covers (in-organization partners only).
+    partners: tuple[str, ...]
+    call_as: str = "SELF"
+    failure_tolerance_percentage: int = DEFAULT_FAILURE_TOLERANCE_PERCENTAGE
+    max_concurrent_percentage: int = DEFAULT_MAX_CONCURRENT_PERCENTAGE
+    region_concurrency: str = DEFAULT_REGION_CONCURRENCY
+
+
+def _choice(value: object, where: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ConfigError(where, f"must be one of {list(choices)}, got {value!r}")
+    return str(value)
+
+
+def _unique_matching(
+    raw: object, where: str, pattern: re.Pattern[str], what: str, most: int | None = None
+) -> tuple[str, ...]:
+    values = _require_list(raw, where)
+    if not values or (most is not None and len(values) > most):
+        bound = f"1 to {most}" if most is not None else "at least 1"
+        raise ConfigError(where, f"must list {bound} {what}s, got {len(values)}")
+    for index, value in enumerate(values):
+        if not isinstance(value, str) or not pattern.match(value):
+            raise ConfigError(f"{where}[{index}]", f"must be an {what} ({pattern.pattern}), got {value!r}")
+    if len(set(values)) != len(values):
+        raise ConfigError(where, f"lists an {what} twice")
+    return tuple(values)
+
+
+def _administrator(
+    entry: Mapping[str, Any], where: str, partners: Sequence[PartnerConfig], kernel: str
+) -> str:
+    """The StackSet's administrator account: neither the kernel nor a partner."""
+    field_name = f"{where}.administrator_account"
+    account: str = _checked(
+        None, validation.require_account_id, entry.get("administrator_account"), field_name
+    )
+    if account == kernel:
+        raise ConfigError(
+            field_name,
+            "is the kernel account: the account that can deploy stacks to every admitted account must "
+            "not be the one that vends sessions to partners",
+        )
+    owner = next((p.name for p in partners if p.account_id == account), None)
+    if owner is not None:
+        raise ConfigError(field_name, f"is partner {owner!r}'s account")
+    return account
+
+
+def _covered_partners(
+    selection: object, where: str, partners: Sequence[PartnerConfig], regions: Sequence[str]
+) -> tuple[str, ...]:
+    """``partners``: "in_organization" (every in-organization partner) or a list of names."""
+    if selection == ALL_IN_ORGANIZATION:
+        covered = [p for p in partners if p.in_organization]
+    else:
+        names = _require_list(selection, f"{where}.partners")
+        if not names or len(set(map(str, names))) != len(names):
+            raise ConfigError(
+                f"{where}.partners",
+                f"must be {ALL_IN_ORGANIZATION!r} or a list of partners, each once, got {names!r}",
+            )
+        by_name = {p.name: p for p in partners}
+        covered = []
+        for index, name in enumerate(names):
+            if not isinstance(name, str) or name not in by_name:
+                raise ConfigError(f"{where}.partners[{index}]", f"unknown partner {name!r}")
+            covered.append(by_name[name])
+    for partner in covered:
+        if not partner.in_organization:
+            raise ConfigError(
+                f"{where}.partners",
+                "is outside the organization: a service-managed StackSet reaches only accounts of "
+                "the organization; it keeps its KernelAccessPartner stack",
+                partner=partner.name,
+            )
+        if partner.region not in regions:
+            raise ConfigError(
+                "region",
+                f"{partner.region!r} is not among {where}.regions {list(regions)}: its workloads "
+                "would find no /kernel-access/ parameters",
+                partner=partner.name,
+            )
+    return tuple(p.name for p in covered)
+
+
+def _load_partner_rollout(
+    raw: object, partners: Sequence[PartnerConfig], kernel_account: str, region: str
+) -> StackSetRollout | None:
+    """``partner_rollout``: None without the section. External partners can never be covered: a
+    service-managed StackSet reaches only accounts of the organization."""
+    if raw is None:
+        return None
+    section = _require_mapping(raw, "partner_rollout")
+    _reject_unknown(section, frozenset({"stackset"}), "partner_rollout.", None)
+    where = "partner_rollout.stackset"
+    entry = _require_mapping(section.get("stackset"), where)
+    _reject_unknown(entry, _STACKSET_FIELDS, f"{where}.", None)
+    administrator = _administrator(entry, where, partners, kernel_account)
+    administrator_region = entry.get("administrator_region", region)
+    if not isinstance(administrator_region, str) or not REGION_RE.match(administrator_region):
+        raise ConfigError(
+            f"{where}.administrator_region", f"must be a region name, got {administrator_region!r}"
+        )
+    units = _unique_matching(
+        entry.get("organizational_units"),
+        f"{where}.organizational_units",
+        ORGANIZATIONAL_UNIT_RE,
+        "organizational unit id",
+        STACKSET_ORGANIZATIONAL_UNITS,
+    )
+    regions = _unique_matching(entry.get("regions"), f"{where}.regions", REGION_RE, "region")
+    preferences = _require_mapping(entry.get("operation_preferences", {}), f"{where}.operation_preferences")
+    prefix = f"{where}.operation_preferences."
+    _reject_unknown(preferences, _OPERATION_PREFERENCE_FIELDS, prefix, None)
+    return StackSetRollout(
+        administrator_account=administrator,
+        administrator_region=administrator_region,
+        organizational_units=units,
+        regions=regions,
+        partners=_covered_partners(entry.get("partners", ALL_IN_ORGANIZATION), where, partners, regions),
+        call_as=_choice(entry.get("call_as", "SELF"), f"{where}.call_as", CALL_AS),
+        failure_tolerance_percentage=_require_int(
+            preferences.get("failure_tolerance_percentage", DEFAULT_FAILURE_TOLERANCE_PERCENTAGE),
+            f"{prefix}failure_tolerance_percentage",
+            0,
+            100,
+        ),
+        max_concurrent_percentage=_require_int(
+            preferences.get("max_concurrent_percentage", DEFAULT_MAX_CONCURRENT_PERCENTAGE),
+            f"{prefix}max_concurrent_percentage",
+            1,
+            100,
+        ),
+        region_concurrency=_choice(
+            preferences.get("region_concurrency", DEFAULT_REGION_CONCURRENCY),
+            f"{prefix}region_concurrency",
+            REGION_CONCURRENCY,
+        ),
+    )
+
+
 def load_config(context: object) -> KernelAccessConfig:
     """Validate the ``"kernel-access"`` context value and return it as a frozen config."""
     raw = _require_mapping(context, "kernel-access")
@@ -789,6 +978,8 @@ def load_config(context: object) -> KernelAccessConfig:
             codeartifact=codeartifact,
         )
 
+    partner_rollout = _load_partner_rollout(raw.get("partner_rollout"), partners, kernel_account, region)
+
     return KernelAccessConfig(
         kernel_account=kernel_account,
         region=region,
@@ -822,5 +1013,6 @@ def load_config(context: object) -> KernelAccessConfig:
         example_service=example_service,
         monitoring=_load_monitoring(raw.get("monitoring", {})),
         limits=limits,
+        partner_rollout=partner_rollout,
         _partner_index={p.name: p for p in partners},
     )

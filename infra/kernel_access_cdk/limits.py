@@ -23,7 +23,8 @@ How sizes are measured, and why:
   minified JSON of its ``Variables`` map (keys and values count; the quoting makes it slightly
   conservative).
 - A template's size is the size of the file the CDK wrote (what the CLI uploads); its resources are
-  counted from its ``Resources`` section.
+  counted from its ``Resources`` section. A template passed inline (a StackSet's ``TemplateBody``)
+  is measured in UTF-8 bytes against CloudFormation's 51,200-byte request limit.
 - IAM roles per account: the ``AWS::IAM::Role`` resources of every stack that deploys to the same
   account (from the cloud assembly manifest) are added up. Roles that already exist in the account
   are invisible to synth: configure ``roles_per_account`` as the quota minus those.
@@ -74,6 +75,8 @@ class Limits:
     template_bytes: int = 1_000_000
     #: IAM roles in one account (quota "Roles per account"; default 1,000, at most 5,000).
     roles_per_account: int = 1_000
+    #: A template passed inline (``TemplateBody``) rather than from S3, e.g. a StackSet's.
+    template_body_bytes: int = 51_200
 
 
 #: The most AWS grants for each limit (Service Quotas); a configured value above it is an error.
@@ -82,6 +85,9 @@ QUOTA_MAXIMA: Final[Mapping[str, int]] = {
     "trust_policy_characters": 4_096,
     "roles_per_account": 5_000,
 }
+
+#: Organizational units one CreateStackInstances operation accepts (a StackSet's deployment targets).
+STACKSET_ORGANIZATIONAL_UNITS: Final = 50
 
 #: Longest value of each pseudo parameter (partition ``aws-iso-b``/``aws-us-gov``, a 12-digit
 #: account, the longest region names, ``amazonaws.com.cn``); other pseudo parameters (stack ids,
@@ -251,6 +257,12 @@ TEMPLATE_RESOURCES: Final = Rule(
 TEMPLATE_SIZE: Final = Rule(
     "TemplateSize", "bytes", "the template", "split the stack; move large documents to S3 or SSM"
 )
+TEMPLATE_BODY: Final = Rule(
+    "TemplateBodySize",
+    "bytes",
+    "the inline TemplateBody",
+    "pass the template by TemplateURL from S3 (up to 460,800 bytes), or make it smaller",
+)
 ROLES_PER_ACCOUNT: Final = Rule(
     "RolesPerAccount",
     "roles",
@@ -265,6 +277,7 @@ RULES: Final = (
     LAMBDA_ENVIRONMENT,
     TEMPLATE_RESOURCES,
     TEMPLATE_SIZE,
+    TEMPLATE_BODY,
     ROLES_PER_ACCOUNT,
 )
 
@@ -370,6 +383,11 @@ def check_template(template: _Template, limits: Limits) -> list[Finding]:
                 limits.lambda_environment_bytes,
                 location,
             )
+    for logical_id, props in _of_type(template, "AWS::CloudFormation::StackSet"):
+        if "TemplateBody" in props:
+            location = f"/Resources/{logical_id}/Properties/TemplateBody"
+            size = utf8_bytes(props["TemplateBody"])
+            add(TEMPLATE_BODY, logical_id, size, limits.template_body_bytes, location)
     return found
 
 

@@ -11,20 +11,18 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
-from kernel_access.contract import KERNEL_ACCESS_EXTERNAL_ROLE, KERNEL_ACCESS_ROLE
 
 from .audit_archive import AuditArchive
 from .audit_table import AuditTable
 from .codeartifact import CodeArtifactRegistry
 from .config import KernelAccessConfig, PartnerConfig
 from .monitoring import DEFAULT_RUNBOOK_URL, KernelAccessMonitoring
-from .roles import KernelAccessRoles, external_role_name_for
+from .partner_resources import WORKLOAD_ROLE_NAME, add_partner_resources, kernel_role_name
+from .partner_stackset import PartnerRolloutStack, stackset_partner_names
+from .roles import KernelAccessRoles
 from .service_api import KernelServiceApi, retention_days
 from .token_exchange import TokenExchange
 from .vending import CredentialVendingService, finish_function, function_role
-
-#: Where partner stacks publish what partner applications need to reach the kernel.
-PARAMETER_PREFIX: Final = "/kernel-access"
 
 _ECHO_SOURCE: Final = '''\
 import json
@@ -237,7 +235,9 @@ class KernelAccountStack(Stack):
 
 class PartnerAccountStack(Stack):
     """The partner side: a workload role that may assume the right kernel role, and SSM
-    parameters under ``/kernel-access/`` that tell partner applications how to reach the kernel.
+    parameters under ``/kernel-access/`` that tell partner applications how to reach the kernel
+    (:func:`partner_resources.add_partner_resources`, the definition ``PartnerStackSet``'s template
+    shares).
 
     Props (keyword-only):
         partner: the partner (``config.PartnerConfig``).
@@ -272,46 +272,20 @@ class PartnerAccountStack(Stack):
         stack_props.setdefault("env", Environment(account=partner.account_id, region=partner.region))
         stack_props.setdefault("description", f"kernel-access: partner {partner.name}")
         super().__init__(scope, construct_id, **stack_props)
-        role_name = (
-            KERNEL_ACCESS_ROLE + name_suffix
-            if partner.in_organization
-            else external_role_name_for(KERNEL_ACCESS_EXTERNAL_ROLE + name_suffix, partner)
-        )
-        self.kernel_role_arn = f"arn:{self.partition}:iam::{kernel_account}:role/{role_name}"
-        self.workload_role = iam.Role(
+        resources = add_partner_resources(
             self,
-            "WorkloadRole",
-            role_name=workload_role_name or f"kernel-access-client{name_suffix}",
-            description=f"Partner {partner.name} workloads: may assume the kernel role {role_name}",
-            assumed_by=workload_principal or iam.ServicePrincipal("lambda.amazonaws.com"),
+            kernel_account=kernel_account,
+            kernel_region=kernel_region,
+            kernel_role=kernel_role_name(partner, name_suffix),
+            partner_name=partner.name,
+            external_id=partner.external_id,
+            vending_api_url=vending_api_url,
+            workload_principal=workload_principal,
+            workload_role_name=workload_role_name or WORKLOAD_ROLE_NAME + name_suffix,
         )
-        # The external ID is sent by the caller in AssumeRole; it is not part of this policy.
-        self.workload_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="AssumeKernelRole",
-                actions=["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
-                resources=[self.kernel_role_arn],
-            )
-        )
-        values: dict[str, tuple[str, str]] = {
-            "kernel-account-id": (kernel_account, "Account id of the kernel"),
-            "kernel-role-arn": (self.kernel_role_arn, "Kernel role this partner assumes"),
-            "region": (kernel_region, "Region of the kernel APIs"),
-            "partner-name": (partner.name, "Partner name as the kernel's configuration knows it"),
-        }
-        if partner.external_id is not None:
-            values["external-id"] = (partner.external_id, "sts:ExternalId of this partner (not a secret)")
-        if vending_api_url is not None:
-            values["vending-api-url"] = (vending_api_url, "URL of the kernel-access vending API")
-        self.parameters: dict[str, ssm.StringParameter] = {}
-        for key, (value, description) in values.items():
-            self.parameters[key] = ssm.StringParameter(
-                self,
-                f"Parameter-{key}",
-                parameter_name=f"{PARAMETER_PREFIX}/{key}",
-                string_value=value,
-                description=description,
-            )
+        self.workload_role = resources.workload_role
+        self.kernel_role_arn = resources.kernel_role_arn
+        self.parameters: dict[str, ssm.StringParameter] = resources.parameters
 
 
 def partner_stack_id(partner: PartnerConfig) -> str:
@@ -325,9 +299,13 @@ def kernel_stack_id() -> str:
 def build_stacks(
     scope: Construct, config: KernelAccessConfig
 ) -> tuple[KernelAccountStack, list[PartnerAccountStack]]:
+    """The kernel stack and one stack per partner, except the partners the configuration's
+    ``partner_rollout.stackset`` covers: those get their resources from one StackSet, defined in the
+    ``KernelAccessPartnerRollout`` stack (the management or delegated administrator account)."""
     kernel = KernelAccountStack(
         scope, kernel_stack_id(), config=config, example_service=config.example_service
     )
+    through_stackset = stackset_partner_names(config)
     partners = [
         PartnerAccountStack(
             scope,
@@ -339,5 +317,8 @@ def build_stacks(
             vending_api_url=config.vending_api_url,
         )
         for partner in config.partners
+        if partner.name not in through_stackset
     ]
+    if config.partner_rollout is not None:
+        PartnerRolloutStack(scope, PartnerRolloutStack.STACK_ID, config=config)
     return kernel, partners

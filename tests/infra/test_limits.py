@@ -261,3 +261,28 @@ def test_session_rate_limit_cannot_exceed_the_partner_limit(cdk_context):
         load_config(raw)
     raw["rate_limit"] = {"requests": 10}
     assert load_config(raw).rate_limit_session_requests == 10
+
+
+def test_an_inline_template_body_over_51200_bytes_is_caught(tmp_path: Path):
+    """A StackSet's ``TemplateBody`` is limited to 51,200 bytes (a template from S3 is not)."""
+    app = App(outdir=str(tmp_path))
+    stack = Stack(app, "StackSets", env=Environment(account="444444444444", region="us-east-1"))
+
+    def body(size: int) -> str:
+        padding = "x" * (size - len('{"Description":"","Resources":{}}'))
+        text = json.dumps({"Description": padding, "Resources": {}}, separators=(",", ":"))
+        assert len(text.encode()) == size
+        return text
+
+    for name, size in (("AtTheLimit", DEFAULTS.template_body_bytes), ("OverTheLimit", 51_201)):
+        cfn.CfnStackSet(
+            stack, name, permission_model="SERVICE_MANAGED", stack_set_name=name, template_body=body(size)
+        )
+    register_limits(app)
+    with pytest.raises(Exception, match="ValidationFailed"):
+        app.synth()
+    violations = _violations(tmp_path)
+    assert set(violations) == {"TemplateBodySize[OverTheLimit]"}
+    assert violations["TemplateBodySize[OverTheLimit]"]["description"] == (
+        "OverTheLimit: the inline TemplateBody is 51,201 bytes; the limit is 51,200 bytes (TemplateBodySize)"
+    )
