@@ -79,7 +79,9 @@ def test_acknowledgement_needs_a_reason(tmp_path: Path) -> None:
 
 def test_cfn_lint_reports_nothing(cloud_assembly: Path) -> None:
     templates = sorted(str(p) for p in cloud_assembly.glob("*.template.json"))
-    assert len(templates) == 3
+    # The kernel stack, the two partner stacks and the one nested stack of external partners' roles.
+    assert len(templates) == 4
+    assert len([t for t in templates if t.endswith(".nested.template.json")]) == 1
     result = subprocess.run(
         [str(Path(sys.executable).with_name("cfn-lint")), *templates],
         capture_output=True,
@@ -109,6 +111,13 @@ def test_template_snapshot(
     templates: dict[str, dict[str, Any]], stack: str, snapshot: SnapshotAssertion
 ) -> None:
     normalised = json.loads(normalise_asset_hashes(json.dumps(templates[stack])))
+    assert normalised == snapshot(extension_class=JSONSnapshotExtension)
+
+
+def test_nested_template_snapshot(cloud_assembly: Path, snapshot: SnapshotAssertion) -> None:
+    """The external partners' roles nested stack (one for the example's one external partner)."""
+    (nested,) = sorted(cloud_assembly.glob("*.nested.template.json"))
+    normalised = json.loads(normalise_asset_hashes(nested.read_text()))
     assert normalised == snapshot(extension_class=JSONSnapshotExtension)
 
 
