@@ -451,9 +451,15 @@ def _accounts_by_template(outdir: Path) -> dict[str, str]:
     return accounts
 
 
-def _load(path: str, account: str, locators: dict[Path, NestedTemplates]) -> Iterator[_Template]:
-    """The template at ``path`` and, after it, every nested template under it (same account)."""
+def _load(
+    path: str, account: str, locators: dict[Path, NestedTemplates], seen: set[Path]
+) -> Iterator[_Template]:
+    """The template at ``path`` and, after it, every nested template under it (same account);
+    none twice (``seen``: resolved paths already loaded)."""
     file = Path(path)
+    if file.resolve() in seen:
+        return
+    seen.add(file.resolve())
     raw = file.read_bytes()
     body = json.loads(raw)
     locator = locators.setdefault(file.resolve().parent, NestedTemplates(file.resolve().parent))
@@ -463,18 +469,21 @@ def _load(path: str, account: str, locators: dict[Path, NestedTemplates]) -> Ite
     for _logical_id, _resource, nested_file in nested:
         if nested_file is not None:
             # Same directory as the parent, so the same absolute/relative form as ``path``.
-            yield from _load(str(file.parent / nested_file.name), account, locators)
+            yield from _load(str(file.parent / nested_file.name), account, locators, seen)
 
 
 def load_templates(paths: list[str]) -> list[_Template]:
-    """The templates at ``paths`` (top-level stacks) and the nested templates they deploy."""
+    """The templates at ``paths`` (top-level stacks) and the nested templates they deploy, each
+    once: a nested template listed in ``paths`` too is loaded through its parent (whose account it
+    deploys to), so top-level paths go first."""
     manifests: dict[Path, dict[str, str]] = {}
     locators: dict[Path, NestedTemplates] = {}
+    seen: set[Path] = set()
     templates: list[_Template] = []
-    for path in paths:
+    for path in sorted(paths, key=lambda p: p.endswith(".nested.template.json")):
         file = Path(path).resolve()
         accounts = manifests.setdefault(file.parent, _accounts_by_template(file.parent))
-        templates.extend(_load(path, accounts.get(str(file), "unknown-account"), locators))
+        templates.extend(_load(path, accounts.get(str(file), "unknown-account"), locators, seen))
     return templates
 
 
