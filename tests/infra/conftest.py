@@ -79,7 +79,7 @@ def kernel_resources(cloud_assembly: Path, templates: dict[str, dict[str, Any]])
 
 
 def deployed_resources(template: dict[str, Any], assembly_dir: Path) -> dict[str, Any]:
-    """``template``'s resources with its nested stacks' merged in (see ``kernel_access.local.nested_stacks``)."""
+    """``template``'s resources with its nested stacks' merged in (``kernel_access.local.nested_stacks``)."""
     resources: dict[str, Any] = merge_nested_stacks(template, assembly_dir)["Resources"]
     return resources
 

@@ -163,7 +163,10 @@ def test_a_finding_in_a_nested_stack_names_the_nested_template(broken):
 def test_a_nested_stack_whose_template_is_not_in_the_assembly_is_a_finding(tmp_path: Path):
     """What cannot be checked does not pass: a template URL from outside the app is reported."""
     path = tmp_path / "Outer.template.json"
-    outer = {"Type": "AWS::CloudFormation::Stack", "Properties": {"TemplateURL": "https://example.com/t.json"}}
+    outer = {
+        "Type": "AWS::CloudFormation::Stack",
+        "Properties": {"TemplateURL": "https://example.com/t.json"},
+    }
     path.write_text(json.dumps({"Resources": {"Outer": outer}}))
     (finding,) = check([str(path)], DEFAULTS)
     assert finding.rule.name == "NestedStackTemplate"

@@ -94,7 +94,8 @@ def test_the_scaled_kernel_templates_stay_under_cloudformation_limits(scaled: di
         assert size <= CFN_TEMPLATE_BYTES_LIMIT, name
     # Every external partner has its role, whichever nested stack holds it.
     external = [
-        r for r in of_type(scaled["Resources"], "AWS::IAM::Role").values()
+        r
+        for r in of_type(scaled["Resources"], "AWS::IAM::Role").values()
         if str(r["Properties"].get("RoleName", "")).startswith("kernel-access-external-")
     ]
     assert len(external) == EXTERNAL

@@ -36,7 +36,9 @@ from tests.infra.conftest import deployed_resources, of_type
 _POLICY_PARAMETER_PREFIXES = ("VendingPolicyParameter", "TokenExchangeConfigParameter")
 
 
-def scaled_context(cdk_context: dict[str, Any], in_org: int, external: int, *, by_attribute: bool) -> dict[str, Any]:
+def scaled_context(
+    cdk_context: dict[str, Any], in_org: int, external: int, *, by_attribute: bool
+) -> dict[str, Any]:
     """cdk.json's context with ``in_org`` + ``external`` generated partners added to the example's.
 
     Names and external IDs are the longest allowed (32-character names, 1,224-character external
@@ -73,7 +75,12 @@ def scaled_context(cdk_context: dict[str, Any], in_org: int, external: int, *, b
                 "partner_attributes": {"environment": ["staging"]},
                 "roles": ["kernel-deployer"],
             },
-            {"id": "gold-deploys", "effect": "allow", "partner_groups": ["production-gold"], "roles": ["kernel-deployer"]},
+            {
+                "id": "gold-deploys",
+                "effect": "allow",
+                "partner_groups": ["production-gold"],
+                "roles": ["kernel-deployer"],
+            },
             *policy["rules"],
             {
                 "id": "production-reads",
@@ -119,13 +126,16 @@ def synth_kernel(context: dict[str, Any], outdir: Path) -> Synth:
     register_limits(app, config.limits)
     try:
         app.synth()
-    except Exception as error:  # noqa: BLE001 - the report below says what failed
+    except Exception as error:  # the report below says what failed
         if "ValidationFailed" not in str(error):
             raise
     seconds = time.perf_counter() - started
     report = json.loads((outdir / "validation-report.json").read_text())
     findings = [
-        v["ruleName"] for p in report["pluginReports"] if p["pluginName"] == PLUGIN_NAME for v in p["violations"]
+        v["ruleName"]
+        for p in report["pluginReports"]
+        if p["pluginName"] == PLUGIN_NAME
+        for v in p["violations"]
     ]
     external = sum(1 for p in config.partners if not p.in_organization)
     return Synth(outdir, seconds, external, findings, report)
@@ -220,7 +230,9 @@ def test_5000_in_org_and_500_external_partners_by_attribute_stay_within_every_li
     # The rules by attribute made it into the policy document the Lambda loads.
     resources = five_thousand.deployed()
     (parameter,) = [
-        r for n, r in of_type(resources, "AWS::SSM::Parameter").items() if n.startswith("VendingPolicyParameter")
+        r
+        for n, r in of_type(resources, "AWS::SSM::Parameter").items()
+        if n.startswith("VendingPolicyParameter")
     ]
     document = json.loads(parameter["Properties"]["Value"])
     assert document["groups"] == {"production-gold": {"environment": ["production"], "tier": ["gold"]}}

@@ -99,13 +99,17 @@ def merge_nested_stacks(body: Mapping[str, Any], assembly_dir: Path) -> dict[str
         nested = merge_nested_stacks(json.loads(path.read_text()), assembly_dir)
         values = _parameter_values(logical_id, resource, nested)
         del resources[logical_id]
-        for section, target in (("Resources", resources), ("Conditions", merged.setdefault("Conditions", {}))):
+        for section, target in (
+            ("Resources", resources),
+            ("Conditions", merged.setdefault("Conditions", {})),
+        ):
             for nested_id, value in nested.get(section, {}).items():
                 if nested_id in target:
                     raise NestedStackError(f"nested stack {logical_id}: {section} id {nested_id} is taken")
                 target[nested_id] = _substitute(value, values)
         outputs[logical_id] = {
-            name: _substitute(output.get("Value"), values) for name, output in nested.get("Outputs", {}).items()
+            name: _substitute(output.get("Value"), values)
+            for name, output in nested.get("Outputs", {}).items()
         }
     if not outputs:
         return {**merged, "Resources": resources}
@@ -118,7 +122,9 @@ def merge_nested_stacks(body: Mapping[str, Any], assembly_dir: Path) -> dict[str
     return result
 
 
-def _parameter_values(logical_id: str, resource: Mapping[str, Any], nested: Mapping[str, Any]) -> dict[str, Any]:
+def _parameter_values(
+    logical_id: str, resource: Mapping[str, Any], nested: Mapping[str, Any]
+) -> dict[str, Any]:
     passed = resource.get("Properties", {}).get("Parameters", {}) or {}
     values: dict[str, Any] = {}
     for name, declaration in nested.get("Parameters", {}).items():
@@ -168,7 +174,9 @@ def _replace_outputs(value: Any, outputs: Mapping[str, Mapping[str, Any]]) -> An
         if target in outputs and str(attribute).startswith("Outputs."):
             name = str(attribute).removeprefix("Outputs.")
             if name not in outputs[target]:
-                raise NestedStackError(f"Fn::GetAtt {target}.{attribute}: the nested stack has no such output")
+                raise NestedStackError(
+                    f"Fn::GetAtt {target}.{attribute}: the nested stack has no such output"
+                )
             return outputs[target][name]
     return {key: _replace_outputs(item, outputs) for key, item in value.items()}
 
