@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Stack
+from aws_cdk import App, NestedStack, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from kernel_access_cdk.nag import acknowledge, register_nag
@@ -60,6 +60,27 @@ def test_cdk_nag_fails_a_bad_construct(tmp_path: Path) -> None:
     assert "AwsSolutions-DDB3" in rules
     assert "AwsSolutions-IAM5[Resource::*]" in rules
     assert any(rule.startswith("AwsSolutions-IAM4") for rule in rules)
+
+
+def test_cdk_nag_checks_nested_stacks(tmp_path: Path) -> None:
+    """The external partners' roles live in nested stacks: cdk-nag must see inside them."""
+    app = App(outdir=str(tmp_path))
+    nested = NestedStack(Stack(app, "Parent"), "Shard")
+    dynamodb.Table(
+        nested, "Table", partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING)
+    )
+    register_nag(app)
+    with pytest.raises(Exception, match="ValidationFailed"):
+        app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    paths = {
+        construct["constructPath"]
+        for plugin in report["pluginReports"]
+        for violation in plugin["violations"]
+        if violation["ruleName"] == "AwsSolutions-DDB3"
+        for construct in violation["violatingConstructs"]
+    }
+    assert paths == {"Parent/Shard/Table/Resource"}
 
 
 def test_acknowledging_one_finding_leaves_the_others(tmp_path: Path) -> None:
