@@ -8,9 +8,10 @@ run, on the same in-process moto backend.
   ``PutItem`` (the policy's SSM ``GetParameter`` is cached for 30 s, so a warm request makes none).
   Goal <= 1.15. A second row divides by ``AssumeRole + PutItem`` alone (the two calls any vending
   handler needs), for comparison.
-- Warm ``GET /credentials`` with 1,000 partners in the policy against the same request with the
-  2 partners of the test policy, alternating (goal <= 1.05): resolving the caller's partner is one
-  ARN match and two dictionary lookups, whatever the number of partners.
+- Warm ``GET /credentials`` with 1,000 and with 5,000 partners in the policy against the same
+  request with the 2 partners of the test policy, the three alternating (goal <= 1.05 each):
+  resolving the caller's partner is one ARN match and two dictionary lookups, whatever the number
+  of partners.
 - Cold start: ``import kernel_access.handlers.vending`` in a fresh interpreter against
   ``import boto3`` in a fresh interpreter, interleaved, median of several (goal <= 1.5); plus, for
   context, everything the first invocation loads (handler + boto3 + the X-Ray SDK the Tracer needs).
@@ -39,8 +40,8 @@ from moto import mock_aws
 from benchmarks.harness import Result, alternating, cold_start_ms, lambda_environment, timed
 
 CREDENTIAL_SAMPLES = 500
-#: Partners in the large policy of the identity-scale row (the test policy has 2).
-SCALE_PARTNERS = 1000
+#: Partners in the large policies of the identity-scale rows (the test policy has 2).
+SCALE_PARTNERS = (1_000, 5_000)
 TOKEN_REQUESTS = 10_000
 #: One bare-calls sample after every this many token requests.
 TOKEN_BASELINE_EVERY = 5
@@ -228,26 +229,31 @@ def _credentials(backend: _Backend) -> list[Result]:
 
 
 def _partner_scale(backend: _Backend) -> list[Result]:
-    """Warm /credentials with a 1,000-partner policy against the 2-partner test policy."""
+    """Warm /credentials with 1,000- and 5,000-partner policies against the 2-partner test policy."""
     from kernel_access.vending.config import VendingConfig
     from kernel_access.vending.service import VendingService
 
     rt = backend.rt
-    large = json.loads(json.dumps(rt.POLICY))
-    for index in range(SCALE_PARTNERS - len(large["partners"])):
-        large["partners"][f"scale-{index:04d}"] = {"account_id": f"7{index:011d}", "in_organization": True}
-    parameter = rt.POLICY_PARAMETER + "-scale"
-    boto3.client("ssm", region_name=rt.REGION).put_parameter(
-        Name=parameter, Value=json.dumps(large), Type="String", Overwrite=True
-    )
-    environment = rt.vending_environment(
-        KERNEL_ACCESS_RATE_LIMIT_REQUESTS="1000000000",
-        KERNEL_ACCESS_RATE_LIMIT_SESSION_REQUESTS="1000000000",
-        KERNEL_ACCESS_POLICY_PARAMETER=parameter,
-    )
-    scaled = VendingService(VendingConfig.from_env(environment))
-    scaled.tokens._codeartifact_client = backend.stub
-    services = {"two": backend.service, "thousand": scaled}
+    services: dict[str, VendingService] = {"two": backend.service}
+    for size in SCALE_PARTNERS:
+        large = json.loads(json.dumps(rt.POLICY))
+        for index in range(size - len(large["partners"])):
+            large["partners"][f"scale-{index:04d}"] = {
+                "account_id": f"7{index:011d}",
+                "in_organization": True,
+            }
+        parameter = f"{rt.POLICY_PARAMETER}-scale-{size}"
+        boto3.client("ssm", region_name=rt.REGION).put_parameter(
+            Name=parameter, Value=json.dumps(large), Type="String", Overwrite=True
+        )
+        environment = rt.vending_environment(
+            KERNEL_ACCESS_RATE_LIMIT_REQUESTS="1000000000",
+            KERNEL_ACCESS_RATE_LIMIT_SESSION_REQUESTS="1000000000",
+            KERNEL_ACCESS_POLICY_PARAMETER=parameter,
+        )
+        scaled = VendingService(VendingConfig.from_env(environment))
+        scaled.tokens._codeartifact_client = backend.stub
+        services[str(size)] = scaled
     handler = backend.handler("/credentials", {"role": "kernel-reader"})
 
     def with_service(name: str) -> Callable[[], object]:
@@ -268,15 +274,16 @@ def _partner_scale(backend: _Backend) -> list[Result]:
     ms = {name: value * 1e3 for name, value in medians.items()}
     return [
         Result(
-            f"vending: warm GET /credentials, {SCALE_PARTNERS} partners vs 2",
-            ms["thousand"],
+            f"vending: warm GET /credentials, {size:,} partners vs 2",
+            ms[str(size)],
             ms["two"],
             "ms",
             "ratio <= 1.05",
             f"same handler, tables and caller (payments, in-org); the policy's partners map has "
-            f"{SCALE_PARTNERS} entries vs 2 (account -> partner index built once per policy load); "
-            f"medians of {CREDENTIAL_SAMPLES} alternating calls",
+            f"{size:,} entries vs 2 (account -> partner index built once per policy load); "
+            f"medians of {CREDENTIAL_SAMPLES} calls, the {len(services)} policies alternating",
         )
+        for size in SCALE_PARTNERS
     ]
 
 

@@ -64,7 +64,9 @@ _TOP_LEVEL_FIELDS: Final = frozenset(
         "partner_rollout",
     }
 )
-_PARTNER_FIELDS: Final = frozenset({"name", "account_id", "in_organization", "region", "external_id"})
+_PARTNER_FIELDS: Final = frozenset(
+    {"name", "account_id", "in_organization", "region", "external_id", "attributes"}
+)
 _TARGET_ROLE_FIELDS: Final = frozenset({"name", "description", "managed_policy_arns", "inline_policy"})
 _AUDIT_FIELDS: Final = frozenset({"retention_days", "break_glass_role", "archive_retention_days"})
 #: IAM's limit on a role's inline policies (characters, whitespace excluded).
@@ -101,6 +103,9 @@ class PartnerConfig:
     in_organization: bool
     region: str
     external_id: str | None = None
+    #: Attributes rules select partners by (``partner_attributes``, ``groups``; see docs/policy.md),
+    #: as sorted (name, value) pairs; checked by the policy parser with the document.
+    attributes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -302,7 +307,11 @@ def _load_partner(raw: object, index: int, default_region: str) -> PartnerConfig
                 "external_id", "external partners need an external_id (sts:ExternalId)", partner=name
             )
         external_id = _checked(name, validation.require_external_id, entry.get("external_id"), "external_id")
-    return PartnerConfig(name, account_id, in_org, region, external_id)
+    attributes = _require_mapping(entry.get("attributes", {}), "attributes", partner=name)
+    for key, value in attributes.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"attributes.{key}", f"must be a string, got {value!r}", partner=name)
+    return PartnerConfig(name, account_id, in_org, region, external_id, tuple(sorted(attributes.items())))
 
 
 def _load_target_role(raw: object, index: int) -> TargetRoleConfig:
@@ -403,12 +412,17 @@ def build_policy_document(
         entry: dict[str, Any] = {"account_id": p.account_id, "in_organization": p.in_organization}
         if p.in_organization and organization_id is not None:
             entry["organization_id"] = organization_id
+        if p.attributes:
+            entry["attributes"] = dict(p.attributes)
         partner_map[p.name] = entry
-    return {
+    document: dict[str, Any] = {
         "version": raw_policy.get("version"),
         "partners": partner_map,
         "rules": raw_policy.get("rules", []),
     }
+    if raw_policy.get("groups") is not None:
+        document["groups"] = raw_policy["groups"]
+    return document
 
 
 def _check_policy(
@@ -964,7 +978,7 @@ def load_config(context: object) -> KernelAccessConfig:
         raise ConfigError(EXAMPLE_SERVICE_FLAG, f"must be true or false, got {example_service!r}")
 
     raw_policy = _require_mapping(raw.get("policy"), "policy")
-    _reject_unknown(raw_policy, frozenset({"version", "rules"}), "policy.", None)
+    _reject_unknown(raw_policy, frozenset({"version", "groups", "rules"}), "policy.", None)
     document = build_policy_document(raw_policy, partners, organization_id)
     _check_policy(document, partners, target_roles)
     exchange: ExchangeSettings | None = None

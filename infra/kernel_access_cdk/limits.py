@@ -23,8 +23,14 @@ How sizes are measured, and why:
   minified JSON of its ``Variables`` map (keys and values count; the quoting makes it slightly
   conservative).
 - A template's size is the size of the file the CDK wrote (what the CLI uploads); its resources are
-  counted from its ``Resources`` section. A template passed inline (a StackSet's ``TemplateBody``)
-  is measured in UTF-8 bytes against CloudFormation's 51,200-byte request limit.
+  counted from its ``Resources`` section, its outputs from ``Outputs``. A template passed inline
+  (a StackSet's ``TemplateBody``) is measured in UTF-8 bytes against CloudFormation's 51,200-byte
+  request limit.
+- Nested stacks (``AWS::CloudFormation::Stack``, e.g. the external partners' roles) are templates of
+  their own, with their own 500 resources and 1 MB: CDK hands a validation plugin only the top-level
+  templates, so each nested template is found in the assembly (:mod:`kernel_access.local.nested_stacks`)
+  and checked too, its roles counted for the parent's account. A nested stack whose template is not
+  in the assembly is a finding (``NestedStackTemplate``): what cannot be checked does not pass.
 - IAM roles per account: the ``AWS::IAM::Role`` resources of every stack that deploys to the same
   account (from the cloud assembly manifest) are added up. Roles that already exist in the account
   are invisible to synth: configure ``roles_per_account`` as the quota minus those.
@@ -49,6 +55,7 @@ from aws_cdk import (
     PolicyViolation,
     Validations,
 )
+from kernel_access.local.nested_stacks import NestedTemplates
 
 PLUGIN_NAME: Final = "KernelAccessLimits"
 
@@ -70,6 +77,8 @@ class Limits:
     lambda_environment_bytes: int = 4_096
     #: Resources in one CloudFormation template.
     template_resources: int = 500
+    #: Outputs in one CloudFormation template.
+    template_outputs: int = 200
     #: One CloudFormation template uploaded through S3 ("1 MB"; read as 10^6 bytes to stay on the
     #: safe side of either reading).
     template_bytes: int = 1_000_000
@@ -254,6 +263,18 @@ TEMPLATE_RESOURCES: Final = Rule(
     "the number of resources",
     "split the stack (e.g. spread partners across several stacks)",
 )
+TEMPLATE_OUTPUTS: Final = Rule(
+    "TemplateOutputs",
+    "outputs",
+    "the number of outputs",
+    "output a shared value once (a prefix, a parameter path), not one output per partner",
+)
+NESTED_TEMPLATE: Final = Rule(
+    "NestedStackTemplate",
+    "templates",
+    "the number of nested templates missing from the cloud assembly (they cannot be checked)",
+    "build nested stacks with aws_cdk.NestedStack so their templates are assets of the assembly",
+)
 TEMPLATE_SIZE: Final = Rule(
     "TemplateSize", "bytes", "the template", "split the stack; move large documents to S3 or SSM"
 )
@@ -276,9 +297,11 @@ RULES: Final = (
     SSM_PARAMETER,
     LAMBDA_ENVIRONMENT,
     TEMPLATE_RESOURCES,
+    TEMPLATE_OUTPUTS,
     TEMPLATE_SIZE,
     TEMPLATE_BODY,
     ROLES_PER_ACCOUNT,
+    NESTED_TEMPLATE,
 )
 
 
@@ -310,6 +333,8 @@ class _Template:
     account: str
     body: dict[str, Any]
     size: int
+    #: Logical ids of this template's nested stacks whose templates are not in the assembly.
+    missing_nested: tuple[str, ...] = ()
 
     @property
     def resources(self) -> Mapping[str, Any]:
@@ -346,6 +371,16 @@ def check_template(template: _Template, limits: Limits) -> list[Finding]:
 
     add(TEMPLATE_RESOURCES, "template", len(template.resources), limits.template_resources, "/Resources")
     add(TEMPLATE_SIZE, "template", template.size, limits.template_bytes, "/")
+    outputs = template.body.get("Outputs")
+    add(
+        TEMPLATE_OUTPUTS,
+        "template",
+        len(outputs) if isinstance(outputs, dict) else 0,
+        limits.template_outputs,
+        "/Outputs",
+    )
+    for logical_id in template.missing_nested:
+        add(NESTED_TEMPLATE, logical_id, 1, 0, f"/Resources/{logical_id}")
     inline: dict[str, int] = defaultdict(int)
     for logical_id, props in _of_type(template, "AWS::IAM::Role"):
         document = props.get("AssumeRolePolicyDocument", {})
@@ -435,21 +470,39 @@ def _accounts_by_template(outdir: Path) -> dict[str, str]:
     return accounts
 
 
+def _load(
+    path: str, account: str, locators: dict[Path, NestedTemplates], seen: set[Path]
+) -> Iterator[_Template]:
+    """The template at ``path`` and, after it, every nested template under it (same account);
+    none twice (``seen``: resolved paths already loaded)."""
+    file = Path(path)
+    if file.resolve() in seen:
+        return
+    seen.add(file.resolve())
+    raw = file.read_bytes()
+    body = json.loads(raw)
+    locator = locators.setdefault(file.resolve().parent, NestedTemplates(file.resolve().parent))
+    nested = list(locator.of(body))
+    missing = tuple(logical_id for logical_id, _resource, nested_file in nested if nested_file is None)
+    yield _Template(path=path, account=account, body=body, size=len(raw), missing_nested=missing)
+    for _logical_id, _resource, nested_file in nested:
+        if nested_file is not None:
+            # Same directory as the parent, so the same absolute/relative form as ``path``.
+            yield from _load(str(file.parent / nested_file.name), account, locators, seen)
+
+
 def load_templates(paths: list[str]) -> list[_Template]:
+    """The templates at ``paths`` (top-level stacks) and the nested templates they deploy, each
+    once: a nested template listed in ``paths`` too is loaded through its parent (whose account it
+    deploys to), so top-level paths go first."""
     manifests: dict[Path, dict[str, str]] = {}
-    templates = []
-    for path in paths:
+    locators: dict[Path, NestedTemplates] = {}
+    seen: set[Path] = set()
+    templates: list[_Template] = []
+    for path in sorted(paths, key=lambda p: p.endswith(".nested.template.json")):
         file = Path(path).resolve()
         accounts = manifests.setdefault(file.parent, _accounts_by_template(file.parent))
-        raw = file.read_bytes()
-        templates.append(
-            _Template(
-                path=path,
-                account=accounts.get(str(file), "unknown-account"),
-                body=json.loads(raw),
-                size=len(raw),
-            )
-        )
+        templates.extend(_load(path, accounts.get(str(file), "unknown-account"), locators, seen))
     return templates
 
 

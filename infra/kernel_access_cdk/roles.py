@@ -14,6 +14,11 @@ partners there are.
   what keeps every trust policy one statement (a shared role would hold one statement per partner
   and pass IAM's 2,048-character quota at a handful of partners with long external IDs).
 
+External partners' roles do not live in the kernel stack's own template: they are spread over
+``ExternalPartnerRoles-<nn>`` nested stacks (see :func:`external_role_shard`), so the top-level
+template stays the same size for 1 external partner or 5,000 and no template nears CloudFormation's
+500 resources.
+
 Every statement also allows ``sts:SetSourceIdentity`` only for a SourceIdentity under the same
 ``<account>.`` prefix (``StringLikeIfExists``: absent is fine, present must match) and
 ``sts:TagSession`` only for the keys in ``PARTNER_SESSION_TAG_KEYS`` (``ForAllValues:StringEquals``
@@ -23,10 +28,11 @@ on ``aws:TagKeys``). What every role may call is one shared customer-managed pol
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, cast
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, NestedStack, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 from kernel_access.contract import KERNEL_ACCESS_EXTERNAL_ROLE, KERNEL_ACCESS_ROLE
@@ -42,6 +48,18 @@ from .config import PartnerConfig
 TRUST_ACTIONS: Final = ("sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession")
 #: Role chaining caps sessions at one hour anyway; the cap makes that explicit.
 MAX_SESSION: Final = Duration.hours(1)
+
+#: Nested stacks external partners' roles are spread over. Fixed forever: changing it moves roles
+#: between stacks (see :func:`external_role_shard`). Sized from the most external partners one
+#: kernel account can hold, IAM's "Roles per account" quota at its maximum (5,000), at one resource
+#: per role (an ``AWS::IAM::Role``; the shared invoke policy is attached by ARN, no extra resource):
+#: 5,000 / 32 = 156 roles per nested stack on average; a hash spreads names binomially, so the
+#: fullest of 32 stacks holds about 200 (3 standard deviations above: 193), under half of
+#: CloudFormation's 500 resources per template, and at the longest external IDs (1,224 characters)
+#: about 0.5 MB of template, half the 1 MB limit. Empty shards create no nested stack.
+EXTERNAL_ROLE_SHARDS: Final = 32
+#: Construct id (and, through it, the nested template's file name) of shard ``n``.
+EXTERNAL_ROLE_STACK_ID: Final = "ExternalPartnerRoles-{shard:02d}"
 
 
 def set_trust_statements(role: iam.Role, statements: Sequence[iam.PolicyStatement]) -> None:
@@ -107,7 +125,9 @@ class KernelAccessRoles(Construct):
         kernel_account: the account no partner may come from. Default: the stack's account.
 
     Attributes: ``in_org_role`` (``iam.Role`` or ``None`` without in-org partners),
-    ``external_roles`` (partner name -> ``iam.Role``), ``roles`` (every role), ``in_org_role_name``,
+    ``external_roles`` (partner name -> ``iam.Role``, each in the nested stack
+    :func:`external_role_shard` picks), ``external_role_stacks`` (shard -> ``NestedStack``, only
+    shards with a partner), ``roles`` (every role), ``in_org_role_name``,
     ``external_role_name`` (the base name), ``invoke_policy`` (the managed policy every role carries;
     APIs add their ``execute-api:Invoke`` statements to it).
     """
@@ -144,11 +164,14 @@ class KernelAccessRoles(Construct):
                 description="Assumed by partner accounts inside the AWS Organization to call kernel APIs",
             )
         self.external_roles: dict[str, iam.Role] = {}
+        #: Shard number -> the nested stack holding those external partners' roles.
+        self.external_role_stacks: dict[int, NestedStack] = {}
         for partner in partners:
             if partner.in_organization:
                 continue
             self.external_roles[partner.name] = self._role(
                 f"External-{partner.name}",
+                scope=self._external_role_stack(partner),
                 role_name=external_role_name_for(self.external_role_name, partner),
                 statement=external_trust_statement(partner),
                 boundary=permissions_boundary,
@@ -180,17 +203,31 @@ class KernelAccessRoles(Construct):
             raise ValueError(f"no kernel-access role for partner {partner.name!r}")
         return role
 
+    def _external_role_stack(self, partner: PartnerConfig) -> NestedStack:
+        shard = external_role_shard(partner.name)
+        stack = self.external_role_stacks.get(shard)
+        if stack is None:
+            stack = NestedStack(
+                self,
+                EXTERNAL_ROLE_STACK_ID.format(shard=shard),
+                description=f"kernel-access: external partners' roles, shard {shard} of "
+                f"{EXTERNAL_ROLE_SHARDS} (by a hash of the partner name)",
+            )
+            self.external_role_stacks[shard] = stack
+        return stack
+
     def _role(
         self,
         construct_id: str,
         *,
+        scope: Construct | None = None,
         role_name: str,
         statement: iam.PolicyStatement,
         boundary: iam.IManagedPolicy | None,
         description: str,
     ) -> iam.Role:
         role = iam.Role(
-            self,
+            scope or self,
             construct_id,
             role_name=role_name,
             description=description,
@@ -206,3 +243,20 @@ class KernelAccessRoles(Construct):
 def external_role_name_for(external_role_base: str, partner: PartnerConfig) -> str:
     """The role name of an external partner (see :func:`kernel_access.validation.external_role_name`)."""
     return external_role_name(external_role_base, partner.name)
+
+
+def external_role_shard(partner_name: str) -> int:
+    """The nested stack (0 .. ``EXTERNAL_ROLE_SHARDS - 1``) that holds ``partner_name``'s role.
+
+    Why a hash of the name into a fixed number of stacks: a resource that moves to another stack is
+    a new resource to CloudFormation. The new stack would create a role whose name the old stack's
+    role still holds (creation fails, the update rolls back), or, in the other order, delete the
+    partner's role and create it again: its role id changes and every session issued under it
+    stops working. So a partner's stack must depend on the partner alone, never on who else is
+    configured. Filling stacks in configuration order ("the first 200, the next 200, ...") breaks
+    that whenever a partner is removed or the list is reordered; a hash of the name does not, and
+    needs no state kept beside the configuration. SHA-256, not Python's ``hash()``, which is salted
+    per process. The price is uneven stacks, sized for in :data:`EXTERNAL_ROLE_SHARDS`.
+    """
+    digest = hashlib.sha256(partner_name.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % EXTERNAL_ROLE_SHARDS

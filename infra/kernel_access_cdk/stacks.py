@@ -60,6 +60,10 @@ class KernelAccountStack(Stack):
     "AuditArchive") into an Object Lock bucket; every target role carries the vending service's
     ``TargetRoleBoundary``.
 
+    External partners' roles are not in this stack's own template: ``KernelAccessRoles`` puts them
+    in nested stacks (``ExternalPartnerRoles-<nn>``, see ``roles.external_role_shard``), so the
+    template does not grow with them.
+
     Attributes: ``config``, ``kernel_roles``, ``codeartifact`` (or None), ``audit_table``,
     ``audit_archive``, ``vending``, ``token_exchange`` (or None), ``echo_service`` (or None),
     ``monitoring``.

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Template
+from kernel_access.local.nested_stacks import merge_nested_stacks
 from kernel_access_cdk.app import build_app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,8 +72,15 @@ def kernel(templates: dict[str, dict[str, Any]]) -> Template:
 
 
 @pytest.fixture(scope="session")
-def kernel_resources(templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    resources: dict[str, Any] = templates[KERNEL_STACK]["Resources"]
+def kernel_resources(cloud_assembly: Path, templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The kernel account's resources as deployed: the kernel stack's own and its nested stacks'
+    (external partners' roles), parameters replaced by what the parent passes."""
+    return deployed_resources(templates[KERNEL_STACK], cloud_assembly)
+
+
+def deployed_resources(template: dict[str, Any], assembly_dir: Path) -> dict[str, Any]:
+    """``template``'s resources with its nested stacks' merged in (``kernel_access.local.nested_stacks``)."""
+    resources: dict[str, Any] = merge_nested_stacks(template, assembly_dir)["Resources"]
     return resources
 
 

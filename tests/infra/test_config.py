@@ -245,3 +245,34 @@ def test_example_service_must_be_a_boolean(cdk_context: dict[str, Any], value: o
         load_config({**cdk_context["kernel-access"], "example_service": value})
     assert error.value.field == "example_service"
     assert "must be true or false" in str(error.value)
+
+
+def test_partner_attributes_and_groups_reach_the_policy_document(context_copy: dict[str, Any]) -> None:
+    config = context_copy["kernel-access"]
+    config["partners"][0]["attributes"] = {"environment": "production", "tier": "gold"}
+    config["policy"]["groups"] = {"gold": {"tier": ["gold"]}}
+    config["policy"]["rules"].append(
+        {"id": "gold-reads", "effect": "allow", "partner_groups": ["gold"], "roles": ["kernel-reader"]}
+    )
+    document = load_config(config).policy_document
+    assert document["partners"]["payments"]["attributes"] == {"environment": "production", "tier": "gold"}
+    assert "attributes" not in document["partners"]["acme-analytics"]
+    assert document["groups"] == {"gold": {"tier": ["gold"]}}
+
+
+@pytest.mark.parametrize(
+    ("attributes", "field"),
+    [
+        ({"tier": 3}, "attributes.tier"),
+        (["tier"], "attributes"),
+        ({"Not-A-Name": "x"}, "policy"),  # the runtime parser checks attribute names
+    ],
+)
+def test_bad_partner_attributes_are_refused(
+    context_copy: dict[str, Any], attributes: object, field: str
+) -> None:
+    config = context_copy["kernel-access"]
+    config["partners"][0]["attributes"] = attributes
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert caught.value.field.startswith(field)

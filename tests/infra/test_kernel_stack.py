@@ -9,7 +9,7 @@ from typing import Any
 from aws_cdk.assertions import Match, Template
 from kernel_access import contract, settings
 
-from tests.infra.conftest import of_type
+from tests.infra.conftest import deployed_resources, of_type
 
 TRUST_ACTIONS = ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"]
 
@@ -497,7 +497,7 @@ def test_configured_example_service_is_built_and_passes_cdk_nag(
     assert kernel.echo_service is not None
     register_nag(app)
     app.synth()  # raises ValidationFailed on any unacknowledged cdk-nag finding
-    resources = Template.from_stack(kernel).to_json()["Resources"]
+    resources = deployed_resources(Template.from_stack(kernel).to_json(), tmp_path)
     echo = {n: r for n, r in resources.items() if n.startswith(("EchoService", "EchoFunction", "EchoLogs"))}
     (route,) = of_type(echo, "AWS::ApiGatewayV2::Route").values()
     assert route["Properties"]["RouteKey"] == "GET /echo"

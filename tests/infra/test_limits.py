@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Environment, Stack
+from aws_cdk import App, CfnOutput, Environment, NestedStack, Stack
 from aws_cdk import aws_cloudformation as cfn
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -104,6 +104,14 @@ def broken(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]
     many = Stack(app, "Many", env=env)
     for i in range(501):
         cfn.CfnWaitConditionHandle(many, f"H{i}")
+    outputs = Stack(app, "ManyOutputs", env=env)
+    handle = cfn.CfnWaitConditionHandle(outputs, "Handle")
+    for i in range(201):
+        CfnOutput(outputs, f"O{i}", value=handle.ref)
+    # A nested stack over the limit: its template is a separate file the plugin must find itself.
+    parent = Stack(app, "Parent", env=env)
+    nested = NestedStack(parent, "Shard")
+    iam.CfnRole(nested, "NestedBigTrust", assume_role_policy_document=_trust(30))
     large = Stack(app, "Large", env=Environment(account="555555555555", region="us-east-1"))
     cfn.CfnWaitConditionHandle(large, "Padded").add_metadata("padding", "x" * 1_000_001)
     register_limits(app)
@@ -124,6 +132,8 @@ def broken(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]
         ("LambdaEnvironmentSize[BigEnvironment]", "bytes", DEFAULTS.lambda_environment_bytes),
         ("TemplateResources[template]", "resources", DEFAULTS.template_resources),
         ("TemplateSize[template]", "bytes", DEFAULTS.template_bytes),
+        ("TemplateOutputs[template]", "outputs", DEFAULTS.template_outputs),
+        ("TrustPolicySize[NestedBigTrust]", "characters", DEFAULTS.trust_policy_characters),
     ],
 )
 def test_each_limit_is_caught_naming_resource_figure_and_limit(broken, rule, figure_unit, limit):
@@ -141,7 +151,26 @@ def test_each_limit_is_caught_naming_resource_figure_and_limit(broken, rule, fig
 def test_nothing_under_its_limit_is_reported(broken):
     reported = {rule.split("[", 1)[1].rstrip("]") for rule in broken}
     assert not reported & {"SmallManaged", "FineAdvanced"}
-    assert len(broken) == 9
+    assert len(broken) == 11
+
+
+def test_a_finding_in_a_nested_stack_names_the_nested_template(broken):
+    (construct,) = broken["TrustPolicySize[NestedBigTrust]"]["violatingConstructs"]
+    assert construct["constructPath"] == "Parent/Shard/NestedBigTrust"
+    assert construct["cloudFormationResource"]["templatePath"].endswith(".nested.template.json")
+
+
+def test_a_nested_stack_whose_template_is_not_in_the_assembly_is_a_finding(tmp_path: Path):
+    """What cannot be checked does not pass: a template URL from outside the app is reported."""
+    path = tmp_path / "Outer.template.json"
+    outer = {
+        "Type": "AWS::CloudFormation::Stack",
+        "Properties": {"TemplateURL": "https://example.com/t.json"},
+    }
+    path.write_text(json.dumps({"Resources": {"Outer": outer}}))
+    (finding,) = check([str(path)], DEFAULTS)
+    assert finding.rule.name == "NestedStackTemplate"
+    assert finding.resource == "Outer"
 
 
 def test_policy_size_is_minified_and_intrinsics_count_at_their_longest():
@@ -227,6 +256,15 @@ def test_a_lowered_limit_fails_the_real_synth_naming_the_resource(
         v["violatingConstructs"][0]["cloudFormationResource"]["templatePath"].startswith(KERNEL_STACK)
         for v in trust.values()
     )
+    # The external partner's role is in a nested stack: found there, named by its nested logical id.
+    (external,) = [
+        v["violatingConstructs"][0]
+        for v in trust.values()
+        if v["violatingConstructs"][0]["cloudFormationResource"]["templatePath"].endswith(
+            ".nested.template.json"
+        )
+    ]
+    assert external["constructPath"].endswith("/External-acme-analytics/Resource")
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Stack
+from aws_cdk import App, NestedStack, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from kernel_access_cdk.nag import acknowledge, register_nag
@@ -62,6 +62,27 @@ def test_cdk_nag_fails_a_bad_construct(tmp_path: Path) -> None:
     assert any(rule.startswith("AwsSolutions-IAM4") for rule in rules)
 
 
+def test_cdk_nag_checks_nested_stacks(tmp_path: Path) -> None:
+    """The external partners' roles live in nested stacks: cdk-nag must see inside them."""
+    app = App(outdir=str(tmp_path))
+    nested = NestedStack(Stack(app, "Parent"), "Shard")
+    dynamodb.Table(
+        nested, "Table", partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING)
+    )
+    register_nag(app)
+    with pytest.raises(Exception, match="ValidationFailed"):
+        app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    paths = {
+        construct["constructPath"]
+        for plugin in report["pluginReports"]
+        for violation in plugin["violations"]
+        if violation["ruleName"] == "AwsSolutions-DDB3"
+        for construct in violation["violatingConstructs"]
+    }
+    assert paths == {"Parent/Shard/Table/Resource"}
+
+
 def test_acknowledging_one_finding_leaves_the_others(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="ValidationFailed"):
         _bad_app(tmp_path, acknowledged=True).synth()
@@ -79,7 +100,9 @@ def test_acknowledgement_needs_a_reason(tmp_path: Path) -> None:
 
 def test_cfn_lint_reports_nothing(cloud_assembly: Path) -> None:
     templates = sorted(str(p) for p in cloud_assembly.glob("*.template.json"))
-    assert len(templates) == 3
+    # The kernel stack, the two partner stacks and the one nested stack of external partners' roles.
+    assert len(templates) == 4
+    assert len([t for t in templates if t.endswith(".nested.template.json")]) == 1
     result = subprocess.run(
         [str(Path(sys.executable).with_name("cfn-lint")), *templates],
         capture_output=True,
@@ -109,6 +132,13 @@ def test_template_snapshot(
     templates: dict[str, dict[str, Any]], stack: str, snapshot: SnapshotAssertion
 ) -> None:
     normalised = json.loads(normalise_asset_hashes(json.dumps(templates[stack])))
+    assert normalised == snapshot(extension_class=JSONSnapshotExtension)
+
+
+def test_nested_template_snapshot(cloud_assembly: Path, snapshot: SnapshotAssertion) -> None:
+    """The external partners' roles nested stack (one for the example's one external partner)."""
+    (nested,) = sorted(cloud_assembly.glob("*.nested.template.json"))
+    normalised = json.loads(normalise_asset_hashes(nested.read_text()))
     assert normalised == snapshot(extension_class=JSONSnapshotExtension)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from kernel_access.contract import CONFIG_CONTEXT_KEY, EXAMPLE_SERVICE_FLAG
+from kernel_access.local.nested_stacks import NestedStackError, merge_nested_stacks
 
 DEFAULT_ACCOUNT: Final = "123456789012"
 DEFAULT_REGION: Final = "us-east-1"
@@ -167,7 +168,7 @@ def _template_from_artifact(cdk_out: Path, name: str, artifact: Mapping[str, Any
         if not match["region"].startswith("unknown"):
             region = match["region"]
     stack_name = str(properties.get("stackName", name))
-    return StackTemplate(stack_name, account, region, json.loads(path.read_text()), path)
+    return StackTemplate(stack_name, account, region, _read_with_nested_stacks(path), path)
 
 
 def _route_count(template: StackTemplate) -> int:
@@ -220,7 +221,7 @@ def load_template_file(path: Path, *, account: str | None = None, region: str | 
         path.name.removesuffix(".template.json").removesuffix(".json"),
         account or DEFAULT_ACCOUNT,
         region or DEFAULT_REGION,
-        json.loads(path.read_text()),
+        _read_with_nested_stacks(path),
         path,
     )
 
@@ -248,6 +249,20 @@ def load_kernel_template(
             f"{out}/manifest.json not found: let `kernel-access local` synthesise it or pass --template PATH"
         )
     return select_kernel_stack(out, stack)
+
+
+# --------------------------------------------------------------------------------------------------
+# Nested stacks: merged into their parent (kernel_access.local.nested_stacks)
+# --------------------------------------------------------------------------------------------------
+
+
+def _read_with_nested_stacks(path: Path) -> dict[str, Any]:
+    """The template at ``path`` with its nested stacks' resources in it (external partners' roles
+    live in nested stacks): the emulator creates and enforces them like the parent's own."""
+    try:
+        return merge_nested_stacks(json.loads(path.read_text()), path.parent)
+    except NestedStackError as error:
+        raise TemplateError(f"{path.name}: {error}") from error
 
 
 # --------------------------------------------------------------------------------------------------
