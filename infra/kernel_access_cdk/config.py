@@ -78,15 +78,14 @@ _EMAIL_RE: Final = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _SNS_TOPIC_ARN_RE: Final = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
 
 
-class ConfigError(ValueError):
-    """The kernel-access configuration is invalid. ``partner`` is None for non-partner fields."""
+class ConfigError(validation.ConfigError):
+    """The kernel-access configuration is invalid. ``partner`` is None for non-partner fields.
 
-    def __init__(self, field: str, message: str, *, partner: str | None = None) -> None:
-        where = f"partner {partner!r}: {field}" if partner is not None else field
-        super().__init__(f"kernel-access config: {where}: {message}")
-        self.field = field
-        self.partner = partner
-        self.message = message
+    The runtime's :class:`kernel_access.validation.ConfigError` (one implementation), whose messages
+    say they come from the ``kernel-access`` config.
+    """
+
+    SOURCE = "kernel-access config"
 
 
 @dataclass(frozen=True)

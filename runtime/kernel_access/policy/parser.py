@@ -46,7 +46,11 @@ from kernel_access.policy.timewindow import DAY_NAMES, TimeWindow, parse_hhmm
 from kernel_access.validation import (
     CODEARTIFACT_DOMAIN_RE,
     CODEARTIFACT_REPOSITORY_RE,
+    IDENTIFIER_RE,
+    Collector,
     ValidationError,
+    json_type_name,
+    matching,
     require_account_id,
     require_org_id,
     require_partner_name,
@@ -80,7 +84,7 @@ CODEARTIFACT_FIELDS: Final = frozenset({"domains", "repositories", "access"})
 TIME_WINDOW_FIELDS: Final = frozenset({"days", "start", "end", "timezone"})
 SESSION_POLICY_FIELDS: Final = frozenset({"inline", "managed_policy_arns"})
 
-RULE_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", re.ASCII)
+RULE_ID_RE: Final = IDENTIFIER_RE
 DOMAIN_RE: Final = CODEARTIFACT_DOMAIN_RE
 REPOSITORY_RE: Final = CODEARTIFACT_REPOSITORY_RE
 MANAGED_POLICY_ARN_RE: Final = re.compile(
@@ -103,96 +107,6 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _type_name(value: object) -> str:
-    """The JSON name of a value's type, for messages."""
-    for kinds, name in _JSON_TYPE_NAMES:
-        if isinstance(value, kinds):
-            return name
-    return "null" if value is None else type(value).__name__
-
-
-# bool before number: in Python a bool is an int.
-_JSON_TYPE_NAMES: Final[tuple[tuple[type | tuple[type, ...], str], ...]] = (
-    (bool, "boolean"),
-    ((int, float), "number"),
-    (str, "string"),
-    ((list, tuple), "array"),
-    (Mapping, "object"),
-)
-
-
-class _Collector:
-    """Accumulates issues; each ``check_*`` returns the parsed value or ``None`` after recording."""
-
-    def __init__(self) -> None:
-        self.issues: list[PolicyIssue] = []
-
-    def error(self, rule_id: str | None, field: str, message: str) -> None:
-        self.issues.append(PolicyIssue(rule_id, field, message))
-
-    def mapping(self, value: object, rule_id: str | None, field: str) -> Mapping[str, Any] | None:
-        if not isinstance(value, Mapping):
-            self.error(rule_id, field, f"must be an object, got {_type_name(value)}")
-            return None
-        return cast("Mapping[str, Any]", value)
-
-    def unknown_fields(
-        self, value: Mapping[str, Any], allowed: frozenset[str], rule_id: str | None, prefix: str
-    ) -> None:
-        for key in value:
-            if key not in allowed:
-                name = f"{prefix}.{key}" if prefix else str(key)
-                self.error(rule_id, name, f"unknown field (allowed: {', '.join(sorted(allowed))})")
-
-    def string(self, value: object, rule_id: str | None, field: str) -> str | None:
-        if not isinstance(value, str):
-            self.error(rule_id, field, f"must be a string, got {_type_name(value)}")
-            return None
-        return value
-
-    def string_list(
-        self,
-        value: object,
-        rule_id: str | None,
-        field: str,
-        item: Callable[[str, str], T],
-    ) -> list[T] | None:
-        """A non-empty array of strings, each converted by ``item(text, field)`` (which raises
-        :class:`ValueError` with a message for a bad element)."""
-        if not isinstance(value, list):
-            self.error(rule_id, field, f"must be an array of strings, got {_type_name(value)}")
-            return None
-        if not value:
-            self.error(rule_id, field, "must not be empty (omit the field to match any value)")
-            return None
-        parsed: list[T] = []
-        ok = True
-        for index, element in enumerate(value):
-            element_field = f"{field}[{index}]"
-            if not isinstance(element, str):
-                self.error(rule_id, element_field, f"must be a string, got {_type_name(element)}")
-                ok = False
-                continue
-            try:
-                parsed.append(item(element, element_field))
-            except ValidationError as exc:
-                self.error(rule_id, element_field, exc.message)
-                ok = False
-            except ValueError as exc:
-                self.error(rule_id, element_field, str(exc))
-                ok = False
-        return parsed if ok else None
-
-
-def _regex_item(regex: re.Pattern[str], what: str) -> Callable[[str, str], str]:
-    def check(text: str, _field: str) -> str:
-        if not regex.match(text):
-            raise ValueError(f"{what}, got {text!r}")
-        return text
-
-    return check
-
-
 def _network(text: str, _field: str) -> IPNetwork:
     try:
         # strict=True: "10.0.0.1/8" has host bits set, which usually means a typo.
@@ -211,7 +125,7 @@ def _pattern(text: str, _field: str) -> PrincipalPattern:
     return PrincipalPattern.compile(text)
 
 
-def _claim_account(owner_of: dict[str, str], account: str, name: str, field: str, c: _Collector) -> bool:
+def _claim_account(owner_of: dict[str, str], account: str, name: str, field: str, c: Collector) -> bool:
     """One account is at most one partner: the account is what IAM binds a session to."""
     owner = owner_of.setdefault(account, name)
     if owner != name:
@@ -224,7 +138,7 @@ def _claim_account(owner_of: dict[str, str], account: str, name: str, field: str
     return True
 
 
-def _parse_partners(value: object, c: _Collector) -> dict[str, PartnerInfo]:
+def _parse_partners(value: object, c: Collector) -> dict[str, PartnerInfo]:
     partners: dict[str, PartnerInfo] = {}
     owner_of: dict[str, str] = {}  # account -> partner (a dict: parsing stays linear at 5,000 partners)
     mapping = c.mapping(value, None, "partners")
@@ -251,7 +165,7 @@ def _parse_partners(value: object, c: _Collector) -> dict[str, PartnerInfo]:
             account_ok = False
         in_org = info.get("in_organization")
         if not isinstance(in_org, bool):
-            c.error(None, f"{field}.in_organization", f"must be a boolean, got {_type_name(in_org)}")
+            c.error(None, f"{field}.in_organization", f"must be a boolean, got {json_type_name(in_org)}")
             continue
         organization = info.get("organization_id")
         organization_ok = True
@@ -287,7 +201,7 @@ def _parse_partners(value: object, c: _Collector) -> dict[str, PartnerInfo]:
     return partners
 
 
-def _parse_attributes(value: object, field: str, c: _Collector) -> dict[str, str] | None:
+def _parse_attributes(value: object, field: str, c: Collector) -> dict[str, str] | None:
     mapping = c.mapping(value, None, field)
     if mapping is None:
         return None
@@ -301,7 +215,9 @@ def _parse_attributes(value: object, field: str, c: _Collector) -> dict[str, str
             c.error(None, f"{field}.{name}", "attribute names are 1-32 of [a-z0-9_], starting with a letter")
             ok = False
         elif not isinstance(text, str) or not ATTRIBUTE_VALUE_RE.match(text):
-            c.error(None, f"{field}.{name}", f"must be 1-256 printable characters, got {_type_name(text)}")
+            c.error(
+                None, f"{field}.{name}", f"must be 1-256 printable characters, got {json_type_name(text)}"
+            )
             ok = False
         else:
             out[name] = text
@@ -309,7 +225,7 @@ def _parse_attributes(value: object, field: str, c: _Collector) -> dict[str, str
 
 
 def _parse_selector(
-    value: object, rule_id: str | None, field: str, known: frozenset[str], c: _Collector
+    value: object, rule_id: str | None, field: str, known: frozenset[str], c: Collector
 ) -> Selector | None:
     """``{attribute: [values, ...]}``: every attribute named must be one some partner carries."""
     mapping = c.mapping(value, rule_id, field)
@@ -330,14 +246,14 @@ def _parse_selector(
             )
             continue
         values = c.string_list(
-            raw_values, rule_id, f"{field}.{name}", _regex_item(ATTRIBUTE_VALUE_RE, "must be printable")
+            raw_values, rule_id, f"{field}.{name}", matching(ATTRIBUTE_VALUE_RE, "must be printable")
         )
         if values is not None:
             selector[name] = frozenset(values)
     return canonical(selector) if len(c.issues) == before else None
 
 
-def _parse_groups(value: object, sets: PartnerSets, c: _Collector) -> dict[str, Selector]:
+def _parse_groups(value: object, sets: PartnerSets, c: Collector) -> dict[str, Selector]:
     groups: dict[str, Selector] = {}
     mapping = c.mapping(value, None, "groups")
     if mapping is None:
@@ -356,7 +272,7 @@ def _parse_groups(value: object, sets: PartnerSets, c: _Collector) -> dict[str, 
 
 
 def _parse_codeartifact(
-    value: object, effect: Effect | None, rule_id: str | None, c: _Collector
+    value: object, effect: Effect | None, rule_id: str | None, c: Collector
 ) -> CodeArtifactCondition | None:
     mapping = c.mapping(value, rule_id, "codeartifact")
     if mapping is None:
@@ -370,7 +286,7 @@ def _parse_codeartifact(
             mapping["domains"],
             rule_id,
             "codeartifact.domains",
-            _regex_item(DOMAIN_RE, "must be a CodeArtifact domain name (2-50 of [a-z0-9-])"),
+            matching(DOMAIN_RE, "must be a CodeArtifact domain name (2-50 of [a-z0-9-])"),
         )
     repositories: list[str] | None = None
     repositories_ok = True
@@ -379,7 +295,7 @@ def _parse_codeartifact(
             mapping["repositories"],
             rule_id,
             "codeartifact.repositories",
-            _regex_item(REPOSITORY_RE, "must be a CodeArtifact repository name (2-100 of [A-Za-z0-9._-])"),
+            matching(REPOSITORY_RE, "must be a CodeArtifact repository name (2-100 of [A-Za-z0-9._-])"),
         )
         repositories_ok = repositories is not None
     access: CodeArtifactAccess | None = None
@@ -403,7 +319,7 @@ def _parse_codeartifact(
     )
 
 
-def _parse_time_window(value: object, rule_id: str | None, c: _Collector) -> TimeWindow | None:
+def _parse_time_window(value: object, rule_id: str | None, c: Collector) -> TimeWindow | None:
     mapping = c.mapping(value, rule_id, "time_window")
     if mapping is None:
         return None
@@ -439,7 +355,7 @@ def _parse_time_window(value: object, rule_id: str | None, c: _Collector) -> Tim
     return TimeWindow(days=frozenset(days), start_minute=start, end_minute=end, timezone=zone)
 
 
-def _zone(name: str, rule_id: str | None, c: _Collector) -> ZoneInfo | None:
+def _zone(name: str, rule_id: str | None, c: Collector) -> ZoneInfo | None:
     # ZoneInfo accepts odd keys (absolute paths are refused, but "../x" style keys raise ValueError);
     # any failure is a bad time zone, not a crash.
     if not name or name != name.strip() or "\x00" in name:
@@ -452,7 +368,7 @@ def _zone(name: str, rule_id: str | None, c: _Collector) -> ZoneInfo | None:
         return None
 
 
-def _parse_session_policy(value: object, rule_id: str | None, c: _Collector) -> SessionPolicy | None:
+def _parse_session_policy(value: object, rule_id: str | None, c: Collector) -> SessionPolicy | None:
     mapping = c.mapping(value, rule_id, "session_policy")
     if mapping is None:
         return None
@@ -462,7 +378,7 @@ def _parse_session_policy(value: object, rule_id: str | None, c: _Collector) -> 
     if "inline" in mapping:
         inline = mapping["inline"]
         if not isinstance(inline, Mapping):
-            c.error(rule_id, "session_policy.inline", f"must be a JSON object, got {_type_name(inline)}")
+            c.error(rule_id, "session_policy.inline", f"must be a JSON object, got {json_type_name(inline)}")
             ok = False
         else:
             try:
@@ -486,7 +402,7 @@ def _parse_session_policy(value: object, rule_id: str | None, c: _Collector) -> 
             mapping["managed_policy_arns"],
             rule_id,
             "session_policy.managed_policy_arns",
-            _regex_item(
+            matching(
                 MANAGED_POLICY_ARN_RE,
                 "must be an IAM managed policy ARN (arn:aws:iam::aws|ACCOUNT:policy/...)",
             ),
@@ -510,7 +426,7 @@ def _parse_session_policy(value: object, rule_id: str | None, c: _Collector) -> 
     return SessionPolicy(inline_json=inline_json, managed_policy_arns=tuple(arns))
 
 
-def _parse_rule_id(mapping: Mapping[str, Any], label: str, c: _Collector) -> str | None:
+def _parse_rule_id(mapping: Mapping[str, Any], label: str, c: Collector) -> str | None:
     raw_id = mapping.get("id")
     if "id" not in mapping:
         c.error(None, f"{label}.id", "is required")
@@ -521,7 +437,7 @@ def _parse_rule_id(mapping: Mapping[str, Any], label: str, c: _Collector) -> str
     return raw_id
 
 
-def _parse_effect(mapping: Mapping[str, Any], where: str, c: _Collector) -> Effect | None:
+def _parse_effect(mapping: Mapping[str, Any], where: str, c: Collector) -> Effect | None:
     raw_effect = mapping.get("effect")
     if "effect" not in mapping:
         c.error(where, "effect", 'is required ("allow" or "deny")')
@@ -532,7 +448,7 @@ def _parse_effect(mapping: Mapping[str, Any], where: str, c: _Collector) -> Effe
     return cast("Effect", raw_effect)
 
 
-def _parse_description(mapping: Mapping[str, Any], where: str, c: _Collector) -> str | None:
+def _parse_description(mapping: Mapping[str, Any], where: str, c: Collector) -> str | None:
     if "description" not in mapping:
         return None
     description = c.string(mapping["description"], where, "description")
@@ -541,13 +457,13 @@ def _parse_description(mapping: Mapping[str, Any], where: str, c: _Collector) ->
     return description
 
 
-def _parse_max_duration(mapping: Mapping[str, Any], where: str, c: _Collector) -> int:
+def _parse_max_duration(mapping: Mapping[str, Any], where: str, c: Collector) -> int:
     if "max_duration" not in mapping:
         return DEFAULT_MAX_DURATION
     raw_duration = mapping["max_duration"]
     if isinstance(raw_duration, bool) or not isinstance(raw_duration, int):
         c.error(
-            where, "max_duration", f"must be an integer number of seconds, got {_type_name(raw_duration)}"
+            where, "max_duration", f"must be an integer number of seconds, got {json_type_name(raw_duration)}"
         )
         return DEFAULT_MAX_DURATION
     if not MIN_DURATION <= raw_duration <= MAX_DURATION:
@@ -577,7 +493,7 @@ class _Partners:
 
 
 def _parse_partner_selection(
-    mapping: Mapping[str, Any], where: str, known: _Partners, c: _Collector
+    mapping: Mapping[str, Any], where: str, known: _Partners, c: Collector
 ) -> tuple[frozenset[str] | None, frozenset[str] | None]:
     """``partner_groups`` and ``partner_attributes`` compiled to the partner sets they admit."""
     group_members = attribute_members = None
@@ -600,7 +516,7 @@ def _parse_partner_selection(
     return group_members, attribute_members
 
 
-def _parse_rule(raw: object, index: int, known: _Partners, c: _Collector) -> Rule | None:
+def _parse_rule(raw: object, index: int, known: _Partners, c: Collector) -> Rule | None:
     label = f"rules[{index}]"
     mapping = c.mapping(raw, None, label)
     if mapping is None:
@@ -665,10 +581,10 @@ def _parse_rule(raw: object, index: int, known: _Partners, c: _Collector) -> Rul
     )
 
 
-def _parse_rules(value: object, known: _Partners, c: _Collector) -> list[Rule]:
+def _parse_rules(value: object, known: _Partners, c: Collector) -> list[Rule]:
     rules: list[Rule] = []
     if not isinstance(value, list):
-        c.error(None, "rules", f"must be an array, got {_type_name(value)}")
+        c.error(None, "rules", f"must be an array, got {json_type_name(value)}")
         return rules
     seen: set[str] = set()
     for index, raw_rule in enumerate(value):
@@ -683,6 +599,11 @@ def _parse_rules(value: object, known: _Partners, c: _Collector) -> list[Rule]:
     return rules
 
 
+def _invalid(c: Collector) -> PolicyValidationError:
+    """The collected issues as the policy reports them: per rule id, else per document."""
+    return PolicyValidationError([PolicyIssue(issue.scope, issue.path, issue.message) for issue in c.issues])
+
+
 def _load_json(document: str | bytes) -> object:
     try:
         return json.loads(document, object_pairs_hook=_no_duplicate_keys)
@@ -692,7 +613,7 @@ def _load_json(document: str | bytes) -> object:
         raise PolicyValidationError([PolicyIssue(None, "document", f"not valid JSON: {exc}")]) from None
 
 
-def _parse_version(mapping: Mapping[str, Any], c: _Collector) -> str:
+def _parse_version(mapping: Mapping[str, Any], c: Collector) -> str:
     if "version" not in mapping:
         c.error(None, "version", "is required")
         return ""
@@ -710,10 +631,10 @@ def parse_policy(document: Mapping[str, Any] | str | bytes) -> Policy:
     Raises :class:`PolicyValidationError` listing *every* problem found.
     """
     raw: object = _load_json(document) if isinstance(document, str | bytes) else document
-    c = _Collector()
+    c = Collector(empty_list_hint="omit the field to match any value")
     mapping = c.mapping(raw, None, "document")
     if mapping is None:
-        raise PolicyValidationError(c.issues)
+        raise _invalid(c)
     c.unknown_fields(mapping, DOCUMENT_FIELDS, None, "")
     version = _parse_version(mapping, c)
 
@@ -739,5 +660,5 @@ def parse_policy(document: Mapping[str, Any] | str | bytes) -> Policy:
         rules = _parse_rules(mapping["rules"], known, c)
 
     if c.issues:
-        raise PolicyValidationError(c.issues)
+        raise _invalid(c)
     return Policy(version=version, partners=MappingProxyType(dict(partners)), rules=tuple(rules))
