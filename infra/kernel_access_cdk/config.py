@@ -63,7 +63,11 @@ _TOP_LEVEL_FIELDS: Final = frozenset(
         "limits",
     }
 )
-_PARTNER_FIELDS: Final = frozenset({"name", "account_id", "in_organization", "region", "external_id"})
+_PARTNER_FIELDS: Final = frozenset(
+    {"name", "account_id", "in_organization", "region", "external_id", "attributes"}
+)
+#: Keys of the ``policy`` section: the policy document without ``partners`` (derived from the list).
+_POLICY_FIELDS: Final = frozenset({"version", "groups", "rules"})
 _TARGET_ROLE_FIELDS: Final = frozenset({"name", "description", "managed_policy_arns", "inline_policy"})
 _AUDIT_FIELDS: Final = frozenset({"retention_days", "break_glass_role", "archive_retention_days"})
 #: IAM's limit on a role's inline policies (characters, whitespace excluded).
@@ -99,6 +103,9 @@ class PartnerConfig:
     in_organization: bool
     region: str
     external_id: str | None = None
+    #: ``(name, value)`` pairs sorted by name: what policy rules select partners by
+    #: (``partner_attributes``, ``groups``); a tuple keeps the config hashable.
+    attributes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -298,7 +305,34 @@ def _load_partner(raw: object, index: int, default_region: str) -> PartnerConfig
                 "external_id", "external partners need an external_id (sts:ExternalId)", partner=name
             )
         external_id = _checked(name, validation.require_external_id, entry.get("external_id"), "external_id")
-    return PartnerConfig(name, account_id, in_org, region, external_id)
+    attributes = _load_attributes(entry.get("attributes", {}), name)
+    return PartnerConfig(name, account_id, in_org, region, external_id, attributes)
+
+
+def _load_attributes(raw: object, partner: str) -> tuple[tuple[str, str], ...]:
+    """A partner's ``attributes``: the runtime policy's own limits and formats
+    (:mod:`kernel_access.policy.groups`), reported against the partner."""
+    from kernel_access.policy.groups import ATTRIBUTE_NAME_RE, ATTRIBUTE_VALUE_RE, MAX_ATTRIBUTES_PER_PARTNER
+
+    entry = _require_mapping(raw, "attributes", partner=partner)
+    if len(entry) > MAX_ATTRIBUTES_PER_PARTNER:
+        raise ConfigError(
+            "attributes",
+            f"at most {MAX_ATTRIBUTES_PER_PARTNER} attributes, got {len(entry)}",
+            partner=partner,
+        )
+    for name, value in entry.items():
+        if not ATTRIBUTE_NAME_RE.match(name):
+            raise ConfigError(
+                f"attributes.{name}",
+                "attribute names are 1-32 of [a-z0-9_], starting with a letter",
+                partner=partner,
+            )
+        if not isinstance(value, str) or not ATTRIBUTE_VALUE_RE.match(value):
+            raise ConfigError(
+                f"attributes.{name}", f"must be 1-256 printable characters, got {value!r}", partner=partner
+            )
+    return tuple(sorted(entry.items()))
 
 
 def _load_target_role(raw: object, index: int) -> TargetRoleConfig:
@@ -389,22 +423,25 @@ def _load_codeartifact(raw: object) -> CodeArtifactConfig:
 def build_policy_document(
     raw_policy: Mapping[str, Any], partners: Sequence[PartnerConfig], organization_id: str | None
 ) -> dict[str, Any]:
-    """The document the Lambda loads: config's ``version``/``rules`` plus the partner map.
+    """The document the Lambda loads: config's ``version``/``groups``/``rules`` plus the partner map.
 
     Each partner carries the account (and, in the organization, the organization) its trust
-    statement binds it to: the facts rule conditions on ``accounts``/``organization_ids`` compare.
+    statement binds it to: the facts rule conditions on ``accounts``/``organization_ids`` compare;
+    and its ``attributes``, which ``partner_attributes`` and ``groups`` select by.
     """
     partner_map: dict[str, dict[str, Any]] = {}
     for p in partners:
         entry: dict[str, Any] = {"account_id": p.account_id, "in_organization": p.in_organization}
         if p.in_organization and organization_id is not None:
             entry["organization_id"] = organization_id
+        if p.attributes:
+            entry["attributes"] = dict(p.attributes)
         partner_map[p.name] = entry
-    return {
-        "version": raw_policy.get("version"),
-        "partners": partner_map,
-        "rules": raw_policy.get("rules", []),
-    }
+    document: dict[str, Any] = {"version": raw_policy.get("version"), "partners": partner_map}
+    if "groups" in raw_policy:
+        document["groups"] = raw_policy["groups"]
+    document["rules"] = raw_policy.get("rules", [])
+    return document
 
 
 def _check_policy(
@@ -435,11 +472,15 @@ def _check_policy(
         parse_policy(document)
     except PolicyValidationError as error:
         first = error.errors[0] if error.errors else None
-        field_name = "policy"
-        if first is not None:
+        field_name, partner = "policy", None
+        if first is not None and first.rule_id is None and first.field.startswith("partners."):
+            # The partners map is built from the partners list: name the partner and its field.
+            _, partner, *rest = first.field.split(".", 2)
+            field_name = rest[0] if rest else "partners"
+        elif first is not None:
             rule_part = f".rules[{first.rule_id}]" if first.rule_id else ""
             field_name = f"policy{rule_part}.{first.field}"
-        raise ConfigError(field_name, str(error)) from error
+        raise ConfigError(field_name, str(error), partner=partner) from error
 
 
 def _resolve_exchange_roles(
@@ -774,7 +815,7 @@ def load_config(context: object) -> KernelAccessConfig:
         raise ConfigError(EXAMPLE_SERVICE_FLAG, f"must be true or false, got {example_service!r}")
 
     raw_policy = _require_mapping(raw.get("policy"), "policy")
-    _reject_unknown(raw_policy, frozenset({"version", "rules"}), "policy.", None)
+    _reject_unknown(raw_policy, _POLICY_FIELDS, "policy.", None)
     document = build_policy_document(raw_policy, partners, organization_id)
     _check_policy(document, partners, target_roles)
     exchange: ExchangeSettings | None = None
