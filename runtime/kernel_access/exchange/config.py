@@ -37,6 +37,7 @@ from kernel_access.exchange.permissions import (
     is_action_pattern,
     session_policy,
 )
+from kernel_access.fields import Array, Int, Map, Object, Str, Tagged
 from kernel_access.validation import (
     ACCOUNT_ID_RE,
     CODEARTIFACT_DOMAIN_RE,
@@ -54,6 +55,8 @@ ISSUER_NAME_RE: Final = PARTNER_NAME_RE
 NAME_RE: Final = IDENTIFIER_RE
 DOMAIN_RE: Final = CODEARTIFACT_DOMAIN_RE
 CLAIM_NAME_RE: Final = re.compile(r"^[A-Za-z0-9_:./-]{1,128}$")
+#: Issuer URLs: https, a host, no query, fragment or white space (``urlsplit`` checks the host).
+HTTPS_URL_RE: Final = re.compile(r"^https://[^\s?#/]+(/[^\s?#]*)?$")
 
 MIN_TOKEN_TTL: Final = 900
 MAX_TOKEN_TTL: Final = 3600
@@ -234,7 +237,7 @@ def _https_url(out: Collector, path: str, value: object) -> str | None:
     if text is None:
         return None
     parts = urlsplit(text)
-    if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment or " " in text:
+    if not HTTPS_URL_RE.fullmatch(text) or parts.scheme != "https" or not parts.hostname:
         out.error(None, path, f"must be an https:// URL without query or fragment, got {text!r}")
         return None
     return text
@@ -309,31 +312,83 @@ def _invalid(out: Collector) -> ExchangeConfigError:
     return ExchangeConfigError([ConfigIssue(issue.path, issue.message) for issue in out.issues])
 
 
-_TOP_KEYS: Final = frozenset({"version", "issuers", "trust_policies", "targets"})
-_ISSUER_KEYS: Final = frozenset(
+# --- the document's shape: one definition the parser reads and `kernel-access exchange schema` shows ---
+
+_PATTERN = Str(min_length=1, description="a regular expression, anchored at both ends")
+_CLAIM_PATTERNS = Map(keys=Str(pattern=CLAIM_NAME_RE), values=_PATTERN, description="claim -> pattern")
+
+
+def _unique_strings(description: str, *, min_items: int = 1) -> Array:
+    return Array(
+        Str(min_length=1),
+        min_items=min_items,
+        max_items=MAX_PERMISSIONS_PER_LIST,
+        unique=True,
+        description=description,
+    )
+
+
+ISSUER_SPEC: Final = Object(
     {
-        "issuer",
-        "audiences",
-        "required_claims",
-        "forbidden_claims",
-        "max_permissions",
-        "max_token_age_seconds",
-    }
+        "issuer": Str(pattern=HTTPS_URL_RE, description="the issuer URL (https://, no query or fragment)"),
+        "audiences": _unique_strings("audiences this exchange accepts (never a shared one)"),
+        "required_claims": _CLAIM_PATTERNS,
+        "forbidden_claims": _CLAIM_PATTERNS,
+        "max_permissions": _unique_strings(
+            "the most any trust policy may grant: IAM action patterns or CodeArtifact levels", min_items=0
+        ),
+        "max_token_age_seconds": Int(*MAX_TOKEN_AGE_RANGE, default=DEFAULT_MAX_TOKEN_AGE),
+    },
+    required=("issuer", "audiences", "max_permissions"),
 )
-_POLICY_KEYS: Final = frozenset(
+TRUST_POLICY_SPEC: Final = Object(
     {
-        "name",
-        "issuer",
-        "issuer_pattern",
-        "subject",
-        "subject_pattern",
-        "audience",
-        "audience_pattern",
-        "claim_pattern",
-        "permissions",
-        "token_ttl",
-    }
+        "name": Str(pattern=NAME_RE),
+        "issuer": Str(pattern=HTTPS_URL_RE),
+        "issuer_pattern": _PATTERN,
+        "subject": Str(min_length=1),
+        "subject_pattern": _PATTERN,
+        "audience": Str(min_length=1),
+        "audience_pattern": _PATTERN,
+        "claim_pattern": _CLAIM_PATTERNS,
+        "permissions": _unique_strings("IAM action patterns (aws_role) or read/publish (codeartifact)"),
+        "token_ttl": Int(MIN_TOKEN_TTL, MAX_TOKEN_TTL, default=DEFAULT_TOKEN_TTL),
+    },
+    required=("name", "permissions"),
+    one_of=(("issuer", "issuer_pattern"), ("subject", "subject_pattern")),
+    at_most_one=(("audience", "audience_pattern"),),
 )
+TARGET_SPEC: Final = Tagged(
+    "type",
+    {
+        "aws_role": Object({"role_arn": Str(pattern=ROLE_ARN_RE)}, required=("role_arn",)),
+        "codeartifact": Object(
+            {
+                "domain": Str(pattern=DOMAIN_RE),
+                "access": Str(enum=CODEARTIFACT_LEVELS),
+                "domain_owner": Str(pattern=ACCOUNT_ID_RE),
+            },
+            required=("domain", "access"),
+        ),
+    },
+)
+EXCHANGE_SPEC: Final = Object(
+    {
+        "$schema": Str(description="the JSON Schema editors check the document with (ignored)"),
+        "version": Str(min_length=1),
+        "issuers": Map(keys=Str(pattern=ISSUER_NAME_RE), values=ISSUER_SPEC),
+        "trust_policies": Map(
+            keys=Str(pattern=NAME_RE),
+            values=Array(TRUST_POLICY_SPEC),
+            description="target name -> the trust policies that admit tokens to it",
+        ),
+        "targets": Map(keys=Str(pattern=NAME_RE), values=TARGET_SPEC),
+    },
+    required=("version",),
+)
+_TOP_KEYS: Final = EXCHANGE_SPEC.names
+_ISSUER_KEYS: Final = ISSUER_SPEC.names
+_POLICY_KEYS: Final = TRUST_POLICY_SPEC.names
 
 
 def parse_exchange_config(document: Mapping[str, Any] | str) -> ExchangeConfig:
@@ -428,14 +483,14 @@ def _parse_targets(out: Collector, raw: object) -> dict[str, Target]:
             continue
         kind = spec.get("type")
         if kind == "aws_role":
-            out.unknown_fields(spec, frozenset({"type", "role_arn"}), None, path)
+            out.unknown_fields(spec, TARGET_SPEC.variants[kind].names | {"type"}, None, path)
             arn = out.string(
                 spec.get("role_arn"), None, f"{path}.role_arn", non_empty=True, regex=ROLE_ARN_RE
             )
             if arn is not None:
                 targets[name] = AwsRoleTarget(name=name, role_arn=arn)
         elif kind == "codeartifact":
-            out.unknown_fields(spec, frozenset({"type", "domain", "access", "domain_owner"}), None, path)
+            out.unknown_fields(spec, TARGET_SPEC.variants[kind].names | {"type"}, None, path)
             domain = out.string(spec.get("domain"), None, f"{path}.domain", non_empty=True, regex=DOMAIN_RE)
             access = spec.get("access")
             if access not in CODEARTIFACT_LEVELS:

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any, Final, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from kernel_access.fields import AnyObject, Array, Bool, Int, Map, Object, Str
 from kernel_access.policy.document import Policy
 from kernel_access.policy.groups import (
     ATTRIBUTE_NAME_RE,
@@ -41,12 +42,16 @@ from kernel_access.policy.model import (
     Rule,
     SessionPolicy,
 )
-from kernel_access.policy.patterns import PrincipalPattern
-from kernel_access.policy.timewindow import DAY_NAMES, TimeWindow, parse_hhmm
+from kernel_access.policy.patterns import MAX_PATTERN_LENGTH, PrincipalPattern
+from kernel_access.policy.timewindow import DAY_NAMES, HHMM_RE, TimeWindow, parse_hhmm
 from kernel_access.validation import (
+    ACCOUNT_ID_RE,
     CODEARTIFACT_DOMAIN_RE,
     CODEARTIFACT_REPOSITORY_RE,
     IDENTIFIER_RE,
+    ORG_ID_RE,
+    PARTNER_NAME_RE,
+    ROLE_NAME_RE,
     Collector,
     ValidationError,
     json_type_name,
@@ -59,31 +64,6 @@ from kernel_access.validation import (
 
 T = TypeVar("T")
 
-DOCUMENT_FIELDS: Final = frozenset({"version", "partners", "groups", "rules"})
-PARTNER_FIELDS: Final = frozenset({"account_id", "in_organization", "organization_id", "attributes"})
-RULE_FIELDS: Final = frozenset(
-    {
-        "id",
-        "effect",
-        "description",
-        "partners",
-        "partner_groups",
-        "partner_attributes",
-        "accounts",
-        "organization_ids",
-        "principal_arns",
-        "roles",
-        "codeartifact",
-        "source_cidrs",
-        "time_window",
-        "max_duration",
-        "session_policy",
-    }
-)
-CODEARTIFACT_FIELDS: Final = frozenset({"domains", "repositories", "access"})
-TIME_WINDOW_FIELDS: Final = frozenset({"days", "start", "end", "timezone"})
-SESSION_POLICY_FIELDS: Final = frozenset({"inline", "managed_policy_arns"})
-
 RULE_ID_RE: Final = IDENTIFIER_RE
 DOMAIN_RE: Final = CODEARTIFACT_DOMAIN_RE
 REPOSITORY_RE: Final = CODEARTIFACT_REPOSITORY_RE
@@ -95,6 +75,105 @@ MAX_INLINE_POLICY_CHARS: Final = 2048
 MAX_MANAGED_POLICIES: Final = 10
 MAX_VERSION_LENGTH: Final = 128
 MAX_DESCRIPTION_LENGTH: Final = 1024
+
+
+#: Any string without a non-space character is no version.
+VERSION_RE: Final = re.compile(r"\S")
+
+# --- the document's shape: one definition the parser reads and `kernel-access policy schema` shows ---
+
+
+def _names(item: Str, description: str) -> Array:
+    return Array(item, description=description + " (omit the field to match any value)")
+
+
+#: ``{attribute: [values]}``: a partner matches when it has every attribute with a listed value.
+SELECTOR_SPEC: Final = Map(
+    keys=Str(pattern=ATTRIBUTE_NAME_RE),
+    values=Array(Str(pattern=ATTRIBUTE_VALUE_RE)),
+    min_properties=1,
+    description="attribute -> admitted values; a partner matches when it has every attribute "
+    "with one of its values (every attribute must be one some partner carries)",
+)
+PARTNER_SPEC: Final = Object(
+    {
+        "account_id": Str(pattern=ACCOUNT_ID_RE, description="the account the partner's trust binds it to"),
+        "in_organization": Bool(),
+        "organization_id": Str(pattern=ORG_ID_RE, description="in-organization partners only"),
+        "attributes": Map(
+            keys=Str(pattern=ATTRIBUTE_NAME_RE),
+            values=Str(pattern=ATTRIBUTE_VALUE_RE),
+            max_properties=MAX_ATTRIBUTES_PER_PARTNER,
+            description="what rules select partners by (partner_attributes, groups)",
+        ),
+    },
+    required=("account_id", "in_organization"),
+)
+CODEARTIFACT_SPEC: Final = Object(
+    {
+        "domains": Array(Str(pattern=DOMAIN_RE)),
+        "repositories": _names(Str(pattern=REPOSITORY_RE), "CodeArtifact repositories"),
+        "access": Str(enum=("read", "publish"), description="required on an allow rule"),
+    },
+    required=("domains",),
+)
+TIME_WINDOW_SPEC: Final = Object(
+    {
+        "days": Array(Str(enum=DAY_NAMES)),
+        "start": Str(pattern=HHMM_RE, description="HH:MM, 00:00-23:59"),
+        "end": Str(pattern=HHMM_RE, description="HH:MM, 00:01-24:00, not start"),
+        "timezone": Str(min_length=1, description="an IANA time zone, e.g. Europe/London"),
+    },
+    required=("days", "start", "end", "timezone"),
+)
+SESSION_POLICY_SPEC: Final = Object(
+    {
+        "inline": AnyObject(
+            description=f"an IAM policy; at most {MAX_INLINE_POLICY_CHARS} characters as compact JSON"
+        ),
+        "managed_policy_arns": Array(Str(pattern=MANAGED_POLICY_ARN_RE), max_items=MAX_MANAGED_POLICIES),
+    },
+    any_of=(("inline", "managed_policy_arns"),),
+)
+RULE_SPEC: Final = Object(
+    {
+        "id": Str(pattern=RULE_ID_RE),
+        "effect": Str(enum=("allow", "deny")),
+        "description": Str(max_length=MAX_DESCRIPTION_LENGTH),
+        "partners": _names(Str(pattern=PARTNER_NAME_RE), "partners of the document's partners map"),
+        "partner_groups": _names(Str(pattern=PARTNER_NAME_RE), "groups of the document's groups"),
+        "partner_attributes": SELECTOR_SPEC,
+        "accounts": _names(Str(pattern=ACCOUNT_ID_RE), "the partner's account"),
+        "organization_ids": _names(Str(pattern=ORG_ID_RE), "the partner's organization"),
+        "principal_arns": _names(
+            Str(min_length=1, max_length=MAX_PATTERN_LENGTH), "caller ARN patterns ('*' wildcards)"
+        ),
+        "roles": _names(Str(pattern=ROLE_NAME_RE), "target roles"),
+        "codeartifact": CODEARTIFACT_SPEC,
+        "source_cidrs": _names(Str(min_length=1), "IPv4/IPv6 networks in CIDR notation"),
+        "time_window": TIME_WINDOW_SPEC,
+        "max_duration": Int(MIN_DURATION, MAX_DURATION, default=DEFAULT_MAX_DURATION, description="seconds"),
+        "session_policy": SESSION_POLICY_SPEC,
+    },
+    required=("id", "effect"),
+)
+POLICY_SPEC: Final = Object(
+    {
+        "$schema": Str(description="the JSON Schema editors check the document with (ignored)"),
+        "version": Str(pattern=VERSION_RE, max_length=MAX_VERSION_LENGTH),
+        "partners": Map(keys=Str(pattern=PARTNER_NAME_RE), values=PARTNER_SPEC),
+        "groups": Map(keys=Str(pattern=PARTNER_NAME_RE), values=SELECTOR_SPEC),
+        "rules": Array(RULE_SPEC, min_items=0, description="first match wins; no match denies"),
+    },
+    required=("version", "partners", "rules"),
+)
+
+DOCUMENT_FIELDS: Final = POLICY_SPEC.names
+PARTNER_FIELDS: Final = PARTNER_SPEC.names
+RULE_FIELDS: Final = RULE_SPEC.names
+CODEARTIFACT_FIELDS: Final = CODEARTIFACT_SPEC.names
+TIME_WINDOW_FIELDS: Final = TIME_WINDOW_SPEC.names
+SESSION_POLICY_FIELDS: Final = SESSION_POLICY_SPEC.names
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -325,7 +404,7 @@ def _parse_time_window(value: object, rule_id: str | None, c: Collector) -> Time
         return None
     c.unknown_fields(mapping, TIME_WINDOW_FIELDS, rule_id, "time_window")
     ok = True
-    for required in ("days", "start", "end", "timezone"):
+    for required in TIME_WINDOW_SPEC.required:
         if required not in mapping:
             c.error(rule_id, f"time_window.{required}", "is required")
             ok = False
@@ -620,7 +699,7 @@ def _parse_version(mapping: Mapping[str, Any], c: Collector) -> str:
     text = c.string(mapping["version"], None, "version")
     if text is None:
         return ""
-    if not text.strip() or len(text) > MAX_VERSION_LENGTH:
+    if not VERSION_RE.search(text) or len(text) > MAX_VERSION_LENGTH:
         c.error(None, "version", f"must be a non-empty string of at most {MAX_VERSION_LENGTH} characters")
     return text
 
