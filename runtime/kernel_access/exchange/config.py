@@ -403,6 +403,8 @@ def parse_exchange_config(document: Mapping[str, Any] | str) -> ExchangeConfig:
     if root is None:
         raise _invalid(out)
     out.unknown_fields(root, _TOP_KEYS, None, "")
+    if "$schema" in root:  # for editors; ignored, but never anything but a string
+        out.string(root["$schema"], None, "$schema")
     version = out.string(root.get("version"), None, "version", non_empty=True)
     issuers = _parse_issuers(out, root.get("issuers", {}))
     targets = _parse_targets(out, root.get("targets", {}))
@@ -496,7 +498,7 @@ def _parse_targets(out: Collector, raw: object) -> dict[str, Target]:
             if access not in CODEARTIFACT_LEVELS:
                 out.error(None, f"{path}.access", f"must be 'read' or 'publish', got {access!r}")
             owner = spec.get("domain_owner")
-            if owner is not None:
+            if "domain_owner" in spec:  # present means an account id: an explicit null is an error
                 owner = out.string(owner, None, f"{path}.domain_owner", non_empty=True, regex=ACCOUNT_ID_RE)
             if domain is not None and access in CODEARTIFACT_LEVELS:
                 targets[name] = CodeArtifactTarget(

@@ -248,7 +248,7 @@ def _parse_partners(value: object, c: Collector) -> dict[str, PartnerInfo]:
             continue
         organization = info.get("organization_id")
         organization_ok = True
-        if organization is not None:
+        if "organization_id" in info:  # present means a valid id: an explicit null is an error
             try:
                 require_org_id(organization, f"{field}.organization_id")
             except ValidationError as exc:
@@ -715,6 +715,8 @@ def parse_policy(document: Mapping[str, Any] | str | bytes) -> Policy:
     if mapping is None:
         raise _invalid(c)
     c.unknown_fields(mapping, DOCUMENT_FIELDS, None, "")
+    if "$schema" in mapping:  # for editors; ignored, but never anything but a string
+        c.string(mapping["$schema"], None, "$schema")
     version = _parse_version(mapping, c)
 
     partners: dict[str, PartnerInfo] = {}
