@@ -191,7 +191,8 @@ EXCHANGE_STRUCTURAL_ERRORS: list[Any] = [
     pytest.param(lambda d: d["issuers"]["github"].update(max_token_age_seconds=10), id="token-age"),
     pytest.param(lambda d: d["trust_policies"]["deploy"][0].pop("issuer"), id="no-issuer"),
     pytest.param(
-        lambda d: d["trust_policies"]["deploy"][0].update(subject="s", subject_pattern="s"), id="both-subjects"
+        lambda d: d["trust_policies"]["deploy"][0].update(subject="s", subject_pattern="s"),
+        id="both-subjects",
     ),
     pytest.param(
         lambda d: d["trust_policies"]["deploy"][0].update(audience="a", audience_pattern="a"),
