@@ -322,13 +322,13 @@ def _load_attributes(raw: object, partner: str) -> tuple[tuple[str, str], ...]:
             partner=partner,
         )
     for name, value in entry.items():
-        if not ATTRIBUTE_NAME_RE.match(name):
+        if not ATTRIBUTE_NAME_RE.fullmatch(name):
             raise ConfigError(
                 f"attributes.{name}",
                 "attribute names are 1-32 of [a-z0-9_], starting with a letter",
                 partner=partner,
             )
-        if not isinstance(value, str) or not ATTRIBUTE_VALUE_RE.match(value):
+        if not isinstance(value, str) or not ATTRIBUTE_VALUE_RE.fullmatch(value):
             raise ConfigError(
                 f"attributes.{name}", f"must be 1-256 printable characters, got {value!r}", partner=partner
             )
@@ -401,10 +401,10 @@ def _load_codeartifact(raw: object) -> CodeArtifactConfig:
     entry = _require_mapping(raw, "codeartifact")
     _reject_unknown(entry, frozenset({"domain", "repository", "upstreams"}), "codeartifact.", None)
     domain = _require_str(entry.get("domain"), "codeartifact.domain")
-    if not validation.CODEARTIFACT_DOMAIN_RE.match(domain):
+    if not validation.CODEARTIFACT_DOMAIN_RE.fullmatch(domain):
         raise ConfigError("codeartifact.domain", f"must be a CodeArtifact domain name, got {domain!r}")
     repository = _require_str(entry.get("repository", "internal"), "codeartifact.repository")
-    if not validation.CODEARTIFACT_REPOSITORY_RE.match(repository):
+    if not validation.CODEARTIFACT_REPOSITORY_RE.fullmatch(repository):
         raise ConfigError(
             "codeartifact.repository", f"must be a CodeArtifact repository name, got {repository!r}"
         )
@@ -601,12 +601,14 @@ def _load_monitoring(raw: object) -> MonitoringSettings:
     _reject_unknown(section, _MONITORING_FIELDS, "monitoring.", None)
     emails = _require_list(section.get("alarm_emails", []), "monitoring.alarm_emails")
     for index, email in enumerate(emails):
-        if not isinstance(email, str) or not _EMAIL_RE.match(email):
+        if not isinstance(email, str) or not _EMAIL_RE.fullmatch(email):
             raise ConfigError(f"monitoring.alarm_emails[{index}]", f"must be an email address, got {email!r}")
     if len(set(emails)) != len(emails):
         raise ConfigError("monitoring.alarm_emails", "an address is listed twice")
     topic_arn = section.get("topic_arn")
-    if topic_arn is not None and (not isinstance(topic_arn, str) or not _SNS_TOPIC_ARN_RE.match(topic_arn)):
+    if topic_arn is not None and (
+        not isinstance(topic_arn, str) or not _SNS_TOPIC_ARN_RE.fullmatch(topic_arn)
+    ):
         raise ConfigError("monitoring.topic_arn", f"must be an SNS topic ARN, got {topic_arn!r}")
     runbook_url = section.get("runbook_url")
     if runbook_url is not None and (
@@ -675,7 +677,7 @@ def _load_partners(
             )
         if not partner.in_organization:
             role = validation.external_role_name("kernel-access-external" + name_suffix, partner.name)
-            if not validation.ROLE_NAME_RE.match(role):
+            if not validation.ROLE_NAME_RE.fullmatch(role):
                 raise ConfigError(
                     "name",
                     f"makes the external role name {role!r} longer than IAM's 64 characters "
@@ -761,7 +763,7 @@ def load_config(context: object) -> KernelAccessConfig:
     if raw.get("organization_id") is not None:
         organization_id = _checked(None, validation.require_org_id, raw["organization_id"], "organization_id")
     name_suffix = raw.get("name_suffix", "")
-    if not isinstance(name_suffix, str) or not validation.ROLE_NAME_RE.match(
+    if not isinstance(name_suffix, str) or not validation.ROLE_NAME_RE.fullmatch(
         "kernel-access-external" + name_suffix
     ):
         raise ConfigError("name_suffix", f"must keep role names valid IAM names, got {name_suffix!r}")

@@ -1,5 +1,9 @@
 """The one validation toolkit: identifier formats AWS fixes, the error types, the error collector.
 
+Every regex here is written anchored (``^...$``, as JSON Schema shows it) and checked with
+``fullmatch``: Python's ``$`` also matches before a final newline, so ``match`` would accept
+``"123456789012\n"`` as an account id.
+
 Shared by the CDK config loader (synth-time errors), the runtime (request validation, the policy
 and exchange document parsers, the Lambdas' environment) and the kernel client (construction-time
 errors), so every layer rejects the same inputs the same way and reports them in the same shape:
@@ -75,33 +79,33 @@ class ConfigError(ValidationError):
 
 
 def require_account_id(value: object, field: str = "account_id") -> str:
-    if not isinstance(value, str) or not ACCOUNT_ID_RE.match(value):
+    if not isinstance(value, str) or not ACCOUNT_ID_RE.fullmatch(value):
         raise ValidationError(field, f"must be a 12-digit AWS account id, got {value!r}")
     return value
 
 
 def require_org_id(value: object, field: str = "organization_id") -> str:
-    if not isinstance(value, str) or not ORG_ID_RE.match(value):
+    if not isinstance(value, str) or not ORG_ID_RE.fullmatch(value):
         raise ValidationError(field, f"must match ^o-[a-z0-9]{{10,32}}$, got {value!r}")
     return value
 
 
 def require_external_id(value: object, field: str = "external_id") -> str:
     # External IDs are not secrets (AWS says so), but we still do not echo long values back.
-    if not isinstance(value, str) or not EXTERNAL_ID_RE.match(value):
+    if not isinstance(value, str) or not EXTERNAL_ID_RE.fullmatch(value):
         shown = repr(value) if isinstance(value, str) and len(value) <= 64 else "<value>"
         raise ValidationError(field, f"must be 2-1224 characters of [A-Za-z0-9_+=,.@:/-], got {shown}")
     return value
 
 
 def require_role_name(value: object, field: str = "role_name") -> str:
-    if not isinstance(value, str) or not ROLE_NAME_RE.match(value):
+    if not isinstance(value, str) or not ROLE_NAME_RE.fullmatch(value):
         raise ValidationError(field, f"must be 1-64 characters of [A-Za-z0-9_+=,.@-], got {value!r}")
     return value
 
 
 def require_partner_name(value: object, field: str = "name") -> str:
-    if not isinstance(value, str) or not PARTNER_NAME_RE.match(value):
+    if not isinstance(value, str) or not PARTNER_NAME_RE.fullmatch(value):
         raise ValidationError(
             field,
             "must be 2-32 characters of lower-case letters, digits and '-', starting with a letter, "
@@ -167,7 +171,7 @@ def partner_of_external_role(external_role_base: str, role_name: str) -> str | N
     if not role_name.startswith(prefix):
         return None
     partner = role_name[len(prefix) :]
-    return partner if PARTNER_NAME_RE.match(partner) else None
+    return partner if PARTNER_NAME_RE.fullmatch(partner) else None
 
 
 # --- collecting every error of a JSON document ---------------------------------------------------
@@ -248,7 +252,7 @@ class Collector:
         if non_empty and not value:
             self.error(scope, path, "must be a non-empty string")
             return None
-        if regex is not None and not regex.match(value):
+        if regex is not None and not regex.fullmatch(value):
             self.error(scope, path, f"must match {regex.pattern}, got {value!r}")
             return None
         return value
@@ -319,7 +323,7 @@ def matching(regex: re.Pattern[str], what: str) -> Callable[[str, str], str]:
     """A :meth:`Collector.string_list` item: a string ``regex`` matches (``what`` says what it is)."""
 
     def check(text: str, _path: str) -> str:
-        if not regex.match(text):
+        if not regex.fullmatch(text):
             raise ValueError(f"{what}, got {text!r}")
         return text
 

@@ -260,7 +260,7 @@ def _claim_patterns(out: Collector, path: str, value: object) -> dict[str, Ancho
     if mapping is None:
         return patterns
     for claim, source in mapping.items():
-        if not isinstance(claim, str) or not CLAIM_NAME_RE.match(claim):
+        if not isinstance(claim, str) or not CLAIM_NAME_RE.fullmatch(claim):
             out.error(None, f"{path}.{claim}", "claim names are 1-128 characters of [A-Za-z0-9_:./-]")
             continue
         compiled = _pattern(out, f"{path}.{claim}", source)
@@ -421,7 +421,7 @@ def _parse_issuers(out: Collector, raw: object) -> dict[str, IssuerConfig]:
         return issuers
     for name, spec_raw in mapping.items():
         path = f"issuers.{name}"
-        if not isinstance(name, str) or not ISSUER_NAME_RE.match(name):
+        if not isinstance(name, str) or not ISSUER_NAME_RE.fullmatch(name):
             out.error(None, path, f"issuer names must match {ISSUER_NAME_RE.pattern}")
             continue
         spec = out.mapping(spec_raw, None, path)
@@ -477,7 +477,7 @@ def _parse_targets(out: Collector, raw: object) -> dict[str, Target]:
         return targets
     for name, spec_raw in mapping.items():
         path = f"targets.{name}"
-        if not isinstance(name, str) or not NAME_RE.match(name):
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             out.error(None, path, f"target names must match {NAME_RE.pattern}")
             continue
         spec = out.mapping(spec_raw, None, path)

@@ -290,10 +290,10 @@ def _parse_attributes(value: object, field: str, c: Collector) -> dict[str, str]
         ok = False
     out: dict[str, str] = {}
     for name, text in mapping.items():
-        if not ATTRIBUTE_NAME_RE.match(name):
+        if not ATTRIBUTE_NAME_RE.fullmatch(name):
             c.error(None, f"{field}.{name}", "attribute names are 1-32 of [a-z0-9_], starting with a letter")
             ok = False
-        elif not isinstance(text, str) or not ATTRIBUTE_VALUE_RE.match(text):
+        elif not isinstance(text, str) or not ATTRIBUTE_VALUE_RE.fullmatch(text):
             c.error(
                 None, f"{field}.{name}", f"must be 1-256 printable characters, got {json_type_name(text)}"
             )
@@ -510,7 +510,7 @@ def _parse_rule_id(mapping: Mapping[str, Any], label: str, c: Collector) -> str 
     if "id" not in mapping:
         c.error(None, f"{label}.id", "is required")
         return None
-    if not isinstance(raw_id, str) or not RULE_ID_RE.match(raw_id):
+    if not isinstance(raw_id, str) or not RULE_ID_RE.fullmatch(raw_id):
         c.error(None, f"{label}.id", f"must be 1-64 characters of [A-Za-z0-9._-], got {raw_id!r}")
         return None
     return raw_id

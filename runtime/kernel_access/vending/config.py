@@ -47,7 +47,7 @@ def _target_roles(raw: str | None) -> dict[str, str]:
         raise ConfigError(settings.TARGET_ROLES, "must be a JSON object")
     roles: dict[str, str] = {}
     for name, arn in parsed.items():
-        if not isinstance(name, str) or not ROLE_NAME_RE.match(name):
+        if not isinstance(name, str) or not ROLE_NAME_RE.fullmatch(name):
             raise ConfigError(settings.TARGET_ROLES, f"invalid role name {name!r}")
         if not isinstance(arn, str) or not arn.startswith("arn:") or ":role/" not in arn:
             raise ConfigError(settings.TARGET_ROLES, f"{name!r} must map to a role ARN")
@@ -120,7 +120,7 @@ class VendingConfig:
 
 def _account(environ: Mapping[str, str]) -> str | None:
     value = environ.get(settings.KERNEL_ACCOUNT_ID) or None
-    if value is not None and not ACCOUNT_ID_RE.match(value):
+    if value is not None and not ACCOUNT_ID_RE.fullmatch(value):
         raise ConfigError(settings.KERNEL_ACCOUNT_ID, "must be a 12-digit account id")
     return value
 
