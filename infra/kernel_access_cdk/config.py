@@ -310,28 +310,13 @@ def _load_partner(raw: object, index: int, default_region: str) -> PartnerConfig
 
 
 def _load_attributes(raw: object, partner: str) -> tuple[tuple[str, str], ...]:
-    """A partner's ``attributes``: the runtime policy's own limits and formats
-    (:mod:`kernel_access.policy.groups`), reported against the partner."""
-    from kernel_access.policy.groups import ATTRIBUTE_NAME_RE, ATTRIBUTE_VALUE_RE, MAX_ATTRIBUTES_PER_PARTNER
+    """A partner's ``attributes``, sorted by name.
 
+    Their names, values and number are checked by the runtime policy parser together with the rest
+    of the document (:func:`_check_policy`, which names this partner and the attribute): one
+    definition of the rules, the one the Lambda applies.
+    """
     entry = _require_mapping(raw, "attributes", partner=partner)
-    if len(entry) > MAX_ATTRIBUTES_PER_PARTNER:
-        raise ConfigError(
-            "attributes",
-            f"at most {MAX_ATTRIBUTES_PER_PARTNER} attributes, got {len(entry)}",
-            partner=partner,
-        )
-    for name, value in entry.items():
-        if not ATTRIBUTE_NAME_RE.fullmatch(name):
-            raise ConfigError(
-                f"attributes.{name}",
-                "attribute names are 1-32 of [a-z0-9_], starting with a letter",
-                partner=partner,
-            )
-        if not isinstance(value, str) or not ATTRIBUTE_VALUE_RE.fullmatch(value):
-            raise ConfigError(
-                f"attributes.{name}", f"must be 1-256 printable characters, got {value!r}", partner=partner
-            )
     return tuple(sorted(entry.items()))
 
 
