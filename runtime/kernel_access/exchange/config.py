@@ -18,6 +18,10 @@ One JSON document (held in the SSM parameter named by ``settings.EXCHANGE_POLICY
 The parser reports every problem it finds (not just the first), each with the JSON path of the
 offending field, so ``kernel-access policy lint`` can show an operator the whole list at once.
 Unknown fields are errors: a misspelt ``subject_patern`` must not silently widen a policy.
+
+The document's shape is data, :data:`EXCHANGE_SPEC` (:mod:`kernel_access.fields`): the parser takes
+its field names from it, and ``kernel-access exchange schema`` renders it as the JSON Schema
+shipped in :mod:`kernel_access.schemas`.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ The same parser runs at synth time (the construct library validates the policy f
 a broken policy never deploys), in the Lambda (a parameter that does not parse is a failed load,
 never a policy), and in ``kernel-access policy lint``. It never raises anything but
 :class:`PolicyValidationError` for bad input, whatever JSON it is given.
+
+The document's shape is data, :data:`POLICY_SPEC` (:mod:`kernel_access.fields`): the parser takes its
+field names and required fields from it, and ``kernel-access policy schema`` renders it as the
+JSON Schema shipped in :mod:`kernel_access.schemas`.
 """
 
 from __future__ import annotations
@@ -83,7 +87,13 @@ VERSION_RE: Final = re.compile(r"\S")
 # --- the document's shape: one definition the parser reads and `kernel-access policy schema` shows ---
 
 
-def _names(item: Str, description: str) -> Array:
+#: The values of ``effect`` and of ``codeartifact.access``.
+EFFECTS: Final = ("allow", "deny")
+CODEARTIFACT_ACCESS: Final = ("read", "publish")
+
+
+def _condition(item: Str, description: str) -> Array:
+    """A rule condition: a non-empty list of admitted values."""
     return Array(item, description=description + " (omit the field to match any value)")
 
 
@@ -112,8 +122,8 @@ PARTNER_SPEC: Final = Object(
 CODEARTIFACT_SPEC: Final = Object(
     {
         "domains": Array(Str(pattern=DOMAIN_RE)),
-        "repositories": _names(Str(pattern=REPOSITORY_RE), "CodeArtifact repositories"),
-        "access": Str(enum=("read", "publish"), description="required on an allow rule"),
+        "repositories": _condition(Str(pattern=REPOSITORY_RE), "CodeArtifact repositories"),
+        "access": Str(enum=CODEARTIFACT_ACCESS, description="required on an allow rule"),
     },
     required=("domains",),
 )
@@ -138,19 +148,19 @@ SESSION_POLICY_SPEC: Final = Object(
 RULE_SPEC: Final = Object(
     {
         "id": Str(pattern=RULE_ID_RE),
-        "effect": Str(enum=("allow", "deny")),
+        "effect": Str(enum=EFFECTS),
         "description": Str(max_length=MAX_DESCRIPTION_LENGTH),
-        "partners": _names(Str(pattern=PARTNER_NAME_RE), "partners of the document's partners map"),
-        "partner_groups": _names(Str(pattern=PARTNER_NAME_RE), "groups of the document's groups"),
+        "partners": _condition(Str(pattern=PARTNER_NAME_RE), "partners of the document's partners map"),
+        "partner_groups": _condition(Str(pattern=PARTNER_NAME_RE), "groups of the document's groups"),
         "partner_attributes": SELECTOR_SPEC,
-        "accounts": _names(Str(pattern=ACCOUNT_ID_RE), "the partner's account"),
-        "organization_ids": _names(Str(pattern=ORG_ID_RE), "the partner's organization"),
-        "principal_arns": _names(
+        "accounts": _condition(Str(pattern=ACCOUNT_ID_RE), "the partner's account"),
+        "organization_ids": _condition(Str(pattern=ORG_ID_RE), "the partner's organization"),
+        "principal_arns": _condition(
             Str(min_length=1, max_length=MAX_PATTERN_LENGTH), "caller ARN patterns ('*' wildcards)"
         ),
-        "roles": _names(Str(pattern=ROLE_NAME_RE), "target roles"),
+        "roles": _condition(Str(pattern=ROLE_NAME_RE), "target roles"),
         "codeartifact": CODEARTIFACT_SPEC,
-        "source_cidrs": _names(Str(min_length=1), "IPv4/IPv6 networks in CIDR notation"),
+        "source_cidrs": _condition(Str(min_length=1), "IPv4/IPv6 networks in CIDR notation"),
         "time_window": TIME_WINDOW_SPEC,
         "max_duration": Int(MIN_DURATION, MAX_DURATION, default=DEFAULT_MAX_DURATION, description="seconds"),
         "session_policy": SESSION_POLICY_SPEC,
@@ -381,7 +391,7 @@ def _parse_codeartifact(
     access_ok = True
     if "access" in mapping:
         raw_access = mapping["access"]
-        if raw_access in ("read", "publish"):
+        if raw_access in CODEARTIFACT_ACCESS:
             access = cast("CodeArtifactAccess", raw_access)
         else:
             c.error(rule_id, "codeartifact.access", f'must be "read" or "publish", got {raw_access!r}')
@@ -521,7 +531,7 @@ def _parse_effect(mapping: Mapping[str, Any], where: str, c: Collector) -> Effec
     if "effect" not in mapping:
         c.error(where, "effect", 'is required ("allow" or "deny")')
         return None
-    if raw_effect not in ("allow", "deny"):
+    if raw_effect not in EFFECTS:
         c.error(where, "effect", f'must be "allow" or "deny", got {raw_effect!r}')
         return None
     return cast("Effect", raw_effect)
