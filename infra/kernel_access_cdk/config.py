@@ -67,6 +67,8 @@ _TOP_LEVEL_FIELDS: Final = frozenset(
 _PARTNER_FIELDS: Final = frozenset(
     {"name", "account_id", "in_organization", "region", "external_id", "attributes"}
 )
+#: Keys of the ``policy`` section: the policy document without ``partners`` (derived from the list).
+_POLICY_FIELDS: Final = frozenset({"version", "groups", "rules"})
 _TARGET_ROLE_FIELDS: Final = frozenset({"name", "description", "managed_policy_arns", "inline_policy"})
 _AUDIT_FIELDS: Final = frozenset({"retention_days", "break_glass_role", "archive_retention_days"})
 #: IAM's limit on a role's inline policies (characters, whitespace excluded).
@@ -81,15 +83,14 @@ _EMAIL_RE: Final = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _SNS_TOPIC_ARN_RE: Final = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
 
 
-class ConfigError(ValueError):
-    """The kernel-access configuration is invalid. ``partner`` is None for non-partner fields."""
+class ConfigError(validation.ConfigError):
+    """The kernel-access configuration is invalid. ``partner`` is None for non-partner fields.
 
-    def __init__(self, field: str, message: str, *, partner: str | None = None) -> None:
-        where = f"partner {partner!r}: {field}" if partner is not None else field
-        super().__init__(f"kernel-access config: {where}: {message}")
-        self.field = field
-        self.partner = partner
-        self.message = message
+    The runtime's :class:`kernel_access.validation.ConfigError` (one implementation), whose messages
+    say they come from the ``kernel-access`` config.
+    """
+
+    SOURCE = "kernel-access config"
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,8 @@ class PartnerConfig:
     in_organization: bool
     region: str
     external_id: str | None = None
-    #: Attributes rules select partners by (``partner_attributes``, ``groups``; see docs/policy.md),
-    #: as sorted (name, value) pairs; checked by the policy parser with the document.
+    #: ``(name, value)`` pairs sorted by name: what policy rules select partners by
+    #: (``partner_attributes``, ``groups``); a tuple keeps the config hashable.
     attributes: tuple[tuple[str, str], ...] = ()
 
 
@@ -307,11 +308,19 @@ def _load_partner(raw: object, index: int, default_region: str) -> PartnerConfig
                 "external_id", "external partners need an external_id (sts:ExternalId)", partner=name
             )
         external_id = _checked(name, validation.require_external_id, entry.get("external_id"), "external_id")
-    attributes = _require_mapping(entry.get("attributes", {}), "attributes", partner=name)
-    for key, value in attributes.items():
-        if not isinstance(value, str):
-            raise ConfigError(f"attributes.{key}", f"must be a string, got {value!r}", partner=name)
-    return PartnerConfig(name, account_id, in_org, region, external_id, tuple(sorted(attributes.items())))
+    attributes = _load_attributes(entry.get("attributes", {}), name)
+    return PartnerConfig(name, account_id, in_org, region, external_id, attributes)
+
+
+def _load_attributes(raw: object, partner: str) -> tuple[tuple[str, str], ...]:
+    """A partner's ``attributes``, sorted by name.
+
+    Their names, values and number are checked by the runtime policy parser together with the rest
+    of the document (:func:`_check_policy`, which names this partner and the attribute): one
+    definition of the rules, the one the Lambda applies.
+    """
+    entry = _require_mapping(raw, "attributes", partner=partner)
+    return tuple(sorted(entry.items()))
 
 
 def _load_target_role(raw: object, index: int) -> TargetRoleConfig:
@@ -380,10 +389,10 @@ def _load_codeartifact(raw: object) -> CodeArtifactConfig:
     entry = _require_mapping(raw, "codeartifact")
     _reject_unknown(entry, frozenset({"domain", "repository", "upstreams"}), "codeartifact.", None)
     domain = _require_str(entry.get("domain"), "codeartifact.domain")
-    if not validation.CODEARTIFACT_DOMAIN_RE.match(domain):
+    if not validation.CODEARTIFACT_DOMAIN_RE.fullmatch(domain):
         raise ConfigError("codeartifact.domain", f"must be a CodeArtifact domain name, got {domain!r}")
     repository = _require_str(entry.get("repository", "internal"), "codeartifact.repository")
-    if not validation.CODEARTIFACT_REPOSITORY_RE.match(repository):
+    if not validation.CODEARTIFACT_REPOSITORY_RE.fullmatch(repository):
         raise ConfigError(
             "codeartifact.repository", f"must be a CodeArtifact repository name, got {repository!r}"
         )
@@ -402,10 +411,11 @@ def _load_codeartifact(raw: object) -> CodeArtifactConfig:
 def build_policy_document(
     raw_policy: Mapping[str, Any], partners: Sequence[PartnerConfig], organization_id: str | None
 ) -> dict[str, Any]:
-    """The document the Lambda loads: config's ``version``/``rules`` plus the partner map.
+    """The document the Lambda loads: config's ``version``/``groups``/``rules`` plus the partner map.
 
     Each partner carries the account (and, in the organization, the organization) its trust
-    statement binds it to: the facts rule conditions on ``accounts``/``organization_ids`` compare.
+    statement binds it to: the facts rule conditions on ``accounts``/``organization_ids`` compare;
+    and its ``attributes``, which ``partner_attributes`` and ``groups`` select by.
     """
     partner_map: dict[str, dict[str, Any]] = {}
     for p in partners:
@@ -415,13 +425,10 @@ def build_policy_document(
         if p.attributes:
             entry["attributes"] = dict(p.attributes)
         partner_map[p.name] = entry
-    document: dict[str, Any] = {
-        "version": raw_policy.get("version"),
-        "partners": partner_map,
-        "rules": raw_policy.get("rules", []),
-    }
-    if raw_policy.get("groups") is not None:
+    document: dict[str, Any] = {"version": raw_policy.get("version"), "partners": partner_map}
+    if "groups" in raw_policy:
         document["groups"] = raw_policy["groups"]
+    document["rules"] = raw_policy.get("rules", [])
     return document
 
 
@@ -453,11 +460,15 @@ def _check_policy(
         parse_policy(document)
     except PolicyValidationError as error:
         first = error.errors[0] if error.errors else None
-        field_name = "policy"
-        if first is not None:
+        field_name, partner = "policy", None
+        if first is not None and first.rule_id is None and first.field.startswith("partners."):
+            # The partners map is built from the partners list: name the partner and its field.
+            _, partner, *rest = first.field.split(".", 2)
+            field_name = rest[0] if rest else "partners"
+        elif first is not None:
             rule_part = f".rules[{first.rule_id}]" if first.rule_id else ""
             field_name = f"policy{rule_part}.{first.field}"
-        raise ConfigError(field_name, str(error)) from error
+        raise ConfigError(field_name, str(error), partner=partner) from error
 
 
 def _resolve_exchange_roles(
@@ -578,12 +589,14 @@ def _load_monitoring(raw: object) -> MonitoringSettings:
     _reject_unknown(section, _MONITORING_FIELDS, "monitoring.", None)
     emails = _require_list(section.get("alarm_emails", []), "monitoring.alarm_emails")
     for index, email in enumerate(emails):
-        if not isinstance(email, str) or not _EMAIL_RE.match(email):
+        if not isinstance(email, str) or not _EMAIL_RE.fullmatch(email):
             raise ConfigError(f"monitoring.alarm_emails[{index}]", f"must be an email address, got {email!r}")
     if len(set(emails)) != len(emails):
         raise ConfigError("monitoring.alarm_emails", "an address is listed twice")
     topic_arn = section.get("topic_arn")
-    if topic_arn is not None and (not isinstance(topic_arn, str) or not _SNS_TOPIC_ARN_RE.match(topic_arn)):
+    if topic_arn is not None and (
+        not isinstance(topic_arn, str) or not _SNS_TOPIC_ARN_RE.fullmatch(topic_arn)
+    ):
         raise ConfigError("monitoring.topic_arn", f"must be an SNS topic ARN, got {topic_arn!r}")
     runbook_url = section.get("runbook_url")
     if runbook_url is not None and (
@@ -652,7 +665,7 @@ def _load_partners(
             )
         if not partner.in_organization:
             role = validation.external_role_name("kernel-access-external" + name_suffix, partner.name)
-            if not validation.ROLE_NAME_RE.match(role):
+            if not validation.ROLE_NAME_RE.fullmatch(role):
                 raise ConfigError(
                     "name",
                     f"makes the external role name {role!r} longer than IAM's 64 characters "
@@ -924,7 +937,7 @@ def load_config(context: object) -> KernelAccessConfig:
     if raw.get("organization_id") is not None:
         organization_id = _checked(None, validation.require_org_id, raw["organization_id"], "organization_id")
     name_suffix = raw.get("name_suffix", "")
-    if not isinstance(name_suffix, str) or not validation.ROLE_NAME_RE.match(
+    if not isinstance(name_suffix, str) or not validation.ROLE_NAME_RE.fullmatch(
         "kernel-access-external" + name_suffix
     ):
         raise ConfigError("name_suffix", f"must keep role names valid IAM names, got {name_suffix!r}")
@@ -978,7 +991,7 @@ def load_config(context: object) -> KernelAccessConfig:
         raise ConfigError(EXAMPLE_SERVICE_FLAG, f"must be true or false, got {example_service!r}")
 
     raw_policy = _require_mapping(raw.get("policy"), "policy")
-    _reject_unknown(raw_policy, frozenset({"version", "groups", "rules"}), "policy.", None)
+    _reject_unknown(raw_policy, _POLICY_FIELDS, "policy.", None)
     document = build_policy_document(raw_policy, partners, organization_id)
     _check_policy(document, partners, target_roles)
     exchange: ExchangeSettings | None = None

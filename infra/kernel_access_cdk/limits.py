@@ -43,7 +43,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import jsii
 from aws_cdk import (
@@ -359,6 +359,12 @@ def _role_refs(properties: Mapping[str, Any]) -> Iterator[str]:
             yield role["Ref"]
 
 
+class _Add(Protocol):
+    def __call__(
+        self, rule: Rule, resource: str, figure: int, limit: int, location: str, *, what: str | None = None
+    ) -> None: ...
+
+
 def check_template(template: _Template, limits: Limits) -> list[Finding]:
     """Every per-template limit (all but roles per account)."""
     found: list[Finding] = []
@@ -369,6 +375,14 @@ def check_template(template: _Template, limits: Limits) -> list[Finding]:
         if figure > limit:
             found.append(Finding(rule, template.path, resource, figure, limit, location, what))
 
+    _check_template_shape(template, limits, add)
+    _check_iam_policies(template, limits, add)
+    _check_resource_properties(template, limits, add)
+    return found
+
+
+def _check_template_shape(template: _Template, limits: Limits, add: _Add) -> None:
+    """Resources, outputs and size of the template itself, and nested templates it lacks."""
     add(TEMPLATE_RESOURCES, "template", len(template.resources), limits.template_resources, "/Resources")
     add(TEMPLATE_SIZE, "template", template.size, limits.template_bytes, "/")
     outputs = template.body.get("Outputs")
@@ -381,6 +395,10 @@ def check_template(template: _Template, limits: Limits) -> list[Finding]:
     )
     for logical_id in template.missing_nested:
         add(NESTED_TEMPLATE, logical_id, 1, 0, f"/Resources/{logical_id}")
+
+
+def _check_iam_policies(template: _Template, limits: Limits, add: _Add) -> None:
+    """Trust policies, inline policies per role and managed policies."""
     inline: dict[str, int] = defaultdict(int)
     for logical_id, props in _of_type(template, "AWS::IAM::Role"):
         document = props.get("AssumeRolePolicyDocument", {})
@@ -399,6 +417,10 @@ def check_template(template: _Template, limits: Limits) -> list[Finding]:
         size = policy_characters(props.get("PolicyDocument", {}))
         location = f"/Resources/{logical_id}/Properties/PolicyDocument"
         add(MANAGED_POLICY, logical_id, size, limits.managed_policy_characters, location)
+
+
+def _check_resource_properties(template: _Template, limits: Limits, add: _Add) -> None:
+    """Sized properties of other resources: SSM values, Lambda environments, StackSet bodies."""
     for logical_id, props in _of_type(template, "AWS::SSM::Parameter"):
         # Intelligent-Tiering switches to Advanced when the value needs it.
         tier = props.get("Tier") if isinstance(props.get("Tier"), str) else "Standard"
@@ -423,7 +445,6 @@ def check_template(template: _Template, limits: Limits) -> list[Finding]:
             location = f"/Resources/{logical_id}/Properties/TemplateBody"
             size = utf8_bytes(props["TemplateBody"])
             add(TEMPLATE_BODY, logical_id, size, limits.template_body_bytes, location)
-    return found
 
 
 def check_roles_per_account(templates: list[_Template], limits: Limits) -> list[Finding]:

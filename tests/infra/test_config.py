@@ -247,32 +247,133 @@ def test_example_service_must_be_a_boolean(cdk_context: dict[str, Any], value: o
     assert "must be true or false" in str(error.value)
 
 
-def test_partner_attributes_and_groups_reach_the_policy_document(context_copy: dict[str, Any]) -> None:
-    config = context_copy["kernel-access"]
-    config["partners"][0]["attributes"] = {"environment": "production", "tier": "gold"}
-    config["policy"]["groups"] = {"gold": {"tier": ["gold"]}}
-    config["policy"]["rules"].append(
-        {"id": "gold-reads", "effect": "allow", "partner_groups": ["gold"], "roles": ["kernel-reader"]}
-    )
-    document = load_config(config).policy_document
+# --- partner attributes and policy groups ---------------------------------------------------------
+
+
+def _with_attributes(config: dict[str, Any]) -> dict[str, Any]:
+    """cdk.json's example with attributes on both partners, a group and attribute/group rules."""
+    _partner(config, "payments")["attributes"] = {"environment": "production", "tier": "gold"}
+    _partner(config, "acme-analytics")["attributes"] = {"environment": "staging"}
+    config["policy"]["groups"] = {"production": {"environment": ["production"]}}
+    config["policy"]["rules"] = [
+        {
+            "id": "staging-never-deploys",
+            "effect": "deny",
+            "partner_attributes": {"environment": ["staging"]},
+            "roles": ["kernel-deployer"],
+        },
+        {
+            "id": "production-deploys",
+            "effect": "allow",
+            "partner_groups": ["production"],
+            "roles": ["kernel-deployer"],
+        },
+        {"id": "everyone-reads", "effect": "allow", "roles": ["kernel-reader"]},
+        {"id": "everyone-deploys", "effect": "allow", "roles": ["kernel-deployer"]},
+    ]
+    return config
+
+
+def test_attribute_rules_reach_a_document_the_runtime_accepts_and_decides_with(
+    context_copy: dict[str, Any],
+) -> None:
+    from kernel_access.policy import parse_policy
+
+    from tests.runtime.test_policy_evaluate import ACME_ARN, request
+
+    config = load_config(_with_attributes(context_copy["kernel-access"]))
+    assert config.partner("payments").attributes == (("environment", "production"), ("tier", "gold"))
+    document = config.policy_document
     assert document["partners"]["payments"]["attributes"] == {"environment": "production", "tier": "gold"}
-    assert "attributes" not in document["partners"]["acme-analytics"]
-    assert document["groups"] == {"gold": {"tier": ["gold"]}}
+    assert document["groups"] == {"production": {"environment": ["production"]}}
+    policy = parse_policy(config.policy_json)  # exactly the text the Lambda loads
+    deploy = {"role": "kernel-deployer"}
+    assert policy.evaluate(request(partner="payments", **deploy)).rule_id == "production-deploys"
+    acme = {"caller_arn": ACME_ARN, "partner": "acme-analytics", "account_id": "333333333333", "org_id": None}
+    assert policy.evaluate(request(**acme, **deploy)).rule_id == "staging-never-deploys"
+    assert not policy.evaluate(request(**acme, **deploy)).allowed
+    assert policy.evaluate(request(**acme, role="kernel-reader")).rule_id == "everyone-reads"
+    # A caller that is no partner cannot be placed outside the staging selection: the deny applies.
+    assert policy.evaluate(request(partner=None, **deploy)).rule_id == "staging-never-deploys"
+
+
+def test_partners_without_attributes_keep_the_document_unchanged(cdk_context: dict[str, Any]) -> None:
+    document = load_config(cdk_context["kernel-access"]).policy_document
+    assert "groups" not in document
+    assert all("attributes" not in entry for entry in document["partners"].values())
 
 
 @pytest.mark.parametrize(
-    ("attributes", "field"),
+    ("attributes", "field", "fragment"),
     [
-        ({"tier": 3}, "attributes.tier"),
-        (["tier"], "attributes"),
-        ({"Not-A-Name": "x"}, "policy"),  # the runtime parser checks attribute names
+        pytest.param({"Tier": "gold"}, "attributes.Tier", "attribute names are", id="name-case"),
+        pytest.param({"tier": ""}, "attributes.tier", "printable", id="empty-value"),
+        pytest.param({"tier": 3}, "attributes.tier", "printable", id="not-a-string"),
+        pytest.param({"tier": "g\nold"}, "attributes.tier", "printable", id="control-character"),
+        pytest.param({f"a{i}": "x" for i in range(21)}, "attributes", "at most 20", id="too-many"),
+        pytest.param(["tier"], "attributes", "must be an object", id="not-an-object"),
     ],
 )
-def test_bad_partner_attributes_are_refused(
-    context_copy: dict[str, Any], attributes: object, field: str
+def test_partner_attribute_errors_name_partner_and_field(
+    context_copy: dict[str, Any], attributes: object, field: str, fragment: str
 ) -> None:
-    config = context_copy["kernel-access"]
-    config["partners"][0]["attributes"] = attributes
-    with pytest.raises(ConfigError) as caught:
+    config = _with_attributes(context_copy["kernel-access"])
+    _partner(config, "payments")["attributes"] = attributes
+    with pytest.raises(ConfigError) as raised:
         load_config(config)
-    assert caught.value.field.startswith(field)
+    assert raised.value.partner == "payments"
+    assert raised.value.field == field
+    assert fragment in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "fragment"),
+    [
+        pytest.param(
+            lambda p: p["rules"][0].update(partner_attributes={"colour": ["red"]}),
+            "policy.rules[staging-never-deploys].partner_attributes.colour",
+            "unknown attribute 'colour'",
+            id="rule-unknown-attribute",
+        ),
+        pytest.param(
+            lambda p: p["rules"][1].update(partner_groups=["ghosts"]),
+            "policy.rules[production-deploys].partner_groups[0]",
+            "unknown group 'ghosts'",
+            id="rule-unknown-group",
+        ),
+        pytest.param(
+            lambda p: p["groups"].update(gold={"tier": ["gold"], "region": ["eu"]}),
+            "policy.groups.gold.region",
+            "unknown attribute 'region'",
+            id="group-unknown-attribute",
+        ),
+        pytest.param(
+            lambda p: p["groups"].update(Gold={"tier": ["gold"]}),
+            "policy.groups.Gold",
+            "group names follow partner names",
+            id="group-name",
+        ),
+        pytest.param(
+            lambda p: p["rules"][0].update(partner_attributes={}),
+            "policy.rules[staging-never-deploys].partner_attributes",
+            "at least one attribute",
+            id="empty-selector",
+        ),
+        pytest.param(
+            lambda p: p.update(partners={}),
+            "policy.partners",
+            "unknown field",
+            id="partners-come-from-the-list",
+        ),
+    ],
+)
+def test_policy_group_and_attribute_errors_name_rule_and_field(
+    context_copy: dict[str, Any], mutate: Callable[[dict[str, Any]], None], field: str, fragment: str
+) -> None:
+    config = _with_attributes(context_copy["kernel-access"])
+    mutate(config["policy"])
+    with pytest.raises(ConfigError) as raised:
+        load_config(config)
+    assert raised.value.field == field
+    assert raised.value.partner is None
+    assert fragment in str(raised.value)

@@ -72,8 +72,10 @@ def test_asset_leaves_out_the_cli_client_and_emulator(staged: tuple[str, ...]) -
     assert "kernel_access/py.typed" in staged
     assert "kernel_access/handlers/vending.py" in staged
     assert "kernel_access/handlers/exchange.py" in staged
-    for package in ("cli", "client", "local"):
+    for package in ("cli", "client", "local", "schemas"):
         assert not [f for f in staged if f.startswith(f"kernel_access/{package}/")], package
+    # The JSON Schemas are package data for editors and CI, never Lambda code.
+    assert not [f for f in staged if not f.endswith((".py", "py.typed"))]
     source = package_directory()
     everything = [p for p in source.rglob("*.py") if "__pycache__" not in p.parts]
     assert len(staged) < len(everything)

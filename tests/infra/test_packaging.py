@@ -59,6 +59,9 @@ except ImportError as error:
     message = str(error)
 else:
     raise SystemExit("kernel_access_cdk imported without the cdk extra")
+from kernel_access.schemas import SCHEMA_FILES, render, shipped
+for kind in SCHEMA_FILES:  # the schemas ship as package data, equal to what the parsers define
+    assert shipped(kind) == render(kind), kind
 print(json.dumps({"message": message, "file": kernel_access.__file__}))
 """
 
@@ -110,6 +113,9 @@ def test_wheel_in_fresh_environments(tmp_path_factory: pytest.TempPathFactory) -
     runtime_files = sorted(n for n in names if n.startswith("kernel_access/"))
     assert any(n.startswith("kernel_access_cdk/") for n in names)
     assert not any(n.startswith("tests/") or "__pycache__" in n for n in names)
+    assert {"kernel_access/schemas/policy.schema.json", "kernel_access/schemas/exchange.schema.json"} <= set(
+        names
+    )
 
     installs = {
         "with-cdk": _venv_with(work, "with-cdk", f"{wheel}[cdk]"),

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 from kernel_access import settings
 from kernel_access.audit import format_recorded_at
 from kernel_access.contract import ErrorCode
+from kernel_access.validation import ACCESS_KEY_ID_RE
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -56,7 +57,6 @@ BY_PARTNER_INDEX: Final = "by-partner"
 DEFAULT_LIMIT: Final = 100
 DEFAULT_PAGE_SIZE: Final = 500
 #: Access key ids are 16-128 upper-case letters and digits (``AKIA``/``ASIA`` prefixes in AWS).
-_ACCESS_KEY_RE: Final = re.compile(r"^[A-Z0-9]{16,128}$")
 _RELATIVE_RE: Final = re.compile(r"^(\d{1,6})([smhd])$")
 _UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 #: Columns of the table output, in order (the JSON output has every attribute).
@@ -141,7 +141,7 @@ def parse_time(value: str, *, now: datetime | None = None) -> datetime:
 
 def plan(query: AuditQuery, *, scan: bool = False) -> Plan:
     """The cheapest request for ``query``: the table key or an index, else a scan if allowed."""
-    if query.access_key_id is not None and not _ACCESS_KEY_RE.match(query.access_key_id):
+    if query.access_key_id is not None and not ACCESS_KEY_ID_RE.match(query.access_key_id):
         raise UsageError(f"not an access key id: {query.access_key_id!r}")
     if query.error_code is not None and query.error_code not in ErrorCode.__members__:
         raise UsageError(f"unknown error code {query.error_code!r}; one of: {', '.join(ErrorCode)}")

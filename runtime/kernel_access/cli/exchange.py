@@ -69,6 +69,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     sub = exchange.add_subparsers(title="actions", metavar="ACTION", required=True)
 
+    schema = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of exchange configuration documents",
+        description="Print the JSON Schema (draft 2020-12) of exchange configuration documents, "
+        "generated from the parser's own field definitions (shipped as "
+        "kernel_access/schemas/exchange.schema.json).",
+        formatter_class=formatter,
+    )
+    schema.set_defaults(func=_schema)
+
     listing = sub.add_parser("list", help="list issued tokens", formatter_class=formatter)
     listing.add_argument("--active", action="store_true", help="only unexpired, unrevoked tokens")
     _add_common(listing)
@@ -106,6 +116,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     _add_common(revoke)
     revoke.set_defaults(func=_revoke)
+
+
+def _schema(_args: argparse.Namespace) -> int:
+    from kernel_access.cli.policy import print_schema
+
+    return print_schema("exchange")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,9 @@
 """``kernel-access policy``: lint a policy document and explain decisions offline.
 
-Both commands read a *full* policy document (``version``, ``partners``, ``rules``) — the same JSON
+``lint`` and ``explain`` read a *full* policy document (``version``, ``partners``, ``rules``) — the same JSON
 the construct writes to the SSM parameter — so what is linted is exactly what the Lambda loads.
+
+``schema`` prints the JSON Schema of policy documents (generated from the parser's field specs).
 
 Exit codes: ``lint`` 0 valid / 1 invalid or unreadable; ``explain`` 0 allow / 3 deny / 1 error
 (unreadable or invalid file, bad option value); argparse usage errors exit 2.
@@ -14,9 +16,12 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kernel_access import settings
+
+if TYPE_CHECKING:
+    from kernel_access.schemas import DocumentKind
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -47,6 +52,14 @@ exit codes: 0 allow, 3 deny, 1 error.
 """
 
 
+def print_schema(kind: DocumentKind) -> int:
+    """``policy schema`` / ``exchange schema``: the schema as the parser defines it now."""
+    from kernel_access.schemas import render
+
+    sys.stdout.write(render(kind))
+    return EXIT_OK
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "policy",
@@ -68,6 +81,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--output", choices=("text", "json"), default="text", help="output format (default text)"
     )
     lint.set_defaults(func=run_lint)
+
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of policy documents",
+        description="Print the JSON Schema (draft 2020-12) of policy documents, generated from the "
+        "parser's own field definitions (the file shipped as kernel_access/schemas/policy.schema.json).",
+        epilog="example:\n  kernel-access policy schema > policy.schema.json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    schema.set_defaults(func=lambda _args: print_schema("policy"))
 
     explain = commands.add_parser(
         "explain",

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import uuid
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from kernel_access import settings
+from kernel_access.validation import PRINCIPAL_ARN_RE
 
 if TYPE_CHECKING:
     from kernel_access.audit import AuditLog, AuditRecord
@@ -48,7 +48,6 @@ EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
 #: The inline policy name the IAM console uses for "Revoke active sessions".
 REVOKE_POLICY_NAME: Final = "AWSRevokeOlderSessions"
-_ARN_RE: Final = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:[\x21-\x7e]+$")
 
 _REVOKE_EPILOG = """\
 examples:
@@ -266,7 +265,7 @@ def _subject(args: argparse.Namespace) -> str:
     from kernel_access.validation import require_account_id, require_partner_name
 
     if args.caller is not None:
-        if not _ARN_RE.match(args.caller):
+        if not PRINCIPAL_ARN_RE.match(args.caller):
             raise ValueError("--caller must be an IAM or STS ARN")
         return caller_subject(args.caller)
     if args.account is not None:

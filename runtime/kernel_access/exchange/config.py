@@ -18,6 +18,10 @@ One JSON document (held in the SSM parameter named by ``settings.EXCHANGE_POLICY
 The parser reports every problem it finds (not just the first), each with the JSON path of the
 offending field, so ``kernel-access policy lint`` can show an operator the whole list at once.
 Unknown fields are errors: a misspelt ``subject_patern`` must not silently widen a policy.
+
+The document's shape is data, :data:`EXCHANGE_SPEC` (:mod:`kernel_access.fields`): the parser takes
+its field names from it, and ``kernel-access exchange schema`` renders it as the JSON Schema
+shipped in :mod:`kernel_access.schemas`.
 """
 
 from __future__ import annotations
@@ -37,15 +41,26 @@ from kernel_access.exchange.permissions import (
     is_action_pattern,
     session_policy,
 )
-from kernel_access.validation import ACCOUNT_ID_RE, CODEARTIFACT_DOMAIN_RE
+from kernel_access.fields import Array, Int, Map, Object, Str, Tagged
+from kernel_access.validation import (
+    ACCOUNT_ID_RE,
+    CODEARTIFACT_DOMAIN_RE,
+    IDENTIFIER_RE,
+    PARTNER_NAME_RE,
+    ROLE_ARN_RE,
+    Collector,
+    non_empty_text,
+)
 
-#: Issuer names appear in the route path ``/exchange/{name}`` and in construct ids.
-ISSUER_NAME_RE: Final = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+#: Issuer names appear in the route path ``/exchange/{name}`` and in construct ids: the same plain
+#: names as partners.
+ISSUER_NAME_RE: Final = PARTNER_NAME_RE
 #: Target and trust-policy names: callers type them, audit records carry them.
-NAME_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-ROLE_ARN_RE: Final = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$", re.ASCII)
+NAME_RE: Final = IDENTIFIER_RE
 DOMAIN_RE: Final = CODEARTIFACT_DOMAIN_RE
 CLAIM_NAME_RE: Final = re.compile(r"^[A-Za-z0-9_:./-]{1,128}$")
+#: Issuer URLs: https, a host, no query, fragment or white space (``urlsplit`` checks the host).
+HTTPS_URL_RE: Final = re.compile(r"^https://[^\s?#/]+(/[^\s?#]*)?$")
 
 MIN_TOKEN_TTL: Final = 900
 MAX_TOKEN_TTL: Final = 3600
@@ -221,191 +236,228 @@ class ExchangeConfig:
         return tuple(level for level in CODEARTIFACT_LEVELS if level in levels)
 
 
-class _Collector:
-    def __init__(self) -> None:
-        self.errors: list[ConfigIssue] = []
+def _https_url(out: Collector, path: str, value: object) -> str | None:
+    text = out.string(value, None, path, non_empty=True)
+    if text is None:
+        return None
+    parts = urlsplit(text)
+    if not HTTPS_URL_RE.fullmatch(text) or parts.scheme != "https" or not parts.hostname:
+        out.error(None, path, f"must be an https:// URL without query or fragment, got {text!r}")
+        return None
+    return text
 
-    def add(self, path: str, message: str) -> None:
-        self.errors.append(ConfigIssue(path, message))
 
-    def unknown_keys(self, path: str, value: Mapping[str, Any], allowed: set[str]) -> None:
-        for key in sorted(set(value) - allowed):
-            self.add(f"{path}.{key}" if path else key, "unknown field")
+def _pattern(out: Collector, path: str, value: object) -> AnchoredPattern | None:
+    text = out.string(value, None, path, non_empty=True)
+    if text is None:
+        return None
+    try:
+        return AnchoredPattern.compile(text)
+    except ValueError as error:
+        out.error(None, path, str(error))
+        return None
 
-    def mapping(self, path: str, value: object) -> Mapping[str, Any] | None:
-        if not isinstance(value, Mapping):
-            self.add(path, f"must be an object, got {type(value).__name__}")
-            return None
-        return value
 
-    def string(self, path: str, value: object, *, regex: re.Pattern[str] | None = None) -> str | None:
-        if not isinstance(value, str) or not value:
-            self.add(path, "must be a non-empty string")
-            return None
-        if regex is not None and not regex.match(value):
-            self.add(path, f"must match {regex.pattern}, got {value!r}")
-            return None
-        return value
-
-    def integer(self, path: str, value: object, low: int, high: int) -> int | None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.add(path, "must be an integer")
-            return None
-        if not low <= value <= high:
-            self.add(path, f"must be between {low} and {high}, got {value}")
-            return None
-        return value
-
-    def https_url(self, path: str, value: object) -> str | None:
-        text = self.string(path, value)
-        if text is None:
-            return None
-        parts = urlsplit(text)
-        if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment or " " in text:
-            self.add(path, f"must be an https:// URL without query or fragment, got {text!r}")
-            return None
-        return text
-
-    def pattern(self, path: str, value: object) -> AnchoredPattern | None:
-        text = self.string(path, value)
-        if text is None:
-            return None
-        try:
-            return AnchoredPattern.compile(text)
-        except ValueError as error:
-            self.add(path, str(error))
-            return None
-
-    def claim_patterns(self, path: str, value: object) -> dict[str, AnchoredPattern]:
-        patterns: dict[str, AnchoredPattern] = {}
-        mapping = self.mapping(path, value)
-        if mapping is None:
-            return patterns
-        for claim, source in mapping.items():
-            if not isinstance(claim, str) or not CLAIM_NAME_RE.match(claim):
-                self.add(f"{path}.{claim}", "claim names are 1-128 characters of [A-Za-z0-9_:./-]")
-                continue
-            compiled = self.pattern(f"{path}.{claim}", source)
-            if compiled is not None:
-                patterns[claim] = compiled
+def _claim_patterns(out: Collector, path: str, value: object) -> dict[str, AnchoredPattern]:
+    patterns: dict[str, AnchoredPattern] = {}
+    mapping = out.mapping(value, None, path)
+    if mapping is None:
         return patterns
-
-    def string_list(self, path: str, value: object, *, allow_empty: bool = False) -> tuple[str, ...] | None:
-        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
-            self.add(path, "must be a list of non-empty strings")
-            return None
-        if not value and not allow_empty:
-            self.add(path, "must not be empty")
-            return None
-        if len(value) > MAX_PERMISSIONS_PER_LIST:
-            self.add(path, f"at most {MAX_PERMISSIONS_PER_LIST} entries")
-            return None
-        if len(set(value)) != len(value):
-            self.add(path, "entries must be unique")
-        return tuple(value)
-
-    def matcher(
-        self, path: str, spec: Mapping[str, Any], key: str, *, required: bool, https: bool = False
-    ) -> StringMatcher | None:
-        exact_key, pattern_key = key, f"{key}_pattern"
-        has_exact, has_pattern = exact_key in spec, pattern_key in spec
-        if has_exact and has_pattern:
-            self.add(f"{path}.{key}", f"give exactly one of {exact_key!r} and {pattern_key!r}")
-            return None
-        if not has_exact and not has_pattern:
-            if required:
-                self.add(f"{path}.{key}", f"one of {exact_key!r} and {pattern_key!r} is required")
-            return None
-        if has_exact:
-            exact_path = f"{path}.{exact_key}"
-            raw = spec[exact_key]
-            exact = self.https_url(exact_path, raw) if https else self.string(exact_path, raw)
-            return StringMatcher(exact=exact) if exact is not None else None
-        compiled = self.pattern(f"{path}.{pattern_key}", spec[pattern_key])
-        return StringMatcher(pattern=compiled) if compiled is not None else None
+    for claim, source in mapping.items():
+        if not isinstance(claim, str) or not CLAIM_NAME_RE.fullmatch(claim):
+            out.error(None, f"{path}.{claim}", "claim names are 1-128 characters of [A-Za-z0-9_:./-]")
+            continue
+        compiled = _pattern(out, f"{path}.{claim}", source)
+        if compiled is not None:
+            patterns[claim] = compiled
+    return patterns
 
 
-_TOP_KEYS: Final = {"version", "issuers", "trust_policies", "targets"}
-_ISSUER_KEYS: Final = {
-    "issuer",
-    "audiences",
-    "required_claims",
-    "forbidden_claims",
-    "max_permissions",
-    "max_token_age_seconds",
-}
-_POLICY_KEYS: Final = {
-    "name",
-    "issuer",
-    "issuer_pattern",
-    "subject",
-    "subject_pattern",
-    "audience",
-    "audience_pattern",
-    "claim_pattern",
-    "permissions",
-    "token_ttl",
-}
+def _string_list(
+    out: Collector, path: str, value: object, *, allow_empty: bool = False
+) -> tuple[str, ...] | None:
+    """A list of unique non-empty strings (audiences, permissions), at most 100."""
+    items = out.string_list(
+        value,
+        None,
+        path,
+        non_empty_text,
+        allow_empty=allow_empty,
+        max_items=MAX_PERMISSIONS_PER_LIST,
+        unique=True,
+    )
+    return tuple(items) if items is not None else None
+
+
+def _matcher(
+    out: Collector, path: str, spec: Mapping[str, Any], key: str, *, required: bool, https: bool = False
+) -> StringMatcher | None:
+    exact_key, pattern_key = key, f"{key}_pattern"
+    has_exact, has_pattern = exact_key in spec, pattern_key in spec
+    if has_exact and has_pattern:
+        out.error(None, f"{path}.{key}", f"give exactly one of {exact_key!r} and {pattern_key!r}")
+        return None
+    if not has_exact and not has_pattern:
+        if required:
+            out.error(None, f"{path}.{key}", f"one of {exact_key!r} and {pattern_key!r} is required")
+        return None
+    if has_exact:
+        exact_path = f"{path}.{exact_key}"
+        raw = spec[exact_key]
+        exact = (
+            _https_url(out, exact_path, raw) if https else out.string(raw, None, exact_path, non_empty=True)
+        )
+        return StringMatcher(exact=exact) if exact is not None else None
+    compiled = _pattern(out, f"{path}.{pattern_key}", spec[pattern_key])
+    return StringMatcher(pattern=compiled) if compiled is not None else None
+
+
+def _invalid(out: Collector) -> ExchangeConfigError:
+    return ExchangeConfigError([ConfigIssue(issue.path, issue.message) for issue in out.issues])
+
+
+# --- the document's shape: one definition the parser reads and `kernel-access exchange schema` shows ---
+
+_PATTERN = Str(min_length=1, description="a regular expression, anchored at both ends")
+_CLAIM_PATTERNS = Map(keys=Str(pattern=CLAIM_NAME_RE), values=_PATTERN, description="claim -> pattern")
+
+
+def _unique_strings(description: str, *, min_items: int = 1) -> Array:
+    return Array(
+        Str(min_length=1),
+        min_items=min_items,
+        max_items=MAX_PERMISSIONS_PER_LIST,
+        unique=True,
+        description=description,
+    )
+
+
+ISSUER_SPEC: Final = Object(
+    {
+        "issuer": Str(pattern=HTTPS_URL_RE, description="the issuer URL (https://, no query or fragment)"),
+        "audiences": _unique_strings("audiences this exchange accepts (never a shared one)"),
+        "required_claims": _CLAIM_PATTERNS,
+        "forbidden_claims": _CLAIM_PATTERNS,
+        "max_permissions": _unique_strings(
+            "the most any trust policy may grant: IAM action patterns or CodeArtifact levels", min_items=0
+        ),
+        "max_token_age_seconds": Int(*MAX_TOKEN_AGE_RANGE, default=DEFAULT_MAX_TOKEN_AGE),
+    },
+    required=("issuer", "audiences", "max_permissions"),
+)
+TRUST_POLICY_SPEC: Final = Object(
+    {
+        "name": Str(pattern=NAME_RE),
+        "issuer": Str(pattern=HTTPS_URL_RE),
+        "issuer_pattern": _PATTERN,
+        "subject": Str(min_length=1),
+        "subject_pattern": _PATTERN,
+        "audience": Str(min_length=1),
+        "audience_pattern": _PATTERN,
+        "claim_pattern": _CLAIM_PATTERNS,
+        "permissions": _unique_strings("IAM action patterns (aws_role) or read/publish (codeartifact)"),
+        "token_ttl": Int(MIN_TOKEN_TTL, MAX_TOKEN_TTL, default=DEFAULT_TOKEN_TTL),
+    },
+    required=("name", "permissions"),
+    one_of=(("issuer", "issuer_pattern"), ("subject", "subject_pattern")),
+    at_most_one=(("audience", "audience_pattern"),),
+)
+TARGET_SPEC: Final = Tagged(
+    "type",
+    {
+        "aws_role": Object({"role_arn": Str(pattern=ROLE_ARN_RE)}, required=("role_arn",)),
+        "codeartifact": Object(
+            {
+                "domain": Str(pattern=DOMAIN_RE),
+                "access": Str(enum=CODEARTIFACT_LEVELS),
+                "domain_owner": Str(pattern=ACCOUNT_ID_RE),
+            },
+            required=("domain", "access"),
+        ),
+    },
+)
+EXCHANGE_SPEC: Final = Object(
+    {
+        "$schema": Str(description="the JSON Schema editors check the document with (ignored)"),
+        "version": Str(min_length=1),
+        "issuers": Map(keys=Str(pattern=ISSUER_NAME_RE), values=ISSUER_SPEC),
+        "trust_policies": Map(
+            keys=Str(pattern=NAME_RE),
+            values=Array(TRUST_POLICY_SPEC),
+            description="target name -> the trust policies that admit tokens to it",
+        ),
+        "targets": Map(keys=Str(pattern=NAME_RE), values=TARGET_SPEC),
+    },
+    required=("version",),
+)
+_TOP_KEYS: Final = EXCHANGE_SPEC.names
+_ISSUER_KEYS: Final = ISSUER_SPEC.names
+_POLICY_KEYS: Final = TRUST_POLICY_SPEC.names
 
 
 def parse_exchange_config(document: Mapping[str, Any] | str) -> ExchangeConfig:
     """Validate and parse the exchange configuration; raises ``ExchangeConfigError`` listing every error."""
-    out = _Collector()
+    out = Collector()
     if isinstance(document, str):
         try:
             document = json.loads(document)
         except json.JSONDecodeError as error:
             raise ExchangeConfigError([ConfigIssue("<document>", f"not valid JSON: {error}")]) from None
-    root = out.mapping("<document>", document)
+    root = out.mapping(document, None, "<document>")
     if root is None:
-        raise ExchangeConfigError(out.errors)
-    out.unknown_keys("", root, _TOP_KEYS)
-    version = out.string("version", root.get("version"))
+        raise _invalid(out)
+    out.unknown_fields(root, _TOP_KEYS, None, "")
+    if "$schema" in root:  # for editors; ignored, but never anything but a string
+        out.string(root["$schema"], None, "$schema")
+    version = out.string(root.get("version"), None, "version", non_empty=True)
     issuers = _parse_issuers(out, root.get("issuers", {}))
     targets = _parse_targets(out, root.get("targets", {}))
     policies = _parse_trust_policies(out, root.get("trust_policies", {}), root.get("targets", {}), targets)
-    if out.errors or version is None:
-        raise ExchangeConfigError(out.errors)
+    if out.issues or version is None:
+        raise _invalid(out)
     return ExchangeConfig(version=version, issuers=issuers, trust_policies=policies, targets=targets)
 
 
-def _parse_issuers(out: _Collector, raw: object) -> dict[str, IssuerConfig]:
+def _parse_issuers(out: Collector, raw: object) -> dict[str, IssuerConfig]:
     issuers: dict[str, IssuerConfig] = {}
-    mapping = out.mapping("issuers", raw)
+    mapping = out.mapping(raw, None, "issuers")
     if mapping is None:
         return issuers
     for name, spec_raw in mapping.items():
         path = f"issuers.{name}"
-        if not isinstance(name, str) or not ISSUER_NAME_RE.match(name):
-            out.add(path, f"issuer names must match {ISSUER_NAME_RE.pattern}")
+        if not isinstance(name, str) or not ISSUER_NAME_RE.fullmatch(name):
+            out.error(None, path, f"issuer names must match {ISSUER_NAME_RE.pattern}")
             continue
-        spec = out.mapping(path, spec_raw)
+        spec = out.mapping(spec_raw, None, path)
         if spec is None:
             continue
-        out.unknown_keys(path, spec, _ISSUER_KEYS)
-        url = out.https_url(f"{path}.issuer", spec.get("issuer"))
-        audiences = out.string_list(f"{path}.audiences", spec.get("audiences"))
+        out.unknown_fields(spec, _ISSUER_KEYS, None, path)
+        url = _https_url(out, f"{path}.issuer", spec.get("issuer"))
+        audiences = _string_list(out, f"{path}.audiences", spec.get("audiences"))
         for index, audience in enumerate(audiences or ()):
             if is_shared_audience(audience):
-                out.add(
+                out.error(
+                    None,
                     f"{path}.audiences[{index}]",
                     f"{audience!r} is a shared audience other relying parties also accept: any "
                     "workflow could reach the exchange with it and tokens meant for others could be "
                     "replayed here; leave 'audiences' out to get the deployment's own audience "
                     "(kernel-access:<account>:<region>:exchange<suffix>) or name one unique to it",
                 )
-        required = out.claim_patterns(f"{path}.required_claims", spec.get("required_claims", {}))
-        forbidden = out.claim_patterns(f"{path}.forbidden_claims", spec.get("forbidden_claims", {}))
-        maximum = out.string_list(f"{path}.max_permissions", spec.get("max_permissions"), allow_empty=True)
+        required = _claim_patterns(out, f"{path}.required_claims", spec.get("required_claims", {}))
+        forbidden = _claim_patterns(out, f"{path}.forbidden_claims", spec.get("forbidden_claims", {}))
+        maximum = _string_list(out, f"{path}.max_permissions", spec.get("max_permissions"), allow_empty=True)
         for index, item in enumerate(maximum or ()):
             if item not in CODEARTIFACT_LEVELS and not is_action_pattern(item):
-                out.add(
+                out.error(
+                    None,
                     f"{path}.max_permissions[{index}]",
                     f"must be an IAM action pattern like 's3:Get*' or a CodeArtifact level, got {item!r}",
                 )
         age = out.integer(
-            f"{path}.max_token_age_seconds",
             spec.get("max_token_age_seconds", DEFAULT_MAX_TOKEN_AGE),
+            None,
+            f"{path}.max_token_age_seconds",
             *MAX_TOKEN_AGE_RANGE,
         )
         if url is None or audiences is None or maximum is None or age is None:
@@ -422,34 +474,36 @@ def _parse_issuers(out: _Collector, raw: object) -> dict[str, IssuerConfig]:
     return issuers
 
 
-def _parse_targets(out: _Collector, raw: object) -> dict[str, Target]:
+def _parse_targets(out: Collector, raw: object) -> dict[str, Target]:
     targets: dict[str, Target] = {}
-    mapping = out.mapping("targets", raw)
+    mapping = out.mapping(raw, None, "targets")
     if mapping is None:
         return targets
     for name, spec_raw in mapping.items():
         path = f"targets.{name}"
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            out.add(path, f"target names must match {NAME_RE.pattern}")
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+            out.error(None, path, f"target names must match {NAME_RE.pattern}")
             continue
-        spec = out.mapping(path, spec_raw)
+        spec = out.mapping(spec_raw, None, path)
         if spec is None:
             continue
         kind = spec.get("type")
         if kind == "aws_role":
-            out.unknown_keys(path, spec, {"type", "role_arn"})
-            arn = out.string(f"{path}.role_arn", spec.get("role_arn"), regex=ROLE_ARN_RE)
+            out.unknown_fields(spec, TARGET_SPEC.variants[kind].names | {"type"}, None, path)
+            arn = out.string(
+                spec.get("role_arn"), None, f"{path}.role_arn", non_empty=True, regex=ROLE_ARN_RE
+            )
             if arn is not None:
                 targets[name] = AwsRoleTarget(name=name, role_arn=arn)
         elif kind == "codeartifact":
-            out.unknown_keys(path, spec, {"type", "domain", "access", "domain_owner"})
-            domain = out.string(f"{path}.domain", spec.get("domain"), regex=DOMAIN_RE)
+            out.unknown_fields(spec, TARGET_SPEC.variants[kind].names | {"type"}, None, path)
+            domain = out.string(spec.get("domain"), None, f"{path}.domain", non_empty=True, regex=DOMAIN_RE)
             access = spec.get("access")
             if access not in CODEARTIFACT_LEVELS:
-                out.add(f"{path}.access", f"must be 'read' or 'publish', got {access!r}")
+                out.error(None, f"{path}.access", f"must be 'read' or 'publish', got {access!r}")
             owner = spec.get("domain_owner")
-            if owner is not None:
-                owner = out.string(f"{path}.domain_owner", owner, regex=ACCOUNT_ID_RE)
+            if "domain_owner" in spec:  # present means an account id: an explicit null is an error
+                owner = out.string(owner, None, f"{path}.domain_owner", non_empty=True, regex=ACCOUNT_ID_RE)
             if domain is not None and access in CODEARTIFACT_LEVELS:
                 targets[name] = CodeArtifactTarget(
                     name=name,
@@ -458,15 +512,15 @@ def _parse_targets(out: _Collector, raw: object) -> dict[str, Target]:
                     domain_owner=owner,
                 )
         else:
-            out.add(f"{path}.type", f"must be 'aws_role' or 'codeartifact', got {kind!r}")
+            out.error(None, f"{path}.type", f"must be 'aws_role' or 'codeartifact', got {kind!r}")
     return targets
 
 
 def _parse_trust_policies(
-    out: _Collector, raw: object, raw_targets: object, targets: Mapping[str, Target]
+    out: Collector, raw: object, raw_targets: object, targets: Mapping[str, Target]
 ) -> dict[str, tuple[TrustPolicy, ...]]:
     result: dict[str, tuple[TrustPolicy, ...]] = {}
-    mapping = out.mapping("trust_policies", raw)
+    mapping = out.mapping(raw, None, "trust_policies")
     if mapping is None:
         return result
     for target_name, policies_raw in mapping.items():
@@ -475,9 +529,9 @@ def _parse_trust_policies(
         # Only report "unknown target" when the target was not declared at all (a declared but
         # invalid target already has its own error).
         if target is None and (not isinstance(raw_targets, Mapping) or target_name not in raw_targets):
-            out.add(path, f"no target named {target_name!r} in targets")
+            out.error(None, path, f"no target named {target_name!r} in targets")
         if not isinstance(policies_raw, list) or not policies_raw:
-            out.add(path, "must be a non-empty list of trust policies")
+            out.error(None, path, "must be a non-empty list of trust policies")
             continue
         parsed: list[TrustPolicy] = []
         names: set[str] = set()
@@ -486,7 +540,7 @@ def _parse_trust_policies(
             if policy is None:
                 continue
             if policy.name in names:
-                out.add(f"{path}[{index}].name", f"duplicate trust policy name {policy.name!r}")
+                out.error(None, f"{path}[{index}].name", f"duplicate trust policy name {policy.name!r}")
                 continue
             names.add(policy.name)
             parsed.append(policy)
@@ -496,25 +550,25 @@ def _parse_trust_policies(
 
 
 def _parse_policy(
-    out: _Collector, path: str, target_name: str, raw: object, target: Target | None
+    out: Collector, path: str, target_name: str, raw: object, target: Target | None
 ) -> TrustPolicy | None:
-    spec = out.mapping(path, raw)
+    spec = out.mapping(raw, None, path)
     if spec is None:
         return None
-    errors_before = len(out.errors)
-    out.unknown_keys(path, spec, _POLICY_KEYS)
-    name = out.string(f"{path}.name", spec.get("name"), regex=NAME_RE)
-    issuer = out.matcher(path, spec, "issuer", required=True, https=True)
-    subject = out.matcher(path, spec, "subject", required=True)
-    audience = out.matcher(path, spec, "audience", required=False)
-    claims = out.claim_patterns(f"{path}.claim_pattern", spec.get("claim_pattern", {}))
-    permissions = out.string_list(f"{path}.permissions", spec.get("permissions"))
+    errors_before = len(out.issues)
+    out.unknown_fields(spec, _POLICY_KEYS, None, path)
+    name = out.string(spec.get("name"), None, f"{path}.name", non_empty=True, regex=NAME_RE)
+    issuer = _matcher(out, path, spec, "issuer", required=True, https=True)
+    subject = _matcher(out, path, spec, "subject", required=True)
+    audience = _matcher(out, path, spec, "audience", required=False)
+    claims = _claim_patterns(out, f"{path}.claim_pattern", spec.get("claim_pattern", {}))
+    permissions = _string_list(out, f"{path}.permissions", spec.get("permissions"))
     ttl = out.integer(
-        f"{path}.token_ttl", spec.get("token_ttl", DEFAULT_TOKEN_TTL), MIN_TOKEN_TTL, MAX_TOKEN_TTL
+        spec.get("token_ttl", DEFAULT_TOKEN_TTL), None, f"{path}.token_ttl", MIN_TOKEN_TTL, MAX_TOKEN_TTL
     )
     if permissions is not None and target is not None:
         _check_permissions(out, f"{path}.permissions", permissions, target)
-    if len(out.errors) != errors_before or None in (name, issuer, subject, permissions, ttl):
+    if len(out.issues) != errors_before or None in (name, issuer, subject, permissions, ttl):
         return None
     # (No error was added, so every part parsed; the asserts tell the type checker.)
     assert name is not None
@@ -534,24 +588,29 @@ def _parse_policy(
     )
 
 
-def _check_permissions(out: _Collector, path: str, permissions: tuple[str, ...], target: Target) -> None:
+def _check_permissions(out: Collector, path: str, permissions: tuple[str, ...], target: Target) -> None:
     if isinstance(target, CodeArtifactTarget):
         for index, item in enumerate(permissions):
             if item not in CODEARTIFACT_LEVELS:
-                out.add(f"{path}[{index}]", f"codeartifact targets take 'read' or 'publish', got {item!r}")
+                out.error(
+                    None, f"{path}[{index}]", f"codeartifact targets take 'read' or 'publish', got {item!r}"
+                )
             elif item == "publish" and target.access == "read":
-                out.add(f"{path}[{index}]", f"target {target.name!r} is read-only")
+                out.error(None, f"{path}[{index}]", f"target {target.name!r} is read-only")
         return
     bad = False
     for index, item in enumerate(permissions):
         if not is_action_pattern(item):
             bad = True
-            out.add(
+            out.error(
+                None,
                 f"{path}[{index}]",
                 "aws_role targets take IAM action patterns 'service:Action' (wildcard '*' allowed "
                 f"in the action only), got {item!r}",
             )
     if not bad and len(session_policy(permissions)) > MAX_SESSION_POLICY_CHARS:
-        out.add(
-            path, f"the session policy for these permissions exceeds {MAX_SESSION_POLICY_CHARS} characters"
+        out.error(
+            None,
+            path,
+            f"the session policy for these permissions exceeds {MAX_SESSION_POLICY_CHARS} characters",
         )

@@ -4,6 +4,10 @@ The same parser runs at synth time (the construct library validates the policy f
 a broken policy never deploys), in the Lambda (a parameter that does not parse is a failed load,
 never a policy), and in ``kernel-access policy lint``. It never raises anything but
 :class:`PolicyValidationError` for bad input, whatever JSON it is given.
+
+The document's shape is data, :data:`POLICY_SPEC` (:mod:`kernel_access.fields`): the parser takes its
+field names and required fields from it, and ``kernel-access policy schema`` renders it as the
+JSON Schema shipped in :mod:`kernel_access.schemas`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from types import MappingProxyType
 from typing import Any, Final, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from kernel_access.fields import AnyObject, Array, Bool, Int, Map, Object, Str
 from kernel_access.policy.document import Policy
 from kernel_access.policy.groups import (
     ATTRIBUTE_NAME_RE,
@@ -41,12 +46,20 @@ from kernel_access.policy.model import (
     Rule,
     SessionPolicy,
 )
-from kernel_access.policy.patterns import PrincipalPattern
-from kernel_access.policy.timewindow import DAY_NAMES, TimeWindow, parse_hhmm
+from kernel_access.policy.patterns import MAX_PATTERN_LENGTH, PrincipalPattern
+from kernel_access.policy.timewindow import DAY_NAMES, HHMM_RE, TimeWindow, parse_hhmm
 from kernel_access.validation import (
+    ACCOUNT_ID_RE,
     CODEARTIFACT_DOMAIN_RE,
     CODEARTIFACT_REPOSITORY_RE,
+    IDENTIFIER_RE,
+    ORG_ID_RE,
+    PARTNER_NAME_RE,
+    ROLE_NAME_RE,
+    Collector,
     ValidationError,
+    json_type_name,
+    matching,
     require_account_id,
     require_org_id,
     require_partner_name,
@@ -55,32 +68,7 @@ from kernel_access.validation import (
 
 T = TypeVar("T")
 
-DOCUMENT_FIELDS: Final = frozenset({"version", "partners", "groups", "rules"})
-PARTNER_FIELDS: Final = frozenset({"account_id", "in_organization", "organization_id", "attributes"})
-RULE_FIELDS: Final = frozenset(
-    {
-        "id",
-        "effect",
-        "description",
-        "partners",
-        "partner_groups",
-        "partner_attributes",
-        "accounts",
-        "organization_ids",
-        "principal_arns",
-        "roles",
-        "codeartifact",
-        "source_cidrs",
-        "time_window",
-        "max_duration",
-        "session_policy",
-    }
-)
-CODEARTIFACT_FIELDS: Final = frozenset({"domains", "repositories", "access"})
-TIME_WINDOW_FIELDS: Final = frozenset({"days", "start", "end", "timezone"})
-SESSION_POLICY_FIELDS: Final = frozenset({"inline", "managed_policy_arns"})
-
-RULE_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", re.ASCII)
+RULE_ID_RE: Final = IDENTIFIER_RE
 DOMAIN_RE: Final = CODEARTIFACT_DOMAIN_RE
 REPOSITORY_RE: Final = CODEARTIFACT_REPOSITORY_RE
 MANAGED_POLICY_ARN_RE: Final = re.compile(
@@ -93,6 +81,111 @@ MAX_VERSION_LENGTH: Final = 128
 MAX_DESCRIPTION_LENGTH: Final = 1024
 
 
+#: Any string without a non-space character is no version.
+VERSION_RE: Final = re.compile(r"\S")
+
+# --- the document's shape: one definition the parser reads and `kernel-access policy schema` shows ---
+
+
+#: The values of ``effect`` and of ``codeartifact.access``.
+EFFECTS: Final = ("allow", "deny")
+CODEARTIFACT_ACCESS: Final = ("read", "publish")
+
+
+def _condition(item: Str, description: str) -> Array:
+    """A rule condition: a non-empty list of admitted values."""
+    return Array(item, description=description + " (omit the field to match any value)")
+
+
+#: ``{attribute: [values]}``: a partner matches when it has every attribute with a listed value.
+SELECTOR_SPEC: Final = Map(
+    keys=Str(pattern=ATTRIBUTE_NAME_RE),
+    values=Array(Str(pattern=ATTRIBUTE_VALUE_RE)),
+    min_properties=1,
+    description="attribute -> admitted values; a partner matches when it has every attribute "
+    "with one of its values (every attribute must be one some partner carries)",
+)
+PARTNER_SPEC: Final = Object(
+    {
+        "account_id": Str(pattern=ACCOUNT_ID_RE, description="the account the partner's trust binds it to"),
+        "in_organization": Bool(),
+        "organization_id": Str(pattern=ORG_ID_RE, description="in-organization partners only"),
+        "attributes": Map(
+            keys=Str(pattern=ATTRIBUTE_NAME_RE),
+            values=Str(pattern=ATTRIBUTE_VALUE_RE),
+            max_properties=MAX_ATTRIBUTES_PER_PARTNER,
+            description="what rules select partners by (partner_attributes, groups)",
+        ),
+    },
+    required=("account_id", "in_organization"),
+)
+CODEARTIFACT_SPEC: Final = Object(
+    {
+        "domains": Array(Str(pattern=DOMAIN_RE)),
+        "repositories": _condition(Str(pattern=REPOSITORY_RE), "CodeArtifact repositories"),
+        "access": Str(enum=CODEARTIFACT_ACCESS, description="required on an allow rule"),
+    },
+    required=("domains",),
+)
+TIME_WINDOW_SPEC: Final = Object(
+    {
+        "days": Array(Str(enum=DAY_NAMES)),
+        "start": Str(pattern=HHMM_RE, description="HH:MM, 00:00-23:59"),
+        "end": Str(pattern=HHMM_RE, description="HH:MM, 00:01-24:00, not start"),
+        "timezone": Str(min_length=1, description="an IANA time zone, e.g. Europe/London"),
+    },
+    required=("days", "start", "end", "timezone"),
+)
+SESSION_POLICY_SPEC: Final = Object(
+    {
+        "inline": AnyObject(
+            description=f"an IAM policy; at most {MAX_INLINE_POLICY_CHARS} characters as compact JSON"
+        ),
+        "managed_policy_arns": Array(Str(pattern=MANAGED_POLICY_ARN_RE), max_items=MAX_MANAGED_POLICIES),
+    },
+    any_of=(("inline", "managed_policy_arns"),),
+)
+RULE_SPEC: Final = Object(
+    {
+        "id": Str(pattern=RULE_ID_RE),
+        "effect": Str(enum=EFFECTS),
+        "description": Str(max_length=MAX_DESCRIPTION_LENGTH),
+        "partners": _condition(Str(pattern=PARTNER_NAME_RE), "partners of the document's partners map"),
+        "partner_groups": _condition(Str(pattern=PARTNER_NAME_RE), "groups of the document's groups"),
+        "partner_attributes": SELECTOR_SPEC,
+        "accounts": _condition(Str(pattern=ACCOUNT_ID_RE), "the partner's account"),
+        "organization_ids": _condition(Str(pattern=ORG_ID_RE), "the partner's organization"),
+        "principal_arns": _condition(
+            Str(min_length=1, max_length=MAX_PATTERN_LENGTH), "caller ARN patterns ('*' wildcards)"
+        ),
+        "roles": _condition(Str(pattern=ROLE_NAME_RE), "target roles"),
+        "codeartifact": CODEARTIFACT_SPEC,
+        "source_cidrs": _condition(Str(min_length=1), "IPv4/IPv6 networks in CIDR notation"),
+        "time_window": TIME_WINDOW_SPEC,
+        "max_duration": Int(MIN_DURATION, MAX_DURATION, default=DEFAULT_MAX_DURATION, description="seconds"),
+        "session_policy": SESSION_POLICY_SPEC,
+    },
+    required=("id", "effect"),
+)
+POLICY_SPEC: Final = Object(
+    {
+        "$schema": Str(description="the JSON Schema editors check the document with (ignored)"),
+        "version": Str(pattern=VERSION_RE, max_length=MAX_VERSION_LENGTH),
+        "partners": Map(keys=Str(pattern=PARTNER_NAME_RE), values=PARTNER_SPEC),
+        "groups": Map(keys=Str(pattern=PARTNER_NAME_RE), values=SELECTOR_SPEC),
+        "rules": Array(RULE_SPEC, min_items=0, description="first match wins; no match denies"),
+    },
+    required=("version", "partners", "rules"),
+)
+
+DOCUMENT_FIELDS: Final = POLICY_SPEC.names
+PARTNER_FIELDS: Final = PARTNER_SPEC.names
+RULE_FIELDS: Final = RULE_SPEC.names
+CODEARTIFACT_FIELDS: Final = CODEARTIFACT_SPEC.names
+TIME_WINDOW_FIELDS: Final = TIME_WINDOW_SPEC.names
+SESSION_POLICY_FIELDS: Final = SESSION_POLICY_SPEC.names
+
+
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # json.loads keeps the *last* duplicate silently; in a security policy that hides edits.
     result: dict[str, Any] = {}
@@ -101,96 +194,6 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"duplicate key {key!r}")
         result[key] = value
     return result
-
-
-def _type_name(value: object) -> str:
-    """The JSON name of a value's type, for messages."""
-    for kinds, name in _JSON_TYPE_NAMES:
-        if isinstance(value, kinds):
-            return name
-    return "null" if value is None else type(value).__name__
-
-
-# bool before number: in Python a bool is an int.
-_JSON_TYPE_NAMES: Final[tuple[tuple[type | tuple[type, ...], str], ...]] = (
-    (bool, "boolean"),
-    ((int, float), "number"),
-    (str, "string"),
-    ((list, tuple), "array"),
-    (Mapping, "object"),
-)
-
-
-class _Collector:
-    """Accumulates issues; each ``check_*`` returns the parsed value or ``None`` after recording."""
-
-    def __init__(self) -> None:
-        self.issues: list[PolicyIssue] = []
-
-    def error(self, rule_id: str | None, field: str, message: str) -> None:
-        self.issues.append(PolicyIssue(rule_id, field, message))
-
-    def mapping(self, value: object, rule_id: str | None, field: str) -> Mapping[str, Any] | None:
-        if not isinstance(value, Mapping):
-            self.error(rule_id, field, f"must be an object, got {_type_name(value)}")
-            return None
-        return cast("Mapping[str, Any]", value)
-
-    def unknown_fields(
-        self, value: Mapping[str, Any], allowed: frozenset[str], rule_id: str | None, prefix: str
-    ) -> None:
-        for key in value:
-            if key not in allowed:
-                name = f"{prefix}.{key}" if prefix else str(key)
-                self.error(rule_id, name, f"unknown field (allowed: {', '.join(sorted(allowed))})")
-
-    def string(self, value: object, rule_id: str | None, field: str) -> str | None:
-        if not isinstance(value, str):
-            self.error(rule_id, field, f"must be a string, got {_type_name(value)}")
-            return None
-        return value
-
-    def string_list(
-        self,
-        value: object,
-        rule_id: str | None,
-        field: str,
-        item: Callable[[str, str], T],
-    ) -> list[T] | None:
-        """A non-empty array of strings, each converted by ``item(text, field)`` (which raises
-        :class:`ValueError` with a message for a bad element)."""
-        if not isinstance(value, list):
-            self.error(rule_id, field, f"must be an array of strings, got {_type_name(value)}")
-            return None
-        if not value:
-            self.error(rule_id, field, "must not be empty (omit the field to match any value)")
-            return None
-        parsed: list[T] = []
-        ok = True
-        for index, element in enumerate(value):
-            element_field = f"{field}[{index}]"
-            if not isinstance(element, str):
-                self.error(rule_id, element_field, f"must be a string, got {_type_name(element)}")
-                ok = False
-                continue
-            try:
-                parsed.append(item(element, element_field))
-            except ValidationError as exc:
-                self.error(rule_id, element_field, exc.message)
-                ok = False
-            except ValueError as exc:
-                self.error(rule_id, element_field, str(exc))
-                ok = False
-        return parsed if ok else None
-
-
-def _regex_item(regex: re.Pattern[str], what: str) -> Callable[[str, str], str]:
-    def check(text: str, _field: str) -> str:
-        if not regex.match(text):
-            raise ValueError(f"{what}, got {text!r}")
-        return text
-
-    return check
 
 
 def _network(text: str, _field: str) -> IPNetwork:
@@ -211,7 +214,7 @@ def _pattern(text: str, _field: str) -> PrincipalPattern:
     return PrincipalPattern.compile(text)
 
 
-def _claim_account(owner_of: dict[str, str], account: str, name: str, field: str, c: _Collector) -> bool:
+def _claim_account(owner_of: dict[str, str], account: str, name: str, field: str, c: Collector) -> bool:
     """One account is at most one partner: the account is what IAM binds a session to."""
     owner = owner_of.setdefault(account, name)
     if owner != name:
@@ -224,7 +227,7 @@ def _claim_account(owner_of: dict[str, str], account: str, name: str, field: str
     return True
 
 
-def _parse_partners(value: object, c: _Collector) -> dict[str, PartnerInfo]:
+def _parse_partners(value: object, c: Collector) -> dict[str, PartnerInfo]:
     partners: dict[str, PartnerInfo] = {}
     owner_of: dict[str, str] = {}  # account -> partner (a dict: parsing stays linear at 5,000 partners)
     mapping = c.mapping(value, None, "partners")
@@ -251,11 +254,11 @@ def _parse_partners(value: object, c: _Collector) -> dict[str, PartnerInfo]:
             account_ok = False
         in_org = info.get("in_organization")
         if not isinstance(in_org, bool):
-            c.error(None, f"{field}.in_organization", f"must be a boolean, got {_type_name(in_org)}")
+            c.error(None, f"{field}.in_organization", f"must be a boolean, got {json_type_name(in_org)}")
             continue
         organization = info.get("organization_id")
         organization_ok = True
-        if organization is not None:
+        if "organization_id" in info:  # present means a valid id: an explicit null is an error
             try:
                 require_org_id(organization, f"{field}.organization_id")
             except ValidationError as exc:
@@ -287,7 +290,7 @@ def _parse_partners(value: object, c: _Collector) -> dict[str, PartnerInfo]:
     return partners
 
 
-def _parse_attributes(value: object, field: str, c: _Collector) -> dict[str, str] | None:
+def _parse_attributes(value: object, field: str, c: Collector) -> dict[str, str] | None:
     mapping = c.mapping(value, None, field)
     if mapping is None:
         return None
@@ -297,11 +300,13 @@ def _parse_attributes(value: object, field: str, c: _Collector) -> dict[str, str
         ok = False
     out: dict[str, str] = {}
     for name, text in mapping.items():
-        if not ATTRIBUTE_NAME_RE.match(name):
+        if not ATTRIBUTE_NAME_RE.fullmatch(name):
             c.error(None, f"{field}.{name}", "attribute names are 1-32 of [a-z0-9_], starting with a letter")
             ok = False
-        elif not isinstance(text, str) or not ATTRIBUTE_VALUE_RE.match(text):
-            c.error(None, f"{field}.{name}", f"must be 1-256 printable characters, got {_type_name(text)}")
+        elif not isinstance(text, str) or not ATTRIBUTE_VALUE_RE.fullmatch(text):
+            c.error(
+                None, f"{field}.{name}", f"must be 1-256 printable characters, got {json_type_name(text)}"
+            )
             ok = False
         else:
             out[name] = text
@@ -309,7 +314,7 @@ def _parse_attributes(value: object, field: str, c: _Collector) -> dict[str, str
 
 
 def _parse_selector(
-    value: object, rule_id: str | None, field: str, known: frozenset[str], c: _Collector
+    value: object, rule_id: str | None, field: str, known: frozenset[str], c: Collector
 ) -> Selector | None:
     """``{attribute: [values, ...]}``: every attribute named must be one some partner carries."""
     mapping = c.mapping(value, rule_id, field)
@@ -330,14 +335,14 @@ def _parse_selector(
             )
             continue
         values = c.string_list(
-            raw_values, rule_id, f"{field}.{name}", _regex_item(ATTRIBUTE_VALUE_RE, "must be printable")
+            raw_values, rule_id, f"{field}.{name}", matching(ATTRIBUTE_VALUE_RE, "must be printable")
         )
         if values is not None:
             selector[name] = frozenset(values)
     return canonical(selector) if len(c.issues) == before else None
 
 
-def _parse_groups(value: object, sets: PartnerSets, c: _Collector) -> dict[str, Selector]:
+def _parse_groups(value: object, sets: PartnerSets, c: Collector) -> dict[str, Selector]:
     groups: dict[str, Selector] = {}
     mapping = c.mapping(value, None, "groups")
     if mapping is None:
@@ -356,7 +361,7 @@ def _parse_groups(value: object, sets: PartnerSets, c: _Collector) -> dict[str, 
 
 
 def _parse_codeartifact(
-    value: object, effect: Effect | None, rule_id: str | None, c: _Collector
+    value: object, effect: Effect | None, rule_id: str | None, c: Collector
 ) -> CodeArtifactCondition | None:
     mapping = c.mapping(value, rule_id, "codeartifact")
     if mapping is None:
@@ -370,7 +375,7 @@ def _parse_codeartifact(
             mapping["domains"],
             rule_id,
             "codeartifact.domains",
-            _regex_item(DOMAIN_RE, "must be a CodeArtifact domain name (2-50 of [a-z0-9-])"),
+            matching(DOMAIN_RE, "must be a CodeArtifact domain name (2-50 of [a-z0-9-])"),
         )
     repositories: list[str] | None = None
     repositories_ok = True
@@ -379,14 +384,14 @@ def _parse_codeartifact(
             mapping["repositories"],
             rule_id,
             "codeartifact.repositories",
-            _regex_item(REPOSITORY_RE, "must be a CodeArtifact repository name (2-100 of [A-Za-z0-9._-])"),
+            matching(REPOSITORY_RE, "must be a CodeArtifact repository name (2-100 of [A-Za-z0-9._-])"),
         )
         repositories_ok = repositories is not None
     access: CodeArtifactAccess | None = None
     access_ok = True
     if "access" in mapping:
         raw_access = mapping["access"]
-        if raw_access in ("read", "publish"):
+        if raw_access in CODEARTIFACT_ACCESS:
             access = cast("CodeArtifactAccess", raw_access)
         else:
             c.error(rule_id, "codeartifact.access", f'must be "read" or "publish", got {raw_access!r}')
@@ -403,13 +408,13 @@ def _parse_codeartifact(
     )
 
 
-def _parse_time_window(value: object, rule_id: str | None, c: _Collector) -> TimeWindow | None:
+def _parse_time_window(value: object, rule_id: str | None, c: Collector) -> TimeWindow | None:
     mapping = c.mapping(value, rule_id, "time_window")
     if mapping is None:
         return None
     c.unknown_fields(mapping, TIME_WINDOW_FIELDS, rule_id, "time_window")
     ok = True
-    for required in ("days", "start", "end", "timezone"):
+    for required in TIME_WINDOW_SPEC.required:
         if required not in mapping:
             c.error(rule_id, f"time_window.{required}", "is required")
             ok = False
@@ -439,7 +444,7 @@ def _parse_time_window(value: object, rule_id: str | None, c: _Collector) -> Tim
     return TimeWindow(days=frozenset(days), start_minute=start, end_minute=end, timezone=zone)
 
 
-def _zone(name: str, rule_id: str | None, c: _Collector) -> ZoneInfo | None:
+def _zone(name: str, rule_id: str | None, c: Collector) -> ZoneInfo | None:
     # ZoneInfo accepts odd keys (absolute paths are refused, but "../x" style keys raise ValueError);
     # any failure is a bad time zone, not a crash.
     if not name or name != name.strip() or "\x00" in name:
@@ -452,7 +457,7 @@ def _zone(name: str, rule_id: str | None, c: _Collector) -> ZoneInfo | None:
         return None
 
 
-def _parse_session_policy(value: object, rule_id: str | None, c: _Collector) -> SessionPolicy | None:
+def _parse_session_policy(value: object, rule_id: str | None, c: Collector) -> SessionPolicy | None:
     mapping = c.mapping(value, rule_id, "session_policy")
     if mapping is None:
         return None
@@ -462,7 +467,7 @@ def _parse_session_policy(value: object, rule_id: str | None, c: _Collector) -> 
     if "inline" in mapping:
         inline = mapping["inline"]
         if not isinstance(inline, Mapping):
-            c.error(rule_id, "session_policy.inline", f"must be a JSON object, got {_type_name(inline)}")
+            c.error(rule_id, "session_policy.inline", f"must be a JSON object, got {json_type_name(inline)}")
             ok = False
         else:
             try:
@@ -486,7 +491,7 @@ def _parse_session_policy(value: object, rule_id: str | None, c: _Collector) -> 
             mapping["managed_policy_arns"],
             rule_id,
             "session_policy.managed_policy_arns",
-            _regex_item(
+            matching(
                 MANAGED_POLICY_ARN_RE,
                 "must be an IAM managed policy ARN (arn:aws:iam::aws|ACCOUNT:policy/...)",
             ),
@@ -510,29 +515,29 @@ def _parse_session_policy(value: object, rule_id: str | None, c: _Collector) -> 
     return SessionPolicy(inline_json=inline_json, managed_policy_arns=tuple(arns))
 
 
-def _parse_rule_id(mapping: Mapping[str, Any], label: str, c: _Collector) -> str | None:
+def _parse_rule_id(mapping: Mapping[str, Any], label: str, c: Collector) -> str | None:
     raw_id = mapping.get("id")
     if "id" not in mapping:
         c.error(None, f"{label}.id", "is required")
         return None
-    if not isinstance(raw_id, str) or not RULE_ID_RE.match(raw_id):
+    if not isinstance(raw_id, str) or not RULE_ID_RE.fullmatch(raw_id):
         c.error(None, f"{label}.id", f"must be 1-64 characters of [A-Za-z0-9._-], got {raw_id!r}")
         return None
     return raw_id
 
 
-def _parse_effect(mapping: Mapping[str, Any], where: str, c: _Collector) -> Effect | None:
+def _parse_effect(mapping: Mapping[str, Any], where: str, c: Collector) -> Effect | None:
     raw_effect = mapping.get("effect")
     if "effect" not in mapping:
         c.error(where, "effect", 'is required ("allow" or "deny")')
         return None
-    if raw_effect not in ("allow", "deny"):
+    if raw_effect not in EFFECTS:
         c.error(where, "effect", f'must be "allow" or "deny", got {raw_effect!r}')
         return None
     return cast("Effect", raw_effect)
 
 
-def _parse_description(mapping: Mapping[str, Any], where: str, c: _Collector) -> str | None:
+def _parse_description(mapping: Mapping[str, Any], where: str, c: Collector) -> str | None:
     if "description" not in mapping:
         return None
     description = c.string(mapping["description"], where, "description")
@@ -541,13 +546,13 @@ def _parse_description(mapping: Mapping[str, Any], where: str, c: _Collector) ->
     return description
 
 
-def _parse_max_duration(mapping: Mapping[str, Any], where: str, c: _Collector) -> int:
+def _parse_max_duration(mapping: Mapping[str, Any], where: str, c: Collector) -> int:
     if "max_duration" not in mapping:
         return DEFAULT_MAX_DURATION
     raw_duration = mapping["max_duration"]
     if isinstance(raw_duration, bool) or not isinstance(raw_duration, int):
         c.error(
-            where, "max_duration", f"must be an integer number of seconds, got {_type_name(raw_duration)}"
+            where, "max_duration", f"must be an integer number of seconds, got {json_type_name(raw_duration)}"
         )
         return DEFAULT_MAX_DURATION
     if not MIN_DURATION <= raw_duration <= MAX_DURATION:
@@ -577,7 +582,7 @@ class _Partners:
 
 
 def _parse_partner_selection(
-    mapping: Mapping[str, Any], where: str, known: _Partners, c: _Collector
+    mapping: Mapping[str, Any], where: str, known: _Partners, c: Collector
 ) -> tuple[frozenset[str] | None, frozenset[str] | None]:
     """``partner_groups`` and ``partner_attributes`` compiled to the partner sets they admit."""
     group_members = attribute_members = None
@@ -600,7 +605,7 @@ def _parse_partner_selection(
     return group_members, attribute_members
 
 
-def _parse_rule(raw: object, index: int, known: _Partners, c: _Collector) -> Rule | None:
+def _parse_rule(raw: object, index: int, known: _Partners, c: Collector) -> Rule | None:
     label = f"rules[{index}]"
     mapping = c.mapping(raw, None, label)
     if mapping is None:
@@ -665,10 +670,10 @@ def _parse_rule(raw: object, index: int, known: _Partners, c: _Collector) -> Rul
     )
 
 
-def _parse_rules(value: object, known: _Partners, c: _Collector) -> list[Rule]:
+def _parse_rules(value: object, known: _Partners, c: Collector) -> list[Rule]:
     rules: list[Rule] = []
     if not isinstance(value, list):
-        c.error(None, "rules", f"must be an array, got {_type_name(value)}")
+        c.error(None, "rules", f"must be an array, got {json_type_name(value)}")
         return rules
     seen: set[str] = set()
     for index, raw_rule in enumerate(value):
@@ -683,6 +688,11 @@ def _parse_rules(value: object, known: _Partners, c: _Collector) -> list[Rule]:
     return rules
 
 
+def _invalid(c: Collector) -> PolicyValidationError:
+    """The collected issues as the policy reports them: per rule id, else per document."""
+    return PolicyValidationError([PolicyIssue(issue.scope, issue.path, issue.message) for issue in c.issues])
+
+
 def _load_json(document: str | bytes) -> object:
     try:
         return json.loads(document, object_pairs_hook=_no_duplicate_keys)
@@ -692,14 +702,14 @@ def _load_json(document: str | bytes) -> object:
         raise PolicyValidationError([PolicyIssue(None, "document", f"not valid JSON: {exc}")]) from None
 
 
-def _parse_version(mapping: Mapping[str, Any], c: _Collector) -> str:
+def _parse_version(mapping: Mapping[str, Any], c: Collector) -> str:
     if "version" not in mapping:
         c.error(None, "version", "is required")
         return ""
     text = c.string(mapping["version"], None, "version")
     if text is None:
         return ""
-    if not text.strip() or len(text) > MAX_VERSION_LENGTH:
+    if not VERSION_RE.search(text) or len(text) > MAX_VERSION_LENGTH:
         c.error(None, "version", f"must be a non-empty string of at most {MAX_VERSION_LENGTH} characters")
     return text
 
@@ -710,11 +720,13 @@ def parse_policy(document: Mapping[str, Any] | str | bytes) -> Policy:
     Raises :class:`PolicyValidationError` listing *every* problem found.
     """
     raw: object = _load_json(document) if isinstance(document, str | bytes) else document
-    c = _Collector()
+    c = Collector(empty_list_hint="omit the field to match any value")
     mapping = c.mapping(raw, None, "document")
     if mapping is None:
-        raise PolicyValidationError(c.issues)
+        raise _invalid(c)
     c.unknown_fields(mapping, DOCUMENT_FIELDS, None, "")
+    if "$schema" in mapping:  # for editors; ignored, but never anything but a string
+        c.string(mapping["$schema"], None, "$schema")
     version = _parse_version(mapping, c)
 
     partners: dict[str, PartnerInfo] = {}
@@ -739,5 +751,5 @@ def parse_policy(document: Mapping[str, Any] | str | bytes) -> Policy:
         rules = _parse_rules(mapping["rules"], known, c)
 
     if c.issues:
-        raise PolicyValidationError(c.issues)
+        raise _invalid(c)
     return Policy(version=version, partners=MappingProxyType(dict(partners)), rules=tuple(rules))

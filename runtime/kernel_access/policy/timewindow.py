@@ -13,11 +13,15 @@ to the day the window *started*. "fri 22:00-06:00" therefore covers Friday 22:00
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import Final
 from zoneinfo import ZoneInfo
 
 DAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: ``HH:MM`` on a 24-hour clock (the range is checked by :func:`parse_hhmm`).
+HHMM_RE: Final = re.compile(r"^[0-9]{2}:[0-9]{2}$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -62,11 +66,9 @@ def format_minute(minute: int) -> str:
 
 def parse_hhmm(value: str, *, allow_24: bool) -> int:
     """``"HH:MM"`` → minutes after midnight; ``"24:00"`` only when ``allow_24`` (window ends)."""
-    if len(value) != 5 or value[2] != ":" or not (value[:2] + value[3:]).isascii():
+    if not HHMM_RE.fullmatch(value):
         raise ValueError(f"must be HH:MM (24-hour clock), got {value!r}")
     hours, minutes = value[:2], value[3:]
-    if not (hours.isdigit() and minutes.isdigit()):
-        raise ValueError(f"must be HH:MM (24-hour clock), got {value!r}")
     if allow_24 and value == "24:00":
         return 1440
     parsed = time(int(hours), int(minutes)) if int(hours) < 24 and int(minutes) < 60 else None

@@ -16,13 +16,11 @@ from typing import Final
 from kernel_access import settings
 from kernel_access.contract import KERNEL_ACCESS_EXTERNAL_ROLE, KERNEL_ACCESS_ROLE
 from kernel_access.policy.identity import KernelIdentity
-from kernel_access.validation import ACCOUNT_ID_RE, ROLE_NAME_RE
+from kernel_access.validation import ACCOUNT_ID_RE, ROLE_NAME_RE, ConfigError
+
+__all__ = ["ConfigError", "VendingConfig"]
 
 _PARTITIONS: Final = frozenset({"aws", "aws-cn", "aws-us-gov"})
-
-
-class ConfigError(ValueError):
-    """The environment does not describe a usable deployment; names the variable."""
 
 
 def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
@@ -32,9 +30,9 @@ def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer") from None
+        raise ConfigError(name, "must be an integer") from None
     if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}")
+        raise ConfigError(name, f"must be at least {minimum}")
     return value
 
 
@@ -44,15 +42,15 @@ def _target_roles(raw: str | None) -> dict[str, str]:
     try:
         parsed = json.loads(raw)
     except ValueError:
-        raise ConfigError(f"{settings.TARGET_ROLES} must be a JSON object") from None
+        raise ConfigError(settings.TARGET_ROLES, "must be a JSON object") from None
     if not isinstance(parsed, dict):
-        raise ConfigError(f"{settings.TARGET_ROLES} must be a JSON object")
+        raise ConfigError(settings.TARGET_ROLES, "must be a JSON object")
     roles: dict[str, str] = {}
     for name, arn in parsed.items():
-        if not isinstance(name, str) or not ROLE_NAME_RE.match(name):
-            raise ConfigError(f"{settings.TARGET_ROLES}: invalid role name {name!r}")
+        if not isinstance(name, str) or not ROLE_NAME_RE.fullmatch(name):
+            raise ConfigError(settings.TARGET_ROLES, f"invalid role name {name!r}")
         if not isinstance(arn, str) or not arn.startswith("arn:") or ":role/" not in arn:
-            raise ConfigError(f"{settings.TARGET_ROLES}: {name!r} must map to a role ARN")
+            raise ConfigError(settings.TARGET_ROLES, f"{name!r} must map to a role ARN")
         roles[name] = arn
     return roles
 
@@ -95,7 +93,7 @@ class VendingConfig:
         def required(name: str) -> str:
             value = environ.get(name, "")
             if not value:
-                raise ConfigError(f"{name} is not set")
+                raise ConfigError(name, "is not set")
             return value
 
         return cls(
@@ -122,13 +120,13 @@ class VendingConfig:
 
 def _account(environ: Mapping[str, str]) -> str | None:
     value = environ.get(settings.KERNEL_ACCOUNT_ID) or None
-    if value is not None and not ACCOUNT_ID_RE.match(value):
-        raise ConfigError(f"{settings.KERNEL_ACCOUNT_ID} must be a 12-digit account id")
+    if value is not None and not ACCOUNT_ID_RE.fullmatch(value):
+        raise ConfigError(settings.KERNEL_ACCOUNT_ID, "must be a 12-digit account id")
     return value
 
 
 def _partition(environ: Mapping[str, str]) -> str | None:
     value = environ.get(settings.PARTITION) or None
     if value is not None and value not in _PARTITIONS:
-        raise ConfigError(f"{settings.PARTITION} must be one of {sorted(_PARTITIONS)}")
+        raise ConfigError(settings.PARTITION, f"must be one of {sorted(_PARTITIONS)}")
     return value

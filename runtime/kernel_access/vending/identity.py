@@ -15,12 +15,10 @@ from typing import Any, Final
 
 from kernel_access.contract import ErrorCode
 from kernel_access.errors import KernelAccessError
-from kernel_access.validation import ACCOUNT_ID_RE, ORG_ID_RE
+from kernel_access.validation import ACCESS_KEY_ID_RE, ACCOUNT_ID_RE, ORG_ID_RE, PRINCIPAL_ARN_RE
 
 MAX_ARN_LENGTH: Final = 2048
 MAX_USER_AGENT_LENGTH: Final = 512
-_ARN_RE: Final = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:[\x21-\x7e]+$")
-_ACCESS_KEY_RE: Final = re.compile(r"^[A-Z0-9]{16,128}$")
 _PRINTABLE_RE: Final = re.compile(r"[^\x20-\x7e]")
 
 
@@ -62,7 +60,11 @@ def caller_from_event(event: Mapping[str, Any]) -> CallerIdentity:
     """The verified caller, or ACCESS_DENIED when the authorizer context is missing or malformed."""
     iam = _mapping(_mapping(_mapping(event.get("requestContext")).get("authorizer")).get("iam"))
     user_arn = iam.get("userArn")
-    if not isinstance(user_arn, str) or len(user_arn) > MAX_ARN_LENGTH or not _ARN_RE.match(user_arn):
+    if (
+        not isinstance(user_arn, str)
+        or len(user_arn) > MAX_ARN_LENGTH
+        or not PRINCIPAL_ARN_RE.match(user_arn)
+    ):
         raise KernelAccessError(ErrorCode.ACCESS_DENIED, "request is not IAM-authenticated")
     account_id = iam.get("accountId")
     org_id = iam.get("principalOrgId")
@@ -72,7 +74,7 @@ def caller_from_event(event: Mapping[str, Any]) -> CallerIdentity:
         user_arn=user_arn,
         account_id=account_id if isinstance(account_id, str) and ACCOUNT_ID_RE.match(account_id) else None,
         org_id=org_id if isinstance(org_id, str) and ORG_ID_RE.match(org_id) else None,
-        access_key=access_key if isinstance(access_key, str) and _ACCESS_KEY_RE.match(access_key) else None,
+        access_key=access_key if isinstance(access_key, str) and ACCESS_KEY_ID_RE.match(access_key) else None,
         source_ip=meta.source_ip,
         user_agent=meta.user_agent,
     )
