@@ -35,7 +35,7 @@ INVALID_REQUEST (400) as a JSON error body, audited like every other refusal.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -106,7 +106,7 @@ def _service_for(request: VendingRequestContext) -> VendingService:
 def _serve(route: contract.Route | None) -> VendingRequestContext:
     """The resolved request's context (stored for :func:`refused`)."""
     request = _request(app.current_event.raw_event, route.route_key if route else contract.UNKNOWN_ROUTE)
-    app.append_context(**{_REQUEST: request})
+    app.context[_REQUEST] = request  # the resolver clears its context after each event
     return request
 
 
@@ -134,25 +134,29 @@ def health() -> Response[str]:
 
 
 @app.not_found
-def not_found(_exc: Exception) -> Response[str]:
+def not_found(_exc: Exception) -> NoReturn:
     """API Gateway forwards only the routes above, so this means a misrouted deployment: still a
-    refusal like any other (INVALID_REQUEST, audited)."""
+    refusal like any other (INVALID_REQUEST, audited; answered by :func:`refused`)."""
     request = _serve(None)
-    return _resolver_response(responses.granted(_service_for(request).unknown_route(request)))
+    _service_for(request).unknown_route(request)
 
 
-@app.exception_handler(KernelAccessError)
 def refused(error: KernelAccessError) -> Response[str]:
     """The one exception handler: every refusal, wherever raised, is the response it names."""
     request: VendingRequestContext | None = app.context.get(_REQUEST)
     return _resolver_response(responses.refused(error, request.request_id if request else "unknown"))
 
 
-@app.exception_handler(Exception)
 def unexpected(_exc: Exception) -> Response[str]:
     """Last resort (the service never raises anything but refusals): INTERNAL_ERROR, no internals."""
     logger.exception("unhandled error in the vending handler")
     return refused(KernelAccessError.internal())
+
+
+# The one exception handler (registered by call: Powertools' decorator is untyped). Powertools looks
+# handlers up along the exception's MRO, so a KernelAccessError never reaches ``unexpected``.
+app.exception_handler(KernelAccessError)(refused)
+app.exception_handler(Exception)(unexpected)
 
 
 def _http_api_shaped(event: object) -> bool:
@@ -182,10 +186,9 @@ def _malformed(event: object) -> dict[str, Any]:
     same :func:`~kernel_access.handlers.responses.refused` (the resolver is what could not read it)."""
     request = _request(event, contract.UNKNOWN_ROUTE)
     try:
-        body = _service_for(request).malformed_event(request)
+        _service_for(request).malformed_event(request)
     except KernelAccessError as error:
         return responses.refused(error, request.request_id)
-    return responses.granted(body)  # pragma: no cover - malformed_event always raises
 
 
 def _entry(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from kernel_access import __version__
 from kernel_access.audit import (
@@ -585,23 +585,26 @@ class VendingService:
 
         return self._run(context, act)
 
-    def unknown_route(self, context: VendingRequestContext) -> dict[str, Any]:
-        """A route this API does not serve: INVALID_REQUEST, audited like every refusal (always raises)."""
-        return self._refuse_unserved(context, "unknown route")
+    def unknown_route(self, context: VendingRequestContext) -> NoReturn:
+        """A route this API does not serve: INVALID_REQUEST, audited like every refusal."""
+        self._refuse_unserved(context, "unknown route")
 
-    def malformed_event(self, context: VendingRequestContext) -> dict[str, Any]:
-        """An event API Gateway never sends (not a payload-2.0 request): INVALID_REQUEST, audited
-        (always raises). The context was read defensively, so the record keeps what can be known
-        (request id, connection facts, caller); a non-object event is audited as an empty one."""
-        return self._refuse_unserved(context, "not an API Gateway HTTP API (payload format 2.0) request")
+    def malformed_event(self, context: VendingRequestContext) -> NoReturn:
+        """An event API Gateway never sends (not a payload-2.0 request): INVALID_REQUEST, audited.
 
-    def _refuse_unserved(self, context: VendingRequestContext, message: str) -> dict[str, Any]:
-        def act(record: AuditRecord) -> dict[str, Any]:
+        The context was read defensively, so the record keeps what can be known (request id,
+        connection facts, caller); a non-object event is audited as an empty one.
+        """
+        self._refuse_unserved(context, "not an API Gateway HTTP API (payload format 2.0) request")
+
+    def _refuse_unserved(self, context: VendingRequestContext, message: str) -> NoReturn:
+        def act(record: AuditRecord) -> NoReturn:
             if context.caller is not None:
                 self._fill_caller(record, context.caller)
             raise KernelAccessError(ErrorCode.INVALID_REQUEST, message)
 
-        return self._run(context, act)
+        self._run(context, act)
+        raise AssertionError("not reached: the refusal is raised by _run")  # pragma: no cover
 
     def health(self, context: VendingRequestContext) -> dict[str, Any]:
         """``GET /health``: version, policy version and age, breaker states; no secrets.
