@@ -35,14 +35,13 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
-from kernel_access.audit import RECORD_KEY
-from kernel_access.cli.audit import BY_ACCESS_KEY_INDEX, BY_CALLER_INDEX, BY_PARTNER_INDEX
+from kernel_access.audit import INDEX_KEYS, INDEX_SORT_KEY, RECORD_KEY
 
 from .config import DEFAULT_BREAK_GLASS_ROLE
 
 PARTITION_KEY: Final = RECORD_KEY
 #: Sort key of the indexes (the table itself has none: its key is the request id alone).
-SORT_KEY: Final = "recorded_at"
+SORT_KEY: Final = INDEX_SORT_KEY
 #: Roles CloudFormation deploys with (the CDK bootstrap's execution role, any qualifier).
 DEFAULT_DEPLOYMENT_ROLE_PATTERN: Final = "role/cdk-*-cfn-exec-role-*"
 #: Changing or removing a record.
@@ -173,11 +172,7 @@ class AuditTable(Construct):
             ),
             encryption_key=encryption_key,
         )
-        for index_name, key in (
-            (BY_CALLER_INDEX, "caller_arn"),
-            (BY_ACCESS_KEY_INDEX, "access_key_id"),
-            (BY_PARTNER_INDEX, "partner"),
-        ):
+        for index_name, key in INDEX_KEYS.items():
             self.table.add_global_secondary_index(
                 index_name=index_name,
                 partition_key=dynamodb.Attribute(name=key, type=string),

@@ -31,6 +31,19 @@ RECORD_KEY: Final = "request_id"
 #: Makes every write a first write: the same request id is never recorded twice.
 _FIRST_WRITE: Final = f"attribute_not_exists({RECORD_KEY})"
 DEFAULT_RETENTION_DAYS: Final = 400
+#: Global secondary indexes of the audit table, each sorted by ``recorded_at`` (the ``AuditTable``
+#: construct creates them by these names; ``kernel-access audit`` answers its questions from them).
+BY_CALLER_INDEX: Final = "by-caller"
+BY_ACCESS_KEY_INDEX: Final = "by-access-key"
+BY_PARTNER_INDEX: Final = "by-partner"
+#: Each index's partition key, a field of :class:`AuditRecord` (in the order the table declares them).
+INDEX_KEYS: Final[dict[str, str]] = {
+    BY_CALLER_INDEX: "caller_arn",
+    BY_ACCESS_KEY_INDEX: "access_key_id",
+    BY_PARTNER_INDEX: "partner",
+}
+#: Sort key of every index (the table itself has none: its key is the request id alone).
+INDEX_SORT_KEY: Final = "recorded_at"
 
 
 class AuditWriteError(Exception):

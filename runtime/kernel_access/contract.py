@@ -37,6 +37,9 @@ TOKEN_ROUTE: Final = Route("GET", "/codeartifact/token", "IAM", VENDING_HANDLER)
 HEALTH_ROUTE: Final = Route("GET", "/health", "IAM", VENDING_HANDLER)
 #: Routes of the credential-vending API; every one is IAM-authorized.
 VENDING_ROUTES: Final[tuple[Route, ...]] = (CREDENTIALS_ROUTE, TOKEN_ROUTE, HEALTH_ROUTE)
+#: The ``route`` (audit records, metric dimension, log key) of a vending request no route above
+#: matched — never its raw path: a caller-chosen string must not become a metric dimension.
+UNKNOWN_ROUTE: Final = "unknown"
 
 
 def exchange_route(issuer_name: str) -> Route:

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kernel_access.errors import KernelAccessError
 from kernel_access.exchange.config import parse_exchange_config
-from kernel_access.exchange.service import ExchangeContext, ExchangeService
+from kernel_access.exchange.context import ExchangeRequestContext
+from kernel_access.exchange.service import ExchangeService
 from kernel_access.exchange.store import ExchangeConfigStore
 
 from tests.exchange.fakes import (
@@ -174,7 +175,7 @@ def test_never_a_credential_the_policies_do_not_allow(
         minter=minter,  # type: ignore[arg-type]
         clock=lambda: NOW,
     )
-    context = ExchangeContext(
+    context = ExchangeRequestContext(
         request_id="r", issuer_name="github", claims=claims, presented_token="t", body=json.dumps(request)
     )
     try:

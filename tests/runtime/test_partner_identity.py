@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from kernel_access.policy import KernelIdentity, access_request_for, parse_policy
 
 from tests.runtime.conftest import KERNEL_ACCOUNT, POLICY, http_event
+from tests.runtime.test_vending_credentials import call
 
 KERNEL = KernelIdentity(account_id=KERNEL_ACCOUNT, partition="aws")
 PAYMENTS_ACCOUNT = "222222222222"
@@ -47,9 +48,9 @@ FOREIGN_CALLERS = [
 @pytest.mark.parametrize("caller", FOREIGN_CALLERS)
 def test_a_session_of_another_account_or_partition_is_no_partner(make_service: Any, caller: str) -> None:
     service = make_service()
-    outcome = service.credentials(http_event("/credentials", {"role": "kernel-reader"}, user_arn=caller))
-    assert outcome.status == 403, outcome.body
-    assert outcome.body["error_code"] == "POLICY_DENY"
+    status, _, body = call(service, http_event("/credentials", {"role": "kernel-reader"}, user_arn=caller))
+    assert status == 403, body
+    assert body["error_code"] == "POLICY_DENY"
 
 
 def test_own_sessions_still_resolve(make_service: Any) -> None:
@@ -58,8 +59,10 @@ def test_own_sessions_still_resolve(make_service: Any) -> None:
         f"arn:aws:sts::{KERNEL_ACCOUNT}:assumed-role/kernel-access/{PAYMENTS_ACCOUNT}.ci",
         f"arn:aws:sts::{KERNEL_ACCOUNT}:assumed-role/kernel-access-external-acme-analytics/{ACME_ACCOUNT}.etl",
     ):
-        outcome = service.credentials(http_event("/credentials", {"role": "kernel-reader"}, user_arn=caller))
-        assert outcome.status == 200, (caller, outcome.body)
+        status, _, body = call(
+            service, http_event("/credentials", {"role": "kernel-reader"}, user_arn=caller)
+        )
+        assert status == 200, (caller, body)
 
 
 @pytest.mark.parametrize(

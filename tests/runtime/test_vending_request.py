@@ -4,10 +4,27 @@ from __future__ import annotations
 
 import pytest
 from kernel_access.errors import KernelAccessError
-from kernel_access.vending.identity import caller_from_event
-from kernel_access.vending.request import parse_credentials_request, parse_token_request
+from kernel_access.vending.context import VendingRequestContext
+from kernel_access.vending.request import parse_credentials_request as parse_credentials
+from kernel_access.vending.request import parse_token_request as parse_token
 
 from tests.runtime.conftest import PAYMENTS_ARN, http_event
+
+
+def _context(event: object) -> VendingRequestContext:
+    return VendingRequestContext.from_event(event, route="GET /credentials")
+
+
+def parse_credentials_request(event: object):
+    return parse_credentials(_context(event))
+
+
+def parse_token_request(event: object):
+    return parse_token(_context(event))
+
+
+def caller_from_event(event: object):
+    return _context(event).authenticated_caller()
 
 
 def test_credentials_request():

@@ -41,7 +41,13 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from kernel_access import settings
-from kernel_access.audit import format_recorded_at
+from kernel_access.audit import (
+    BY_ACCESS_KEY_INDEX,
+    BY_CALLER_INDEX,
+    BY_PARTNER_INDEX,
+    INDEX_KEYS,
+    format_recorded_at,
+)
 from kernel_access.contract import ErrorCode
 from kernel_access.validation import ACCESS_KEY_ID_RE
 
@@ -50,10 +56,6 @@ if TYPE_CHECKING:
 
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
-#: Global secondary indexes of the audit table (the ``AuditTable`` construct creates them by these names).
-BY_CALLER_INDEX: Final = "by-caller"
-BY_ACCESS_KEY_INDEX: Final = "by-access-key"
-BY_PARTNER_INDEX: Final = "by-partner"
 DEFAULT_LIMIT: Final = 100
 DEFAULT_PAGE_SIZE: Final = 500
 #: Access key ids are 16-128 upper-case letters and digits (``AKIA``/``ASIA`` prefixes in AWS).
@@ -157,9 +159,9 @@ def plan(query: AuditQuery, *, scan: bool = False) -> Plan:
 
     keys = (
         ("request_id", query.request_id, None),
-        ("access_key_id", query.access_key_id, BY_ACCESS_KEY_INDEX),
-        ("caller_arn", query.caller, BY_CALLER_INDEX),
-        ("partner", query.partner, BY_PARTNER_INDEX),
+        (INDEX_KEYS[BY_ACCESS_KEY_INDEX], query.access_key_id, BY_ACCESS_KEY_INDEX),
+        (INDEX_KEYS[BY_CALLER_INDEX], query.caller, BY_CALLER_INDEX),
+        (INDEX_KEYS[BY_PARTNER_INDEX], query.partner, BY_PARTNER_INDEX),
     )
     chosen = next(((attr, value, index) for attr, value, index in keys if value is not None), None)
     key_attribute = chosen[0] if chosen else None

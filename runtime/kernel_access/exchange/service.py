@@ -37,7 +37,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools import Logger
 
@@ -83,6 +83,9 @@ from kernel_access.revocation import (
 from kernel_access.validation import EXCHANGE_SESSION_NAME, sts_safe_name
 from kernel_access.vending.sts import format_expiration
 
+if TYPE_CHECKING:
+    from kernel_access.exchange.context import ExchangeRequestContext
+
 logger = Logger(child=True)
 
 #: Errors that say "we could not decide" rather than "no": audited as ``error``.
@@ -127,20 +130,6 @@ class _Attempt:
     key: str
     token: TokenClaims | None = None
     spent: bool = False
-
-
-@dataclass(frozen=True)
-class ExchangeContext:
-    """What the handler extracted from the event; claims come only from the authorizer context."""
-
-    request_id: str
-    issuer_name: str
-    claims: Mapping[str, object]
-    presented_token: str | None
-    body: object
-    body_is_base64: bool = False
-    source_ip: str | None = None
-    user_agent: str | None = None
 
 
 def caller_of(issuer_name: str, subject: str | None) -> str:
@@ -193,7 +182,7 @@ class ExchangeService:
         self.rate_limiter = rate_limiter
         self._clock = clock
 
-    def exchange(self, context: ExchangeContext) -> dict[str, Any]:
+    def exchange(self, context: ExchangeRequestContext) -> dict[str, Any]:
         """The response body of a granted exchange; raises KernelAccessError (already audited) otherwise."""
         record = ExchangeAuditRecord(
             request_id=context.request_id,
@@ -306,7 +295,7 @@ class ExchangeService:
             raise KernelAccessError.internal() from None
 
     def _decide_and_mint(
-        self, context: ExchangeContext, record: ExchangeAuditRecord, attempt: _Attempt
+        self, context: ExchangeRequestContext, record: ExchangeAuditRecord, attempt: _Attempt
     ) -> tuple[Issued, dict[str, Any]]:
         if not context.presented_token or not record.presented_token_fingerprint:
             raise ExchangeRefused(ErrorCode.INVALID_TOKEN, "no bearer token was presented")

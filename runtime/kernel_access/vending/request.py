@@ -9,14 +9,16 @@ oversized strings and malformed values with INVALID_REQUEST.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
 from kernel_access.contract import ErrorCode
 from kernel_access.errors import KernelAccessError
 from kernel_access.validation import CODEARTIFACT_DOMAIN_RE, CODEARTIFACT_REPOSITORY_RE, ROLE_NAME_RE
+
+if TYPE_CHECKING:
+    from kernel_access.vending.context import VendingRequestContext
 
 #: Longest raw query string accepted (the legitimate ones are well under 200 characters).
 MAX_QUERY_LENGTH: Final = 1024
@@ -52,22 +54,20 @@ def _invalid(message: str, **details: Any) -> KernelAccessError:
     return KernelAccessError(ErrorCode.INVALID_REQUEST, message, details or None)
 
 
-def query_parameters(event: Mapping[str, Any], allowed: frozenset[str]) -> dict[str, str]:
-    """The query parameters of an HTTP API (payload 2.0) event, each at most once, all known."""
-    raw = event.get("rawQueryString")
+def query_parameters(request: VendingRequestContext, allowed: frozenset[str]) -> dict[str, str]:
+    """The query parameters of the request, each at most once, all known."""
     pairs: list[tuple[str, str]]
-    if isinstance(raw, str):
-        if len(raw) > MAX_QUERY_LENGTH:
+    if request.raw_query is not None:
+        if len(request.raw_query) > MAX_QUERY_LENGTH:
             raise _invalid("query string too long", max_length=MAX_QUERY_LENGTH)
         try:
-            pairs = parse_qsl(raw, keep_blank_values=True, max_num_fields=len(allowed) + 1)
+            pairs = parse_qsl(request.raw_query, keep_blank_values=True, max_num_fields=len(allowed) + 1)
         except ValueError:
             raise _invalid("too many query parameters") from None
     else:
-        given = event.get("queryStringParameters") or {}
-        if not isinstance(given, Mapping):
+        if request.query_pairs is None:
             raise _invalid("malformed query string")
-        pairs = [(str(k), v) if isinstance(v, str) else (str(k), "") for k, v in given.items()]
+        pairs = list(request.query_pairs)
         if sum(len(k) + len(v) + 2 for k, v in pairs) > MAX_QUERY_LENGTH:
             raise _invalid("query string too long", max_length=MAX_QUERY_LENGTH)
     params: dict[str, str] = {}
@@ -99,8 +99,8 @@ def parse_duration(value: str | None) -> int | None:
     return duration
 
 
-def parse_credentials_request(event: Mapping[str, Any]) -> CredentialsRequest:
-    params = query_parameters(event, CREDENTIALS_PARAMETERS)
+def parse_credentials_request(request: VendingRequestContext) -> CredentialsRequest:
+    params = query_parameters(request, CREDENTIALS_PARAMETERS)
     role = params.get("role")
     if not role:
         raise _invalid("query parameter 'role' is required", parameter="role")
@@ -111,8 +111,8 @@ def parse_credentials_request(event: Mapping[str, Any]) -> CredentialsRequest:
     return CredentialsRequest(role=role, duration=parse_duration(params.get("duration")))
 
 
-def parse_token_request(event: Mapping[str, Any]) -> TokenRequest:
-    params = query_parameters(event, TOKEN_PARAMETERS)
+def parse_token_request(request: VendingRequestContext) -> TokenRequest:
+    params = query_parameters(request, TOKEN_PARAMETERS)
     domain = params.get("domain")
     if not domain:
         raise _invalid("query parameter 'domain' is required", parameter="domain")

@@ -1,11 +1,14 @@
-"""The vending service: parse → authorize → act → audit → respond, for each route.
+"""The vending service: authorize → act → audit → respond, for each route.
 
 One :class:`VendingService` lives per Lambda container (the handler builds it lazily from the
 environment and reuses it on warm invocations). It owns the long-lived pieces — boto3 clients,
-the policy store, the CodeArtifact token cache — and turns one API Gateway event into one
-:class:`Outcome` (status, JSON body, headers). It never raises: every path ends in an outcome, and
-every decision (allow, deny, error) is audited *before* the outcome is returned. If that audit
-write fails, the outcome is INTERNAL_ERROR and carries no credential (fail closed).
+the policy store, the CodeArtifact token cache — and serves one
+:class:`~kernel_access.vending.context.VendingRequestContext` (the event, parsed once by the
+handler) per call: a grant returns the response body; a refusal is raised as the
+:class:`~kernel_access.errors.KernelAccessError` the caller gets, which the handler's one exception
+handler turns into the HTTP response. Every decision (allow, deny, error) is counted and audited
+*before* the method returns or raises; if that audit write fails, the caller gets INTERNAL_ERROR
+and no credential (fail closed). Nothing else escapes: an unexpected exception is INTERNAL_ERROR.
 
 Order of checks for the credential and token routes, and why:
 
@@ -26,16 +29,14 @@ Order of checks for the credential and token routes, and why:
 from __future__ import annotations
 
 import os
-import re
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from kernel_access import __version__, contract
+from kernel_access import __version__
 from kernel_access.audit import (
     AuditLog,
     AuditRecord,
@@ -47,7 +48,7 @@ from kernel_access.audit import (
 from kernel_access.aws_clients import Clients
 from kernel_access.contract import ErrorCode
 from kernel_access.document_store import LazySSMProvider
-from kernel_access.errors import KernelAccessError, error_body, error_headers
+from kernel_access.errors import KernelAccessError
 from kernel_access.ratelimit import (
     RateLimiter,
     RateLimiterUnavailable,
@@ -74,7 +75,8 @@ from kernel_access.vending.codeartifact import (
     token_owner,
 )
 from kernel_access.vending.config import VendingConfig
-from kernel_access.vending.identity import CallerIdentity, caller_from_event, request_meta
+from kernel_access.vending.context import VendingRequestContext
+from kernel_access.vending.identity import CallerIdentity
 from kernel_access.vending.request import DEFAULT_DURATION, parse_credentials_request, parse_token_request
 from kernel_access.vending.sts import (
     assume_role,
@@ -88,14 +90,6 @@ if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics, Tracer
 
     from kernel_access.policy import LoadedPolicy, PolicyStore
-
-ROUTE_CREDENTIALS: Final = contract.CREDENTIALS_ROUTE.route_key
-ROUTE_TOKEN: Final = contract.TOKEN_ROUTE.route_key
-ROUTE_HEALTH: Final = contract.HEALTH_ROUTE.route_key
-#: Audit/metric label of a request for a route this API does not serve (never the raw path:
-#: a caller-chosen string must not become a metric dimension).
-ROUTE_UNKNOWN: Final = "unknown"
-_REQUEST_ID_RE: Final = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 
 class RateLimitedError(KernelAccessError):
@@ -116,26 +110,8 @@ class Admission:
     partner: str | None
 
 
-@dataclass
-class Outcome:
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(
-        default_factory=lambda: {"Content-Type": "application/json", "Cache-Control": "no-store"}
-    )
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def request_id_of(event: Mapping[str, Any]) -> str:
-    """API Gateway's request id (the correlation id of logs, audit and STS names), else a fresh one."""
-    context = event.get("requestContext")
-    value = context.get("requestId") if isinstance(context, Mapping) else None
-    if isinstance(value, str) and _REQUEST_ID_RE.match(value):
-        return value
-    return f"local-{uuid.uuid4().hex}"
 
 
 class Telemetry:
@@ -444,18 +420,18 @@ class VendingService:
             self.audit.write(record)
 
     def _run(
-        self, route: str, event: Mapping[str, Any], act: Callable[[AuditRecord], dict[str, Any]]
-    ) -> Outcome:
+        self, request: VendingRequestContext, act: Callable[[AuditRecord], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """``act``'s body, counted and audited; or its refusal, counted, audited and raised."""
         started = time.perf_counter()
-        request_id = request_id_of(event)
-        meta = request_meta(event)
+        route = request.route
         record = AuditRecord(
-            request_id=request_id,
+            request_id=request.request_id,
             route=route,
             decision="error",
             recorded_at=self._clock(),
-            source_ip=meta.source_ip,
-            user_agent=meta.user_agent,
+            source_ip=request.source_ip,
+            user_agent=request.user_agent,
         )
         error: KernelAccessError
         audit_failed = False
@@ -479,7 +455,7 @@ class VendingService:
             error = KernelAccessError.internal()
         else:
             self.telemetry.allowed(route, (time.perf_counter() - started) * 1000)
-            return Outcome(200, body)
+            return body
 
         record.decision = "deny" if error.status < 500 else "error"
         record.error_code = error.code.value
@@ -499,7 +475,7 @@ class VendingService:
                 self.telemetry.logger.error("audit write failed; refusing to answer")
                 error = KernelAccessError.internal()
         self.telemetry.denied(route, error.code.value, (time.perf_counter() - started) * 1000)
-        return Outcome(error.status, error_body(error, request_id), error_headers(error))
+        raise error
 
     @staticmethod
     def _fill_caller(record: AuditRecord, caller: CallerIdentity) -> None:
@@ -509,14 +485,14 @@ class VendingService:
 
     # --- routes ---
 
-    def credentials(self, event: Mapping[str, Any]) -> Outcome:
+    def credentials(self, context: VendingRequestContext) -> dict[str, Any]:
         """``GET /credentials?role=NAME&duration=S`` → container-credentials JSON."""
 
         def act(record: AuditRecord) -> dict[str, Any]:
-            caller = caller_from_event(event)
+            caller = context.authenticated_caller()
             self._fill_caller(record, caller)
             admission = self._admit(caller, record)
-            request = parse_credentials_request(event)
+            request = parse_credentials_request(context)
             record.target_role = request.role
             record.duration = request.duration
             decision = self._authorize(
@@ -552,19 +528,19 @@ class VendingService:
             record.expiration = format_expiration(credentials.expiration)
             return credentials.container_credentials()
 
-        return self._run(ROUTE_CREDENTIALS, event, act)
+        return self._run(context, act)
 
-    def codeartifact_token(self, event: Mapping[str, Any]) -> Outcome:
+    def codeartifact_token(self, context: VendingRequestContext) -> dict[str, Any]:
         """``GET /codeartifact/token?domain=D&duration=S[&repository=R]``.
 
         Returns ``{authorizationToken, expiration}``.
         """
 
         def act(record: AuditRecord) -> dict[str, Any]:
-            caller = caller_from_event(event)
+            caller = context.authenticated_caller()
             self._fill_caller(record, caller)
             admission = self._admit(caller, record)
-            request = parse_token_request(event)
+            request = parse_token_request(context)
             record.codeartifact_domain = request.domain
             record.codeartifact_repository = request.repository
             record.duration = request.duration
@@ -607,36 +583,30 @@ class VendingService:
             record.expiration = format_expiration(token.expiration)
             return {"authorizationToken": token.token, "expiration": record.expiration}
 
-        return self._run(ROUTE_TOKEN, event, act)
+        return self._run(context, act)
 
-    def unknown_route(self, event: Mapping[str, Any]) -> Outcome:
+    def unknown_route(self, context: VendingRequestContext) -> NoReturn:
         """A route this API does not serve: INVALID_REQUEST, audited like every refusal."""
+        self._refuse_unserved(context, "unknown route")
 
-        def act(record: AuditRecord) -> dict[str, Any]:
-            with suppress(KernelAccessError):
-                self._fill_caller(record, caller_from_event(event))
-            raise KernelAccessError(ErrorCode.INVALID_REQUEST, "unknown route")
-
-        return self._run(ROUTE_UNKNOWN, event, act)
-
-    def malformed_event(self, event: object) -> Outcome:
+    def malformed_event(self, context: VendingRequestContext) -> NoReturn:
         """An event API Gateway never sends (not a payload-2.0 request): INVALID_REQUEST, audited.
 
-        Whatever the event holds is read defensively (request id, connection facts, caller), so
-        the audit record keeps what can be known; a non-object event is audited as an empty one.
+        The context was read defensively, so the record keeps what can be known (request id,
+        connection facts, caller); a non-object event is audited as an empty one.
         """
-        mapping: Mapping[str, Any] = event if isinstance(event, Mapping) else {}
+        self._refuse_unserved(context, "not an API Gateway HTTP API (payload format 2.0) request")
 
-        def act(record: AuditRecord) -> dict[str, Any]:
-            with suppress(KernelAccessError):
-                self._fill_caller(record, caller_from_event(mapping))
-            raise KernelAccessError(
-                ErrorCode.INVALID_REQUEST, "not an API Gateway HTTP API (payload format 2.0) request"
-            )
+    def _refuse_unserved(self, context: VendingRequestContext, message: str) -> NoReturn:
+        def act(record: AuditRecord) -> NoReturn:
+            if context.caller is not None:
+                self._fill_caller(record, context.caller)
+            raise KernelAccessError(ErrorCode.INVALID_REQUEST, message)
 
-        return self._run(ROUTE_UNKNOWN, mapping, act)
+        self._run(context, act)
+        raise AssertionError("not reached: the refusal is raised by _run")  # pragma: no cover
 
-    def health(self, event: Mapping[str, Any]) -> Outcome:
+    def health(self, context: VendingRequestContext) -> dict[str, Any]:
         """``GET /health``: version, policy version and age, breaker states; no secrets.
 
         Handled like the other routes — IAM caller required, counted by the rate limiter, audited
@@ -650,7 +620,7 @@ class VendingService:
         def act(record: AuditRecord) -> dict[str, Any]:
             from kernel_access.policy import PolicyUnavailable
 
-            caller = caller_from_event(event)
+            caller = context.authenticated_caller()
             self._fill_caller(record, caller)
             loaded = None
             with suppress(PolicyUnavailable), self.telemetry.subsegment("ssm.GetParameter policy"):
@@ -681,4 +651,4 @@ class VendingService:
             record.reason = "health check"
             return report
 
-        return self._run(ROUTE_HEALTH, event, act)
+        return self._run(context, act)
