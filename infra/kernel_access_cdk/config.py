@@ -881,7 +881,7 @@ def _load_partner_rollout(
     _reject_unknown(entry, _STACKSET_FIELDS, f"{where}.", None)
     administrator = _administrator(entry, where, partners, kernel_account)
     administrator_region = entry.get("administrator_region", region)
-    if not isinstance(administrator_region, str) or not REGION_RE.match(administrator_region):
+    if not isinstance(administrator_region, str) or not REGION_RE.fullmatch(administrator_region):
         raise ConfigError(
             f"{where}.administrator_region", f"must be a region name, got {administrator_region!r}"
         )

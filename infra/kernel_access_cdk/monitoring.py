@@ -285,7 +285,7 @@ class KernelAccessMonitoring(Construct):
         dashboard_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        if not _NAMESPACE_RE.match(metrics_namespace):
+        if not _NAMESPACE_RE.fullmatch(metrics_namespace):
             raise ValueError(f"KernelAccessMonitoring: metrics_namespace {metrics_namespace!r} is not valid")
         self.thresholds = thresholds or MonitoringThresholds()
         self._namespace = metrics_namespace

@@ -182,13 +182,13 @@ def _check_props(
     """Fail at synth on what CloudFormation would refuse at deploy (``load_config`` checks the
     same, naming the cdk.json field; this covers constructs built without it)."""
     if not 0 < len(organizational_units) <= STACKSET_ORGANIZATIONAL_UNITS or not all(
-        ORGANIZATIONAL_UNIT_RE.match(ou) for ou in organizational_units
+        ORGANIZATIONAL_UNIT_RE.fullmatch(ou) for ou in organizational_units
     ):
         raise ValueError(
             f"PartnerStackSet: organizational_units must be 1 to {STACKSET_ORGANIZATIONAL_UNITS} OU ids, "
             f"got {list(organizational_units)}"
         )
-    if not regions or not all(REGION_RE.match(region) for region in regions):
+    if not regions or not all(REGION_RE.fullmatch(region) for region in regions):
         raise ValueError(f"PartnerStackSet: regions must be region names, got {list(regions)}")
     if call_as not in CALL_AS:
         raise ValueError(f"PartnerStackSet: call_as must be one of {list(CALL_AS)}, got {call_as!r}")

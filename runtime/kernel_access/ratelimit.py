@@ -72,7 +72,7 @@ def principal_subject(partner: str | None, caller_arn: str) -> str:
     """The budget a caller draws from: its partner, else its principal without the session name."""
     if partner:
         return f"partner#{partner}"
-    match = _ASSUMED_ROLE_RE.match(caller_arn)
+    match = _ASSUMED_ROLE_RE.fullmatch(caller_arn)
     return f"principal#{match.group(1) if match else caller_arn}"
 
 

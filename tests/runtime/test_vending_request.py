@@ -72,3 +72,25 @@ def test_user_agent_is_bounded_and_printable():
     assert caller.user_agent is not None
     assert len(caller.user_agent) == 512
     assert "\n" not in caller.user_agent
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "parameter"),
+    [
+        ("/credentials", {"role": "kernel-reader\n"}, "role"),
+        ("/credentials", {"role": "kernel-reader", "duration": "900\n"}, "duration"),
+        ("/codeartifact/token", {"domain": "kernel\n"}, "domain"),
+        ("/codeartifact/token", {"domain": "kernel", "repository": "internal\n"}, "repository"),
+    ],
+)
+def test_a_trailing_newline_is_not_part_of_a_valid_value(
+    path: str, params: dict[str, str], parameter: str
+) -> None:
+    """Python's ``$`` also matches before a final newline: every caller-supplied value is checked
+    with ``fullmatch``, so ``kernel-reader\\n`` is refused rather than carried into a lookup or an
+    AWS call."""
+    parse = parse_credentials_request if path == "/credentials" else parse_token_request
+    with pytest.raises(KernelAccessError) as refused:
+        parse(http_event(path, params))
+    assert refused.value.code.value == "INVALID_REQUEST"
+    assert refused.value.details["parameter"] == parameter

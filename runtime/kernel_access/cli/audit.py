@@ -130,7 +130,7 @@ class Plan:
 def parse_time(value: str, *, now: datetime | None = None) -> datetime:
     """ISO 8601 (a ``Z`` or offset, or none = UTC; a bare date is midnight UTC) or an age like ``15m``."""
     text = value.strip()
-    relative = _RELATIVE_RE.match(text)
+    relative = _RELATIVE_RE.fullmatch(text)
     if relative:
         amount, unit = relative.groups()
         return (now or datetime.now(UTC)) - timedelta(**{_UNITS[unit]: int(amount)})
@@ -143,7 +143,7 @@ def parse_time(value: str, *, now: datetime | None = None) -> datetime:
 
 def plan(query: AuditQuery, *, scan: bool = False) -> Plan:
     """The cheapest request for ``query``: the table key or an index, else a scan if allowed."""
-    if query.access_key_id is not None and not ACCESS_KEY_ID_RE.match(query.access_key_id):
+    if query.access_key_id is not None and not ACCESS_KEY_ID_RE.fullmatch(query.access_key_id):
         raise UsageError(f"not an access key id: {query.access_key_id!r}")
     if query.error_code is not None and query.error_code not in ErrorCode.__members__:
         raise UsageError(f"unknown error code {query.error_code!r}; one of: {', '.join(ErrorCode)}")

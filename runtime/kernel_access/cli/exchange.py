@@ -230,14 +230,14 @@ def _target(args: argparse.Namespace) -> _Target:
     if len(given) != 1:
         raise ValueError("give exactly one of FINGERPRINT, --subject (with --issuer) or --oidc-token")
     if args.fingerprint:
-        if not FINGERPRINT_RE.match(args.fingerprint):
+        if not FINGERPRINT_RE.fullmatch(args.fingerprint):
             raise ValueError("FINGERPRINT must be sha256:<64 lower-case hex digits>")
         return _Target("issued", args.fingerprint)
     if args.oidc_token:
-        if not FINGERPRINT_RE.match(args.oidc_token):
+        if not FINGERPRINT_RE.fullmatch(args.oidc_token):
             raise ValueError("--oidc-token must be sha256:<64 lower-case hex digits>")
         return _Target("oidc-token", args.oidc_token, revocation_key=token_subject(args.oidc_token))
-    if not args.issuer or not ISSUER_NAME_RE.match(args.issuer):
+    if not args.issuer or not ISSUER_NAME_RE.fullmatch(args.issuer):
         raise ValueError("--subject needs --issuer NAME (the issuer's route name, e.g. github)")
     subject = str(args.subject)
     if not subject.strip() or len(subject) > 4096:

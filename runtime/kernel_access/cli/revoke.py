@@ -265,7 +265,7 @@ def _subject(args: argparse.Namespace) -> str:
     from kernel_access.validation import require_account_id, require_partner_name
 
     if args.caller is not None:
-        if not PRINCIPAL_ARN_RE.match(args.caller):
+        if not PRINCIPAL_ARN_RE.fullmatch(args.caller):
             raise ValueError("--caller must be an IAM or STS ARN")
         return caller_subject(args.caller)
     if args.account is not None:

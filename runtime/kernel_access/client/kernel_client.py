@@ -152,12 +152,12 @@ class KernelClient:
                 raise ValidationError("region", f"must be an AWS region name, got {region!r}")
             self.region = region
             self.role_arn = self._resolve_role_arn(role_arn)
-            if session_name is not None and not STS_NAME_RE.match(session_name):
+            if session_name is not None and not STS_NAME_RE.fullmatch(session_name):
                 raise ValidationError("session_name", "must be 2-64 characters of [\\w+=,.@-]")
             #: None until the first AssumeRole when not given (it needs the calling account).
             self.session_name: str | None = session_name
             if source_identity is not None and (
-                not STS_NAME_RE.match(source_identity) or source_identity.startswith("aws:")
+                not STS_NAME_RE.fullmatch(source_identity) or source_identity.startswith("aws:")
             ):
                 raise ValidationError("source_identity", "must be 2-64 characters of [\\w+=,.@-]")
             self.source_identity = source_identity
@@ -203,7 +203,7 @@ class KernelClient:
     def _resolve_role_arn(self, role_arn: str | None) -> str:
         if role_arn is None:
             return f"arn:{partition_for(self.region)}:iam::{self.account_id}:role/{self.role_name}"
-        match = _ROLE_ARN_RE.match(role_arn)
+        match = _ROLE_ARN_RE.fullmatch(role_arn)
         if not match:
             raise ValidationError("role_arn", f"must be an IAM role ARN, got {role_arn!r}")
         if match.group("account") != self.account_id:

@@ -69,7 +69,7 @@ def region_from_url(url: str, default: str) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _region_of_host(host: str) -> str | None:
-    match = _EXECUTE_API_HOST_RE.match(host)
+    match = _EXECUTE_API_HOST_RE.fullmatch(host)
     return match.group("region") if match else None
 
 

@@ -50,7 +50,7 @@ def _epoch(claims: Mapping[str, object], name: str) -> int | None:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and _INTEGER_RE.match(value):
+    if isinstance(value, str) and _INTEGER_RE.fullmatch(value):
         return int(value)
     return None
 

@@ -73,7 +73,7 @@ class ExchangeRequestContext:
         source_ip, user_agent = http.get("sourceIp"), http.get("userAgent")
         return cls(
             request_id=str(request_context.get("requestId") or fallback_request_id),
-            issuer_name=issuer_name if ISSUER_NAME_RE.match(issuer_name) else "",
+            issuer_name=issuer_name if ISSUER_NAME_RE.fullmatch(issuer_name) else "",
             claims=dict(claims),
             presented_token=_bearer_token(_mapping(event.get("headers"))),
             body=event.get("body"),

@@ -39,7 +39,7 @@ AccessLevel = Literal["read", "publish"]
 
 
 def is_action_pattern(value: str) -> bool:
-    return ACTION_PATTERN_RE.match(value) is not None and not value.endswith(":")
+    return ACTION_PATTERN_RE.fullmatch(value) is not None and not value.endswith(":")
 
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:

@@ -68,10 +68,10 @@ def parse_request(text: str) -> ExchangeRequest:
     if unknown:
         raise _invalid("unknown fields in the request", fields=unknown[:10])
     target = document.get("target")
-    if not isinstance(target, str) or not NAME_RE.match(target):
+    if not isinstance(target, str) or not NAME_RE.fullmatch(target):
         raise _invalid("target is required: a name of 1-64 characters of [A-Za-z0-9_.-]", field="target")
     policy_name = document.get("policy_name")
-    if policy_name is not None and (not isinstance(policy_name, str) or not NAME_RE.match(policy_name)):
+    if policy_name is not None and (not isinstance(policy_name, str) or not NAME_RE.fullmatch(policy_name)):
         raise _invalid("policy_name must be 1-64 characters of [A-Za-z0-9_.-]", field="policy_name")
     permissions = document.get("requested_permissions")
     requested: tuple[str, ...] | None = None

@@ -65,7 +65,7 @@ def partner_for_arn(
     if match is None or match["partition"] != kernel.partition or match["account"] != kernel.account_id:
         return None
     account, separator, _rest = match["session"].partition(SESSION_ACCOUNT_SEPARATOR)
-    if not separator or not ACCOUNT_ID_RE.match(account):
+    if not separator or not ACCOUNT_ID_RE.fullmatch(account):
         return None
     role = match["role"]
     if role == kernel.in_org_role:

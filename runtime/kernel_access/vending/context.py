@@ -82,7 +82,7 @@ class VendingRequestContext:
         request_id = request_context.get("requestId")
         return cls(
             request_id=request_id
-            if isinstance(request_id, str) and _REQUEST_ID_RE.match(request_id)
+            if isinstance(request_id, str) and _REQUEST_ID_RE.fullmatch(request_id)
             else f"local-{uuid.uuid4().hex}",
             route=route,
             caller=caller_from_iam(iam, source_ip=ip, user_agent=agent),

@@ -86,7 +86,7 @@ def parse_duration(value: str | None) -> int | None:
     """Seconds in 900-3600, or ``None`` when absent (the policy's default then applies)."""
     if value is None:
         return None
-    if not _DURATION_RE.match(value):
+    if not _DURATION_RE.fullmatch(value):
         raise _invalid("duration must be a whole number of seconds", parameter="duration")
     duration = int(value)
     if not MIN_DURATION <= duration <= MAX_DURATION:
@@ -104,7 +104,7 @@ def parse_credentials_request(request: VendingRequestContext) -> CredentialsRequ
     role = params.get("role")
     if not role:
         raise _invalid("query parameter 'role' is required", parameter="role")
-    if not ROLE_NAME_RE.match(role):
+    if not ROLE_NAME_RE.fullmatch(role):
         raise _invalid(
             "role must be an IAM role name (1-64 characters of [A-Za-z0-9_+=,.@-])", parameter="role"
         )
@@ -116,9 +116,9 @@ def parse_token_request(request: VendingRequestContext) -> TokenRequest:
     domain = params.get("domain")
     if not domain:
         raise _invalid("query parameter 'domain' is required", parameter="domain")
-    if not DOMAIN_RE.match(domain):
+    if not DOMAIN_RE.fullmatch(domain):
         raise _invalid("domain must be a CodeArtifact domain name", parameter="domain")
     repository = params.get("repository")
-    if repository is not None and not REPOSITORY_RE.match(repository):
+    if repository is not None and not REPOSITORY_RE.fullmatch(repository):
         raise _invalid("repository must be a CodeArtifact repository name", parameter="repository")
     return TokenRequest(domain=domain, repository=repository, duration=parse_duration(params.get("duration")))
