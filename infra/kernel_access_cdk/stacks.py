@@ -17,6 +17,7 @@ from .audit_archive import AuditArchive
 from .audit_table import AuditTable
 from .codeartifact import CodeArtifactRegistry
 from .config import KernelAccessConfig, PartnerConfig
+from .config_store import ConfigBucket
 from .monitoring import DEFAULT_RUNBOOK_URL, KernelAccessMonitoring
 from .roles import KernelAccessRoles, external_role_name_for
 from .service_api import KernelServiceApi, retention_days
@@ -62,9 +63,12 @@ class KernelAccountStack(Stack):
     "AuditArchive") into an Object Lock bucket; every target role carries the vending service's
     ``TargetRoleBoundary``.
 
+    The vending policy and the exchange configuration are objects of one versioned ``ConfigBucket``
+    (child "ConfigBucket"; keys in ``kernel_access.contract``), deployed by ``cdk deploy``.
+
     Attributes: ``config``, ``kernel_roles``, ``codeartifact`` (or None), ``audit_table``,
-    ``audit_archive``, ``vending``, ``token_exchange`` (or None), ``echo_service`` (or None),
-    ``monitoring``.
+    ``audit_archive``, ``config_bucket``, ``vending``, ``token_exchange`` (or None), ``echo_service``
+    (or None), ``monitoring``.
     """
 
     def __init__(
@@ -114,11 +118,13 @@ class KernelAccountStack(Stack):
             code=code,
             **extra,
         )
+        self.config_bucket = ConfigBucket(self, "ConfigBucket")
         self.vending = CredentialVendingService(
             self,
             "Vending",
             kernel_roles=self.kernel_roles,
             policy_document=config.policy_document,
+            config_bucket=self.config_bucket,
             target_roles=config.target_roles,
             audit_table=self.audit_table,
             codeartifact=self.codeartifact,
@@ -178,6 +184,7 @@ class KernelAccountStack(Stack):
             self,
             "TokenExchange",
             exchange_config=exchange_settings.document,
+            config_bucket=self.config_bucket,
             audit_table=self.audit_table,
             rate_limit_table=self.vending.rate_limit_table,
             revocation_table=self.vending.revocation_table,
