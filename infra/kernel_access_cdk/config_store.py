@@ -17,13 +17,15 @@ from __future__ import annotations
 
 from typing import Final
 
-from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, DefaultStackSynthesizer, RemovalPolicy, Stack, Token
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3_deployment
+from aws_cdk.region_info import RegionInfo
 from constructs import Construct, IConstruct
 
-from .nag import IAM4, IAM5, acknowledge
+from .nag import IAM4, IAM5, acknowledge, acknowledge_resource
 
 #: Construct id prefix of the stack-wide singleton function every ``BucketDeployment`` shares.
 _DEPLOYMENT_HANDLER_PREFIX: Final = "Custom::CDKBucketDeployment"
@@ -108,7 +110,7 @@ class ConfigDocument(Construct):
             retain_on_delete=True,
             extract=True,
         )
-        _acknowledge_deployment_handler(self.deployment)
+        _acknowledge_deployment_handler(self.deployment, self.bucket)
         CfnOutput(self, "Location", value=self.url, description=f"the configuration document {key}")
 
     def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
@@ -118,14 +120,30 @@ class ConfigDocument(Construct):
         )
 
 
-def _acknowledge_deployment_handler(deployment: s3_deployment.BucketDeployment) -> None:
+def _assets_objects_arn(stack: Stack) -> str | None:
+    """The ARN pattern of the CDK assets bucket's objects as the deployment's policy renders it
+    (None when the stack's environment is not known at synth)."""
+    if Token.is_unresolved(stack.account) or Token.is_unresolved(stack.region):
+        return None
+    synthesizer = stack.synthesizer
+    qualifier = getattr(synthesizer, "bootstrap_qualifier", None) or DefaultStackSynthesizer.DEFAULT_QUALIFIER
+    partition = RegionInfo.get(stack.region).partition or "aws"
+    return f"arn:{partition}:s3:::cdk-{qualifier}-assets-{stack.account}-{stack.region}/*"
+
+
+def _acknowledge_deployment_handler(deployment: s3_deployment.BucketDeployment, bucket: s3.IBucket) -> None:
     """cdk-nag findings of the stack-wide function ``BucketDeployment`` brings (aws-cdk-lib's own
     custom-resource handler: its runtime, role and policy are not ours to choose)."""
     stack = Stack.of(deployment)
     handlers: list[IConstruct] = [
         child for child in stack.node.children if child.node.id.startswith(_DEPLOYMENT_HANDLER_PREFIX)
     ]
+    from .vending import depend_on_policy_only  # (vending imports this module)
+
     for handler in handlers:
+        if isinstance(handler, lambda_.Function):
+            # cfn-lint W3005, as for our own functions: the role dependency is implied by GetAtt.
+            depend_on_policy_only(handler)
         acknowledge(
             handler,
             f"{IAM4}[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
@@ -139,6 +157,21 @@ def _acknowledge_deployment_handler(deployment: s3_deployment.BucketDeployment) 
             "bucket and writes it to the config bucket; the library grants object wildcards on those "
             "two buckets only.",
         )
+        acknowledge_resource(
+            handler,
+            IAM5,
+            bucket.arn_for_objects("*"),
+            "aws-cdk-lib's BucketDeployment handler writes the configuration documents into the config "
+            "bucket (grant of the library on the bucket's objects); it runs only during cdk deploy.",
+        )
+        assets = _assets_objects_arn(stack)
+        if assets is not None:
+            acknowledge(
+                handler,
+                f"{IAM5}[Resource::{assets}]",
+                "aws-cdk-lib's BucketDeployment handler reads the staged documents from the CDK "
+                "bootstrap assets bucket (grant of the library); it runs only during cdk deploy.",
+            )
         for finding in (
             "Action::s3:GetBucket*",
             "Action::s3:List*",

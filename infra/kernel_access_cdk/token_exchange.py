@@ -233,10 +233,15 @@ class TokenExchange(Construct):
 
         self.replay_table, self.issued_tokens_table = self._tables()
         # The deployed document differs from the validated one only in the role ARNs (deploy-time
-        # tokens there, placeholders in ``checkable``), which the deployment substitutes.
+        # tokens there, placeholders in ``checkable``), which the deployment substitutes. Serialised
+        # with json.dumps so each token stays a string inside the text: the deployment then gets the
+        # text with one marker per ARN, not the whole document as one deploy-time value.
         self.config_bucket = config_bucket or ConfigBucket(self, "ConfigBucket")
         self.config_document: ConfigDocument = self.config_bucket.add_document(
-            self, "ConfigDocument", key=config_key, body=stack.to_json_string(deployed)
+            self,
+            "ConfigDocument",
+            key=config_key,
+            body=json.dumps(deployed, sort_keys=True, separators=(",", ":")),
         )
 
         # --- function ---

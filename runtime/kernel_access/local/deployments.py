@@ -35,7 +35,7 @@ def create_bucket(s3: Any, resolver: Resolver, logical_id: str) -> str:
     return name
 
 
-def _asset_sources(cdk_out: Path) -> dict[str, Path]:
+def asset_sources(cdk_out: Path) -> dict[str, Path]:
     """Object key in the assets bucket -> staged asset path, from every asset manifest."""
     sources: dict[str, Path] = {}
     for manifest in cdk_out.glob("*.assets.json"):
@@ -49,7 +49,7 @@ def _asset_sources(cdk_out: Path) -> dict[str, Path]:
     return sources
 
 
-def _files(source: Path) -> Iterator[tuple[str, bytes]]:
+def asset_files(source: Path) -> Iterator[tuple[str, bytes]]:
     """(relative key, content) of every file of a staged asset (a directory or a zip)."""
     if source.is_dir():
         for path in sorted(p for p in source.rglob("*") if p.is_file()):
@@ -81,7 +81,7 @@ def deploy(s3: Any, template: StackTemplate, resolver: Resolver, logical_id: str
     if template.path is None:
         raise FileNotFoundError(f"{logical_id}: no cloud assembly to find the staged assets in")
     props = resolver.resource_properties(logical_id)
-    sources = _asset_sources(template.path.parent)
+    sources = asset_sources(template.path.parent)
     bucket = str(props["DestinationBucketName"])
     prefix = str(props.get("DestinationBucketKeyPrefix") or "")
     if prefix and not prefix.endswith("/"):
@@ -98,7 +98,7 @@ def deploy(s3: Any, template: StackTemplate, resolver: Resolver, logical_id: str
         markers = all_markers[index] if index < len(all_markers) else {}
         config = configs[index] if index < len(configs) else {}
         json_escape = isinstance(config, Mapping) and config.get("jsonEscape") in (True, "true")
-        for relative, content in _files(source):
+        for relative, content in asset_files(source):
             key = prefix + relative
             s3.put_object(
                 Bucket=bucket, Key=key, Body=_substitute(content, markers or {}, json_escape=json_escape)
