@@ -22,10 +22,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3_deployment
-from aws_cdk.region_info import RegionInfo
 from constructs import Construct, IConstruct
 
-from .nag import IAM4, IAM5, acknowledge, acknowledge_resource
+from .nag import IAM4, IAM5, acknowledge, acknowledge_resource, nag_rendering
 
 #: Construct id prefix of the stack-wide singleton function every ``BucketDeployment`` shares.
 _DEPLOYMENT_HANDLER_PREFIX: Final = "Custom::CDKBucketDeployment"
@@ -121,14 +120,15 @@ class ConfigDocument(Construct):
 
 
 def _assets_objects_arn(stack: Stack) -> str | None:
-    """The ARN pattern of the CDK assets bucket's objects as the deployment's policy renders it
-    (None when the stack's environment is not known at synth)."""
+    """The CDK assets bucket's objects as the deployment's policy names them, rendered the way
+    cdk-nag prints them (None when the stack's account or region is not known at synth)."""
     if Token.is_unresolved(stack.account) or Token.is_unresolved(stack.region):
         return None
-    synthesizer = stack.synthesizer
-    qualifier = getattr(synthesizer, "bootstrap_qualifier", None) or DefaultStackSynthesizer.DEFAULT_QUALIFIER
-    partition = RegionInfo.get(stack.region).partition or "aws"
-    return f"arn:{partition}:s3:::cdk-{qualifier}-assets-{stack.account}-{stack.region}/*"
+    qualifier = (
+        getattr(stack.synthesizer, "bootstrap_qualifier", None) or DefaultStackSynthesizer.DEFAULT_QUALIFIER
+    )
+    bucket = f"cdk-{qualifier}-assets-{stack.account}-{stack.region}"
+    return nag_rendering(stack, stack.format_arn(service="s3", region="", account="", resource=bucket)) + "/*"
 
 
 def _acknowledge_deployment_handler(deployment: s3_deployment.BucketDeployment, bucket: s3.IBucket) -> None:

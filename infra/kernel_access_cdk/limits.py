@@ -51,7 +51,7 @@ from aws_cdk import (
     PolicyViolation,
     Validations,
 )
-from kernel_access.local.deployments import BUCKET_DEPLOYMENT, asset_files, asset_sources
+from kernel_access.local.deployments import BUCKET_DEPLOYMENT, deployed_files
 
 PLUGIN_NAME: Final = "KernelAccessLimits"
 
@@ -395,20 +395,13 @@ def check_template(template: _Template, limits: Limits) -> list[Finding]:
 
 def deployed_document_sizes(outdir: Path, properties: Mapping[str, Any]) -> Iterator[tuple[str, int]]:
     """(object key, bytes) of every file a ``BucketDeployment`` puts in place, from its staged assets;
-    each deploy-time marker in a file counts as :data:`GETATT_LENGTH` bytes."""
-    sources = asset_sources(outdir)
-    markers = properties.get("SourceMarkers")
-    prefix = str(properties.get("DestinationBucketKeyPrefix") or "")
-    for index, object_key in enumerate(properties.get("SourceObjectKeys") or []):
-        source = sources.get(str(object_key))
-        if source is None or not source.exists():
-            continue
-        names = list(markers[index]) if isinstance(markers, list) and index < len(markers) else []
-        for relative, content in asset_files(source):
-            size = len(content)
-            for name in names:
-                size += content.count(str(name).encode()) * (GETATT_LENGTH - len(str(name).encode()))
-            yield prefix + relative, size
+    each deploy-time value in a file counts as :data:`GETATT_LENGTH` bytes."""
+    longest = "x" * GETATT_LENGTH
+    try:
+        for key, content in deployed_files(outdir, properties, lambda _value: longest):
+            yield key, len(content)
+    except FileNotFoundError:  # assets not staged (e.g. a template checked without its assembly)
+        return
 
 
 def check_roles_per_account(templates: list[_Template], limits: Limits) -> list[Finding]:

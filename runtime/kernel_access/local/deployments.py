@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -61,15 +61,40 @@ def asset_files(source: Path) -> Iterator[tuple[str, bytes]]:
                     yield info.filename, archive.read(info)
 
 
-def _substitute(content: bytes, markers: Mapping[str, Any], *, json_escape: bool) -> bytes:
-    """Replace each deploy-time marker by its (locally resolved) value, as the deployment Lambda does."""
-    if not markers:
+def _substitute(content: bytes, values: Mapping[str, str], *, json_escape: bool) -> bytes:
+    """Replace each deploy-time marker by its rendered value, as the deployment Lambda does."""
+    if not values:
         return content
     text = content.decode("utf-8")
-    for marker, value in markers.items():
-        rendered = value if isinstance(value, str) else json.dumps(value)
-        text = text.replace(marker, json.dumps(rendered)[1:-1] if json_escape else rendered)
+    for marker, value in values.items():
+        text = text.replace(marker, json.dumps(value)[1:-1] if json_escape else value)
     return text.encode("utf-8")
+
+
+def deployed_files(
+    cdk_out: Path, properties: Mapping[str, Any], render: Callable[[Any], str]
+) -> Iterator[tuple[str, bytes]]:
+    """(object key, content) of every file one bucket deployment puts in place, each deploy-time
+    marker replaced by ``render(value)`` (``value``: the marker's CloudFormation expression).
+
+    Raises ``FileNotFoundError`` when a staged asset is not in ``cdk_out``.
+    """
+    sources = asset_sources(cdk_out)
+    prefix = str(properties.get("DestinationBucketKeyPrefix") or "")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    all_markers: list[Any] = properties.get("SourceMarkers") or []
+    configs: list[Any] = properties.get("SourceMarkersConfig") or []
+    for index, object_key in enumerate(properties.get("SourceObjectKeys") or []):
+        source = sources.get(str(object_key))
+        if source is None or not source.exists():
+            raise FileNotFoundError(f"asset {object_key} is not staged in {cdk_out}")
+        markers = all_markers[index] if index < len(all_markers) else {}
+        config = configs[index] if index < len(configs) else {}
+        json_escape = isinstance(config, Mapping) and config.get("jsonEscape") in (True, "true")
+        values = {marker: render(value) for marker, value in (markers or {}).items()}
+        for relative, content in asset_files(source):
+            yield prefix + relative, _substitute(content, values, json_escape=json_escape)
 
 
 def deploy(s3: Any, template: StackTemplate, resolver: Resolver, logical_id: str) -> list[str]:
@@ -80,28 +105,22 @@ def deploy(s3: Any, template: StackTemplate, resolver: Resolver, logical_id: str
     """
     if template.path is None:
         raise FileNotFoundError(f"{logical_id}: no cloud assembly to find the staged assets in")
+    raw = template.resources[logical_id].get("Properties", {})
     props = resolver.resource_properties(logical_id)
-    sources = asset_sources(template.path.parent)
     bucket = str(props["DestinationBucketName"])
-    prefix = str(props.get("DestinationBucketKeyPrefix") or "")
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
-    all_markers: list[Any] = props.get("SourceMarkers") or []
-    configs: list[Any] = props.get("SourceMarkersConfig") or []
+
+    def render(value: Any) -> str:
+        resolved = resolver.resolve(value, path=f"{logical_id}.SourceMarkers")
+        return resolved if isinstance(resolved, str) else json.dumps(resolved)
+
     written: list[str] = []
-    for index, object_key in enumerate(props.get("SourceObjectKeys") or []):
-        source = sources.get(str(object_key))
-        if source is None or not source.exists():
-            raise FileNotFoundError(
-                f"{logical_id}: asset {object_key} is not staged in {template.path.parent}"
-            )
-        markers = all_markers[index] if index < len(all_markers) else {}
-        config = configs[index] if index < len(configs) else {}
-        json_escape = isinstance(config, Mapping) and config.get("jsonEscape") in (True, "true")
-        for relative, content in asset_files(source):
-            key = prefix + relative
-            s3.put_object(
-                Bucket=bucket, Key=key, Body=_substitute(content, markers or {}, json_escape=json_escape)
-            )
-            written.append(f"s3://{bucket}/{key}")
+    try:
+        files = list(
+            deployed_files(template.path.parent, {**props, "SourceMarkers": raw.get("SourceMarkers")}, render)
+        )
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{logical_id}: {error}") from None
+    for key, content in files:
+        s3.put_object(Bucket=bucket, Key=key, Body=content)
+        written.append(f"s3://{bucket}/{key}")
     return written
