@@ -20,6 +20,7 @@ from typing import Final
 from aws_cdk import CfnOutput, DefaultStackSynthesizer, RemovalPolicy, Stack, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3_deployment
 from constructs import Construct, IConstruct
@@ -35,8 +36,10 @@ class ConfigBucket(Construct):
 
     Props (keyword-only):
         removal_policy: Default: ``RemovalPolicy.RETAIN`` (the documents' history outlives the stack).
+        log_retention: of the deployment handler's log group. Default: one year.
 
-    Attributes: ``bucket``.
+    Attributes: ``bucket``, ``deployment_log_group`` (of the ``BucketDeployment`` handler that puts
+    the documents in place during ``cdk deploy``).
     """
 
     def __init__(
@@ -45,8 +48,12 @@ class ConfigBucket(Construct):
         construct_id: str,
         *,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.deployment_log_group = logs.LogGroup(
+            self, "DeploymentLogs", retention=log_retention, removal_policy=RemovalPolicy.RETAIN
+        )
         self.bucket = s3.Bucket(
             self,
             "Bucket",
@@ -108,6 +115,7 @@ class ConfigDocument(Construct):
             prune=False,
             retain_on_delete=True,
             extract=True,
+            log_group=config_bucket.deployment_log_group,
         )
         _acknowledge_deployment_handler(self.deployment, self.bucket)
         CfnOutput(self, "Location", value=self.url, description=f"the configuration document {key}")

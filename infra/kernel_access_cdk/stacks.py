@@ -118,7 +118,7 @@ class KernelAccountStack(Stack):
             code=code,
             **extra,
         )
-        self.config_bucket = ConfigBucket(self, "ConfigBucket")
+        self.config_bucket = ConfigBucket(self, "ConfigBucket", log_retention=retention)
         self.vending = CredentialVendingService(
             self,
             "Vending",

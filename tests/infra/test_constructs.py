@@ -72,6 +72,7 @@ def custom() -> dict[str, Any]:
         memory_size=1024,
         powertools_layer_version=99,
         name_suffix="-staging",
+        policy_key="staging/vending/policy.json",
     )
     PartnerAccountStack(
         app,
@@ -320,8 +321,11 @@ def test_vending_options_and_no_codeartifact(custom: dict[str, Any]) -> None:
     assert variables["KERNEL_ACCESS_IN_ORG_ROLE_NAME"] == "kernel-access-staging"
     assert variables["KERNEL_ACCESS_EXTERNAL_ROLE_NAME"] == "kernel-access-external-staging"
     assert variables["KERNEL_ACCESS_TARGET_ROLES"] == "{}"
-    (parameter,) = of_type(custom["Resources"], "AWS::SSM::Parameter").values()
-    assert parameter["Properties"]["Name"] == "/kernel-access/vending-policy-staging"
+    # Its own config bucket (none was passed) and the policy under the key given.
+    (bucket_id,) = of_type(custom["Resources"], "AWS::S3::Bucket")
+    assert variables["KERNEL_ACCESS_CONFIG_BUCKET"] == {"Ref": bucket_id}
+    assert variables["KERNEL_ACCESS_POLICY_OBJECT_KEY"] == "staging/vending/policy.json"
+    assert of_type(custom["Resources"], "AWS::SSM::Parameter") == {}
 
 
 def test_partner_stack_with_vending_url_and_custom_principal(custom: dict[str, Any]) -> None:
