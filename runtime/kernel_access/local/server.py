@@ -381,6 +381,8 @@ class LocalKernel:
             ],
             "tables": self.aws.report.tables,
             "parameters": self.aws.report.parameters,
+            "buckets": self.aws.report.buckets,
+            "objects": self.aws.report.objects,
             "roles": self.aws.report.roles,
             "skipped": self.aws.report.skipped,
             "audit_table": self.audit_table(),
@@ -447,6 +449,7 @@ class LocalKernel:
             f"  created       {len(self.aws.report.tables)} tables, {len(self.aws.report.parameters)} "
             f"parameters, {len(self.aws.report.roles)} roles"
         )
+        lines.extend(f"  deployed      {url}" for url in self.aws.report.objects)
         lines.extend(f"  skipped       {note}" for note in self.aws.report.skipped)
         if self.partners:
             lines.append("")
