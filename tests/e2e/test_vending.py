@@ -202,7 +202,8 @@ def test_rate_limit_returns_429_with_retry_after(kernel_emulator: Emulator, vend
         for r in limited
         if audit_items(kernel_emulator, r.json()["request_id"])
     ]
-    assert audited and all(record["error_code"] == "RATE_LIMITED" for record in audited)
+    assert audited
+    assert all(record["error_code"] == "RATE_LIMITED" for record in audited)
     # At most two windows: 1 + floor(log2(n)) sampled refusals in each.
     assert len(audited) <= 2 * (1 + len(limited).bit_length())
 
