@@ -1,11 +1,11 @@
 """Synth time of the kernel stack at 10, 100 and 1,000 partners, limits check on and off.
 
 What grows with the number of partners inside ONE template is the kernel stack: the partner map of
-the vending policy (an SSM parameter) and one role per external partner (the in-organization trust
-statement is the same for any number). That is what these rows measure: the kernel stack of a
-generated configuration (five in six in-organization, one in six external — 1,000 partners give
-about the 1,000 + 200 mix an organization-scale kernel serves; the example's target roles and rules
-naming every partner), synthesized with the cdk-nag packs, as a ratio against 10 partners.
+the vending policy (an S3 object, built and checked at synth) and one role per external partner (the
+in-organization trust statement is the same for any number). That is what these rows measure: the
+kernel stack of a generated configuration (five in six in-organization, one in six external —
+1,000 partners give about the 1,000 + 200 mix an organization-scale kernel serves; the example's
+target roles and rules naming every partner), synthesized with the cdk-nag packs, as a ratio against 10 partners.
 Goal: the ratio stays well under the size ratio (the kernel stack's cost is mostly fixed).
 
 Partner stacks (one per partner, each in its partner's account) are not synthesized at 100 and
@@ -14,9 +14,9 @@ take far longer than a ``make bench`` run may (about a second each on a quiet ma
 reports the synth time per partner stack, measured on the 10-partner configuration.
 
 With the limits check on, a configuration whose templates break an AWS limit fails synth: the row
-says how many findings and which rules (the time to that verdict is still the synth time). Until the
-vending policy moves out of its one SSM parameter (whose partner map grows per partner), 100 and
-1,000 partners are expected to fail on ``SsmParameterSize``.
+says how many findings and which rules (the time to that verdict is still the synth time). The
+vending policy is an S3 object (``ConfigDocumentSize``: 5 MiB), so its partner map no longer fails
+synth at 100 or 1,000 partners the way the SSM parameter it replaced did.
 
 Each row is the median of three synths (after one unmeasured warm-up synth that loads the jsii
 runtime), each in a fresh temporary directory; the partner-stack row is one synth of each kind.
