@@ -5,7 +5,8 @@ the vending policy (an S3 object, built and checked at synth) and one role per e
 in-organization trust statement is the same for any number). That is what these rows measure: the
 kernel stack of a generated configuration (five in six in-organization, one in six external —
 1,000 partners give about the 1,000 + 200 mix an organization-scale kernel serves; the example's
-target roles and rules naming every partner), synthesized with the cdk-nag packs, as a ratio against 10 partners.
+target roles and rules naming every partner), synthesized with the cdk-nag packs, as a ratio
+against 10 partners.
 Goal: the ratio stays well under the size ratio (the kernel stack's cost is mostly fixed).
 
 Partner stacks (one per partner, each in its partner's account) are not synthesized at 100 and
