@@ -8,7 +8,7 @@ SSL-only bucket policy), encrypted. ``cdk deploy`` puts each document in place w
 the runtime reads it with a conditional ``GetObject`` (``kernel_access.document_store``). Why S3 and
 not SSM, AppConfig or DynamoDB is written down in docs/policy-store.md.
 
-Size: S3 objects may hold 5 TB; we allow ``limits.Limits.config_document_bytes`` (5 MiB) per
+Size: S3 objects may hold terabytes; we allow ``limits.Limits.config_document_bytes`` (5 MiB) per
 document, checked at synth by the limits plugin (rule ``ConfigDocumentSize``), because a Lambda
 parses the whole document on every change.
 """

@@ -69,7 +69,7 @@ class Limits:
     #: SSM parameter value, Standard tier / Advanced (and Intelligent-Tiering, which may pick it).
     ssm_standard_bytes: int = 4_096
     ssm_advanced_bytes: int = 8_192
-    #: One configuration document in the config bucket (S3 holds 5 TB per object; this is our own
+    #: One configuration document in the config bucket (S3 objects hold terabytes; this is our own
     #: limit: a Lambda downloads and parses the whole document each time it changes).
     config_document_bytes: int = 5 * 1024 * 1024
     #: All environment variables of one Lambda function.

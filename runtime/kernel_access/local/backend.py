@@ -3,8 +3,8 @@
 moto's server runs in this process (``ThreadedMotoServer``), so its account state is plain Python
 objects here: the gateway looks up the secret of a calling access key directly in moto's IAM/STS
 backends to verify SigV4, exactly as API Gateway asks IAM. Everything else (creating tables,
-parameters, roles; minting partner sessions) goes through boto3 against the server's endpoint, the
-same API a deployment would use.
+parameters, buckets and their deployed objects, roles; minting partner sessions) goes through
+boto3 against the server's endpoint, the same API a deployment would use.
 
 moto evaluates no IAM policy. With local IAM on, the server runs with
 :class:`~kernel_access.local.enforcement.StsGuard` in front of it, which decides every ``AssumeRole``
