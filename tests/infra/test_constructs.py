@@ -440,3 +440,18 @@ def test_vending_function_uses_the_staged_asset(cloud_assembly: Path, templates:
     staged = stage_package(cloud_assembly.parent / "restage")
     assert files == sorted(staged.files)
     assert json.dumps(function).count("kernel_access.handlers.vending.handler") == 1
+
+
+def test_an_invalid_policy_document_fails_at_synth_listing_every_error() -> None:
+    """What the construct deploys is what the Lambda's parser accepts: never a policy it would refuse."""
+    stack = Stack(App(), "Invalid", env={"account": "111111111111", "region": "eu-west-1"})
+    roles = KernelAccessRoles(stack, "Roles", partners=PARTNERS, organization_id="o-abcdefghij")
+    document = {
+        "version": "1",
+        "partners": {},
+        "rules": [{"id": "a", "effect": "maybe"}, {"id": "b", "effect": "allow", "partners": ["nobody"]}],
+    }
+    with pytest.raises(ValueError, match="invalid policy_document") as info:
+        CredentialVendingService(stack, "Vending", kernel_roles=roles, policy_document=document)
+    assert "'a'" in str(info.value)
+    assert "nobody" in str(info.value)
