@@ -8,7 +8,7 @@ backend.
   bare boto3 calls one grant makes, on the same clients: the rate-limit ``UpdateItem``, the
   revocation ``BatchGetItem``, the replay-guard ``PutItem`` (the token's ``jti``), ``AssumeRole``
   with session tags and an inline session policy, the issued-token ``PutItem`` and the audit
-  ``PutItem`` (the configuration's SSM ``GetParameter`` is cached for 30 s and the audit HMAC key
+  ``PutItem`` (the configuration's S3 ``GetObject`` is cached for 30 s and the audit HMAC key
   is read once per container, so a warm request makes neither). Goal <= 1.15. Every request
   presents a token with a fresh ``jti`` (the replay guard refuses a second use), and the rate limit
   is set out of reach.
@@ -62,8 +62,8 @@ def _service_name(name: str) -> Iterator[None]:
 
 
 class _Backend:
-    """moto state shaped like the deployment (five tables, the configuration and HMAC key in SSM) and
-    a warm handler whose service was built from the environment, as in Lambda."""
+    """moto state shaped like the deployment (five tables, the configuration in S3, the HMAC key in
+    SSM) and a warm handler whose service was built from the environment, as in Lambda."""
 
     def __init__(self) -> None:
         from kernel_access import settings
@@ -75,8 +75,13 @@ class _Backend:
         self.dynamodb = default_clients().dynamodb()
         self.sts = default_clients().sts()
         ex.create_tables(self.dynamodb)
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=ex.CONFIG_BUCKET)
+        s3.put_bucket_versioning(Bucket=ex.CONFIG_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_object(
+            Bucket=ex.CONFIG_BUCKET, Key=ex.CONFIG_KEY, Body=json.dumps(ex.example_config()).encode()
+        )
         ssm = boto3.client("ssm", region_name=REGION)
-        ssm.put_parameter(Name=ex.PARAMETER, Value=json.dumps(ex.example_config()), Type="String")
         hmac_parameter = "/kernel-access/audit-hmac-key"
         ssm.put_parameter(Name=hmac_parameter, Value="k" * 32, Type="SecureString")
         self._environ = {
@@ -85,7 +90,8 @@ class _Backend:
             settings.REVOCATION_TABLE_NAME: ex.REVOCATION_TABLE,
             settings.REPLAY_TABLE_NAME: ex.REPLAY_TABLE,
             settings.ISSUED_TOKENS_TABLE_NAME: ex.ISSUED_TABLE,
-            settings.EXCHANGE_POLICY_PARAMETER_NAME: ex.PARAMETER,
+            settings.CONFIG_BUCKET: ex.CONFIG_BUCKET,
+            settings.EXCHANGE_CONFIG_OBJECT_KEY: ex.CONFIG_KEY,
             settings.AUDIT_HMAC_KEY_PARAMETER: hmac_parameter,
             # Rate limit out of the way: every request must be served, not refused.
             settings.RATE_LIMIT_REQUESTS: "1000000000",

@@ -1,25 +1,25 @@
 """Synth time of the kernel stack at 10, 100, 1,000 and 5,000 partners, limits check on and off.
 
 What grows with the number of partners in the kernel account is the kernel stack: the partner map
-of the vending policy (an SSM parameter) and one role per external partner (the in-organization
-trust statement is the same for any number), those roles spread over up to 32 nested stacks
-(``ExternalPartnerRoles-<nn>``, by a hash of the partner name). That is what these rows measure:
-the kernel stack and its nested stacks, of a generated configuration (five in six in-organization,
-one in six external — 1,000 partners give about the 1,000 + 200 mix an organization-scale kernel
-serves, 5,000 give 4,167 + 833; the example's target roles and rules naming every partner),
-synthesized with the cdk-nag packs, as a ratio against 10 partners.
+of the vending policy (an S3 object, built and checked at synth) and one role per external
+partner (the in-organization trust statement is the same for any number), those roles spread over
+up to 32 nested stacks (``ExternalPartnerRoles-<nn>``, by a hash of the partner name). That is what
+these rows measure: the kernel stack and its nested stacks, of a generated configuration (five in
+six in-organization, one in six external — 1,000 partners give about the 1,000 + 200 mix an
+organization-scale kernel serves, 5,000 give 4,167 + 833; the example's target roles and rules
+naming every partner), synthesized with the cdk-nag packs, as a ratio against 10 partners.
 Goal: the ratio stays well under the size ratio (the kernel stack's cost is mostly fixed).
 
-Partner stacks (one per partner, each in its partner's account) are not synthesized at 100 and
-1,000: each is the same small stack, so their cost is linear by construction, and 1,000 of them
-take far longer than a ``make bench`` run may (about a second each on a quiet machine). One row
-reports the synth time per partner stack, measured on the 10-partner configuration.
+Partner stacks are not synthesized at 100 and more: with a ``partner_rollout`` StackSet the
+in-organization partners have no stack of their own at all (one StackSet template in one rollout
+stack serves every account of the admitted OUs), and the ``KernelAccessPartner-<name>`` stacks that
+remain (external partners, small setups) are each the same small stack, linear by construction. One
+row reports the synth time per partner stack, measured on the 10-partner configuration.
 
 With the limits check on, a configuration whose templates break an AWS limit fails synth: the row
-says how many findings and which rules (the time to that verdict is still the synth time). Until the
-vending policy moves out of its one SSM parameter (whose partner map grows per partner), 100 and
-more partners are expected to fail on ``SsmParameterSize`` (and 5,000 on ``TemplateSize`` too: the
-document inline in the kernel template passes 1 MB); nothing else.
+says how many findings and which rules (the time to that verdict is still the synth time). The
+vending policy is an S3 object (``ConfigDocumentSize``: 5 MiB), so its partner map no longer fails
+synth at 100, 1,000 or 5,000 partners the way the SSM parameter it replaced did.
 
 Each row is the median of three synths (one at 5,000 partners, which takes several seconds), after
 one unmeasured warm-up synth that loads the jsii runtime, each in a fresh temporary directory; the

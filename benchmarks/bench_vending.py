@@ -5,7 +5,7 @@ run, on the same in-process moto backend.
 - Warm ``GET /credentials`` through the real handler (Powertools resolver, Logger, Metrics, policy
   evaluation, naming, audit) against the bare boto3 calls it makes, on the same clients: the
   rate-limit ``UpdateItem``, the revocation ``BatchGetItem``, ``AssumeRole`` and the audit
-  ``PutItem`` (the policy's SSM ``GetParameter`` is cached for 30 s, so a warm request makes none).
+  ``PutItem`` (the policy's S3 ``GetObject`` is cached for 30 s, so a warm request makes none).
   Goal <= 1.15. A second row divides by ``AssumeRole + PutItem`` alone (the two calls any vending
   handler needs), for comparison.
 - Warm ``GET /credentials`` with 1,000 and with 5,000 partners in the policy against the same
@@ -62,9 +62,8 @@ class _Backend:
         self.dynamodb = boto3.client("dynamodb", region_name=rt.REGION)
         rt.create_tables(self.dynamodb)
         rt.create_roles(boto3.client("iam", region_name=rt.REGION))
-        boto3.client("ssm", region_name=rt.REGION).put_parameter(
-            Name=rt.POLICY_PARAMETER, Value=json.dumps(rt.POLICY), Type="String"
-        )
+        self.s3 = rt.create_config_bucket()
+        self.s3.put_object(Bucket=rt.CONFIG_BUCKET, Key=rt.POLICY_KEY, Body=json.dumps(rt.POLICY).encode())
         # Rate limit out of the way: every request must be served, not refused.
         os.environ.update(
             rt.vending_environment(
@@ -242,14 +241,12 @@ def _partner_scale(backend: _Backend) -> list[Result]:
                 "account_id": f"7{index:011d}",
                 "in_organization": True,
             }
-        parameter = f"{rt.POLICY_PARAMETER}-scale-{size}"
-        boto3.client("ssm", region_name=rt.REGION).put_parameter(
-            Name=parameter, Value=json.dumps(large), Type="String", Overwrite=True
-        )
+        key = f"scale-{size}/" + rt.POLICY_KEY
+        backend.s3.put_object(Bucket=rt.CONFIG_BUCKET, Key=key, Body=json.dumps(large).encode())
         environment = rt.vending_environment(
             KERNEL_ACCESS_RATE_LIMIT_REQUESTS="1000000000",
             KERNEL_ACCESS_RATE_LIMIT_SESSION_REQUESTS="1000000000",
-            KERNEL_ACCESS_POLICY_PARAMETER=parameter,
+            KERNEL_ACCESS_POLICY_OBJECT_KEY=key,
         )
         scaled = VendingService(VendingConfig.from_env(environment))
         scaled.tokens._codeartifact_client = backend.stub

@@ -4,8 +4,9 @@ Target roles are what partners receive sessions of, so whatever a platform team 
 (an AWS-managed policy included) must never reach kernel-access itself: the audit trail (other
 partners' source IPs, session names, access key ids), the rate-limit, revocation, replay and
 issued-token tables, the functions and their logs, the vending policy and the exchange
-configuration (SSM parameters, and the stack's template, which holds both), the KMS keys, the audit
-archive, and the kernel-access roles.
+configuration (objects of the config bucket: a target session that could write one could grant
+itself anything), the stack's template, the SSM parameters, the KMS keys, the audit archive, and
+the kernel-access roles.
 
 A boundary is a ceiling: one ``Allow *`` (the role's own policies still decide what is granted)
 and one ``Deny`` per resource class. The denies name kernel-access's resources by reference where
@@ -169,7 +170,7 @@ class TargetRoleBoundary(Construct):
                 _deny("DenyKernelAccessKeys", ["kms:*"], keys, {"Null": {"kms:ViaService": "true"}})
             )
         if buckets:
-            statements.append(_deny("DenyKernelAccessArchive", ["s3:*"], buckets))
+            statements.append(_deny("DenyKernelAccessBuckets", ["s3:*"], buckets))
         if queues:
             statements.append(_deny("DenyKernelAccessQueues", ["sqs:*"], queues))
         document = {"Version": "2012-10-17", "Statement": statements}

@@ -22,6 +22,9 @@ How sizes are measured, and why:
 - SSM parameter values and Lambda environments are measured in UTF-8 bytes; the environment as the
   minified JSON of its ``Variables`` map (keys and values count; the quoting makes it slightly
   conservative).
+- A configuration document (an object a ``BucketDeployment`` puts in the config bucket) is measured
+  in bytes as staged in the cloud assembly, each deploy-time value in it (a role ARN) counted as
+  :data:`GETATT_LENGTH`.
 - A template's size is the size of the file the CDK wrote (what the CLI uploads); its resources are
   counted from its ``Resources`` section, its outputs from ``Outputs``. A template passed inline
   (a StackSet's ``TemplateBody``) is measured in UTF-8 bytes against CloudFormation's 51,200-byte
@@ -55,6 +58,7 @@ from aws_cdk import (
     PolicyViolation,
     Validations,
 )
+from kernel_access.local.deployments import BUCKET_DEPLOYMENT, deployed_files
 from kernel_access.local.nested_stacks import NestedTemplates
 
 PLUGIN_NAME: Final = "KernelAccessLimits"
@@ -73,6 +77,9 @@ class Limits:
     #: SSM parameter value, Standard tier / Advanced (and Intelligent-Tiering, which may pick it).
     ssm_standard_bytes: int = 4_096
     ssm_advanced_bytes: int = 8_192
+    #: One configuration document in the config bucket (S3 objects hold terabytes; this is our own
+    #: limit: a Lambda downloads and parses the whole document each time it changes).
+    config_document_bytes: int = 5 * 1024 * 1024
     #: All environment variables of one Lambda function.
     lambda_environment_bytes: int = 4_096
     #: Resources in one CloudFormation template.
@@ -251,6 +258,13 @@ SSM_PARAMETER: Final = Rule(
     "the parameter value",
     "use the Advanced tier (8 KB), or keep the document elsewhere (S3, AppConfig)",
 )
+CONFIG_DOCUMENT: Final = Rule(
+    "ConfigDocumentSize",
+    "bytes",
+    "the configuration document",
+    "split the document (e.g. fewer, attribute-based rules instead of one rule per partner), or "
+    "configure limits.config_document_bytes lower, never higher: Lambda memory and parse time bound it",
+)
 LAMBDA_ENVIRONMENT: Final = Rule(
     "LambdaEnvironmentSize",
     "bytes",
@@ -295,6 +309,7 @@ RULES: Final = (
     INLINE_POLICIES,
     MANAGED_POLICY,
     SSM_PARAMETER,
+    CONFIG_DOCUMENT,
     LAMBDA_ENVIRONMENT,
     TEMPLATE_RESOURCES,
     TEMPLATE_OUTPUTS,
@@ -428,6 +443,11 @@ def _check_resource_properties(template: _Template, limits: Limits, add: _Add) -
         size = utf8_bytes(props.get("Value", ""))
         location = f"/Resources/{logical_id}/Properties/Value"
         add(SSM_PARAMETER, logical_id, size, limit, location, what=f"the parameter value ({tier} tier)")
+    for logical_id, props in _of_type(template, BUCKET_DEPLOYMENT):
+        location = f"/Resources/{logical_id}/Properties/SourceObjectKeys"
+        for key, size in deployed_document_sizes(Path(template.path).parent, props):
+            what = f"the configuration document {key}"
+            add(CONFIG_DOCUMENT, logical_id, size, limits.config_document_bytes, location, what=what)
     for logical_id, props in _of_type(template, "AWS::Lambda::Function"):
         environment = props.get("Environment")
         variables = environment.get("Variables") if isinstance(environment, dict) else None
@@ -445,6 +465,17 @@ def _check_resource_properties(template: _Template, limits: Limits, add: _Add) -
             location = f"/Resources/{logical_id}/Properties/TemplateBody"
             size = utf8_bytes(props["TemplateBody"])
             add(TEMPLATE_BODY, logical_id, size, limits.template_body_bytes, location)
+
+
+def deployed_document_sizes(outdir: Path, properties: Mapping[str, Any]) -> Iterator[tuple[str, int]]:
+    """(object key, bytes) of every file a ``BucketDeployment`` puts in place, from its staged assets;
+    each deploy-time value in a file counts as :data:`GETATT_LENGTH` bytes."""
+    longest = "x" * GETATT_LENGTH
+    try:
+        for key, content in deployed_files(outdir, properties, lambda _value: longest):
+            yield key, len(content)
+    except FileNotFoundError:  # assets not staged (e.g. a template checked without its assembly)
+        return
 
 
 def check_roles_per_account(templates: list[_Template], limits: Limits) -> list[Finding]:

@@ -16,6 +16,7 @@ from .audit_archive import AuditArchive
 from .audit_table import AuditTable
 from .codeartifact import CodeArtifactRegistry
 from .config import KernelAccessConfig, PartnerConfig
+from .config_store import ConfigBucket
 from .monitoring import DEFAULT_RUNBOOK_URL, KernelAccessMonitoring
 from .partner_resources import WORKLOAD_ROLE_NAME, add_partner_resources, kernel_role_name
 from .partner_stackset import PartnerRolloutStack, stackset_partner_names
@@ -64,9 +65,12 @@ class KernelAccountStack(Stack):
     in nested stacks (``ExternalPartnerRoles-<nn>``, see ``roles.external_role_shard``), so the
     template does not grow with them.
 
+    The vending policy and the exchange configuration are objects of one versioned ``ConfigBucket``
+    (child "ConfigBucket"; keys in ``kernel_access.contract``), deployed by ``cdk deploy``.
+
     Attributes: ``config``, ``kernel_roles``, ``codeartifact`` (or None), ``audit_table``,
-    ``audit_archive``, ``vending``, ``token_exchange`` (or None), ``echo_service`` (or None),
-    ``monitoring``.
+    ``audit_archive``, ``config_bucket``, ``vending``, ``token_exchange`` (or None), ``echo_service``
+    (or None), ``monitoring``.
     """
 
     def __init__(
@@ -116,11 +120,13 @@ class KernelAccountStack(Stack):
             code=code,
             **extra,
         )
+        self.config_bucket = ConfigBucket(self, "ConfigBucket", log_retention=retention)
         self.vending = CredentialVendingService(
             self,
             "Vending",
             kernel_roles=self.kernel_roles,
             policy_document=config.policy_document,
+            config_bucket=self.config_bucket,
             target_roles=config.target_roles,
             audit_table=self.audit_table,
             codeartifact=self.codeartifact,
@@ -180,6 +186,7 @@ class KernelAccountStack(Stack):
             self,
             "TokenExchange",
             exchange_config=exchange_settings.document,
+            config_bucket=self.config_bucket,
             audit_table=self.audit_table,
             rate_limit_table=self.vending.rate_limit_table,
             revocation_table=self.vending.revocation_table,

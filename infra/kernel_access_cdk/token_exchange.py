@@ -5,13 +5,13 @@ rules) guards that issuer's own route ``POST /exchange/{issuer-name}`` (``contra
 so the Lambda only ever sees tokens the issuer's authorizer verified, and the route key it sees
 names the issuer. The exchange configuration (central issuer rules, trust policies, targets) is
 validated at synth with the runtime's own parser (``kernel_access.exchange.parse_exchange_config``)
-and stored as JSON in one SSM parameter.
+and deployed as JSON to one object of the config bucket (``ConfigDocument``).
 
 Least privilege: the function may assume exactly the AWS-role targets some trust policy names and
 the CodeArtifact minting roles for the access levels the trust policies can grant, and tag those
 sessions only with the exchange's own tag keys (``sts:TagSession`` conditioned on ``aws:TagKeys``);
 it may only PutItem into the replay and issued-tokens tables, append to the audit table, count in
-the rate-limit table, read the revocation table and read its one parameter.
+the rate-limit table, read the revocation table and read its one configuration object.
 
 Audience: an issuer without ``audiences`` gets the deployment's own audience
 (``kernel-access:<account>:<region>:exchange<name_suffix>``, output ``DefaultAudience``); the
@@ -39,7 +39,6 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 from kernel_access import contract, settings, telemetry
 from kernel_access.exchange import ExchangeConfig, ExchangeConfigError, parse_exchange_config
@@ -49,6 +48,7 @@ from kernel_access.exchange.minting import SESSION_TAG_KEYS
 
 from .audit_table import AuditTable, pitr
 from .codeartifact import CodeArtifactRegistry
+from .config_store import ConfigBucket, ConfigDocument
 from .service_api import AccessLogSettings
 from .vending import (
     ASSUME_ACTIONS,
@@ -58,8 +58,6 @@ from .vending import (
     kernel_access_function,
 )
 
-DEFAULT_EXCHANGE_PARAMETER: Final = "/kernel-access/exchange-config"
-_STANDARD_PARAMETER_LIMIT: Final = 4096
 #: Placeholder account used only to validate documents whose role ARNs are CDK tokens.
 _PLACEHOLDER_ACCOUNT: Final = "000000000000"
 
@@ -152,11 +150,13 @@ class TokenExchange(Construct):
         codeartifact_domain_owner: Default: ``codeartifact.domain_owner`` or none.
         http_api: an existing ``HttpApi`` to add the exchange routes to. Default: a new one
             (child "Api") with a throttled ``$default`` stage and JSON access logs.
-        parameter_name: SSM parameter of the configuration. Default: "/kernel-access/exchange-config"
-            + ``name_suffix``.
+        config_bucket: the ``ConfigBucket`` holding the configuration. Default: a new one (child
+            "ConfigBucket").
+        config_key: object key of the configuration. Default:
+            ``kernel_access.contract.EXCHANGE_CONFIG_KEY`` ("exchange/config.json").
         name_suffix: appended to physical names. Default: "".
-        policy_max_staleness_seconds: how long the last good configuration may serve when SSM is
-            unreadable. Default: 300.
+        policy_max_staleness_seconds: how long the last good configuration may serve when its object is
+            unreadable (S3 error or invalid new version). Default: 300.
         rate_limit_requests / rate_limit_window_seconds: per subject. Default: 20 per 60 s.
         audit_retention_days: Default: 400.
         log_retention: function and access logs. Default: one year.
@@ -170,7 +170,8 @@ class TokenExchange(Construct):
     Attributes: ``function``, ``function_role``, ``log_group``, ``http_api``, ``stage`` (None when
     an API was passed in), ``authorizers`` (issuer name -> ``HttpJwtAuthorizer``), ``routes``
     (issuer name -> ``HttpRoute``), ``replay_table``, ``issued_tokens_table``,
-    ``config_parameter``, ``config`` (the parsed ``ExchangeConfig``), ``reader_role`` /
+    ``config_bucket``, ``config_document`` (the ``ConfigDocument``), ``config`` (the parsed
+    ``ExchangeConfig``), ``reader_role`` /
     ``publisher_role`` (or None), ``url``.
     """
 
@@ -190,7 +191,8 @@ class TokenExchange(Construct):
         codeartifact_publisher_role: iam.IRole | None = None,
         codeartifact_domain_owner: str | None = None,
         http_api: apigwv2.HttpApi | None = None,
-        parameter_name: str | None = None,
+        config_bucket: ConfigBucket | None = None,
+        config_key: str = contract.EXCHANGE_CONFIG_KEY,
         name_suffix: str = "",
         policy_max_staleness_seconds: int = 300,
         rate_limit_requests: int = 20,
@@ -230,19 +232,16 @@ class TokenExchange(Construct):
                 self._roles_to_trust.append(role)
 
         self.replay_table, self.issued_tokens_table = self._tables()
-        config_json = stack.to_json_string(deployed)
-        size_estimate = len(json.dumps(checkable, separators=(",", ":")).encode())
-        self.config_parameter = ssm.StringParameter(
+        # The deployed document differs from the validated one only in the role ARNs (deploy-time
+        # tokens there, placeholders in ``checkable``), which the deployment substitutes. Serialised
+        # with json.dumps so each token stays a string inside the text: the deployment then gets the
+        # text with one marker per ARN, not the whole document as one deploy-time value.
+        self.config_bucket = config_bucket or ConfigBucket(self, "ConfigBucket")
+        self.config_document: ConfigDocument = self.config_bucket.add_document(
             self,
-            "ConfigParameter",
-            parameter_name=parameter_name or f"{DEFAULT_EXCHANGE_PARAMETER}{name_suffix}",
-            description="kernel-access OIDC exchange configuration (JSON); read by the exchange Lambda",
-            string_value=config_json,
-            tier=(
-                ssm.ParameterTier.ADVANCED
-                if size_estimate > _STANDARD_PARAMETER_LIMIT - 512
-                else ssm.ParameterTier.STANDARD
-            ),
+            "ConfigDocument",
+            key=config_key,
+            body=json.dumps(deployed, sort_keys=True, separators=(",", ":")),
         )
 
         # --- function ---
@@ -259,7 +258,8 @@ class TokenExchange(Construct):
         domain_owner = codeartifact_domain_owner or (codeartifact.domain_owner if codeartifact else None)
 
         environment: dict[str, str] = {
-            settings.EXCHANGE_POLICY_PARAMETER_NAME: self.config_parameter.parameter_name,
+            settings.CONFIG_BUCKET: self.config_document.bucket.bucket_name,
+            settings.EXCHANGE_CONFIG_OBJECT_KEY: self.config_document.key,
             settings.POLICY_MAX_STALENESS_SECONDS: str(policy_max_staleness_seconds),
             settings.REPLAY_TABLE_NAME: self.replay_table.table_name,
             settings.ISSUED_TOKENS_TABLE_NAME: self.issued_tokens_table.table_name,
@@ -319,11 +319,7 @@ class TokenExchange(Construct):
             resource_arns=[revocation_table.table_arn],
         )
         self._revocation_table = revocation_table
-        iam.Grant.add_to_principal(
-            grantee=self.function_role,
-            actions=["ssm:GetParameter"],
-            resource_arns=[self.config_parameter.parameter_arn],
-        )
+        self.config_document.grant_read(self.function_role)
         finish_function(self.function)
         for role in self._roles_to_trust:
             self.allow_assume(role)

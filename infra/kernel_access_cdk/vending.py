@@ -4,7 +4,7 @@ Everything the Lambda reads is set here from one source: env-var names from
 ``kernel_access.settings``, routes and handler from ``kernel_access.contract``, table schemas defined
 here once. The function's role is least privilege: assume only the configured target roles and
 the CodeArtifact minting roles, append (PutItem) to the audit table, count in the rate-limit table,
-read the revocation table and the one policy parameter.
+read the revocation table and the one policy document (an object of the config bucket).
 """
 
 from __future__ import annotations
@@ -19,15 +19,16 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 from kernel_access import contract, settings, telemetry
+from kernel_access.policy import PolicyValidationError, parse_policy
 from kernel_access.ratelimit import DEFAULT_LIMIT, DEFAULT_SESSION_LIMIT
 
 from .audit_table import AuditTable, pitr
 from .boundary import TargetRoleBoundary
 from .codeartifact import CodeArtifactRegistry
 from .config import TargetRoleConfig
+from .config_store import ConfigBucket, ConfigDocument
 from .lambda_asset import kernel_access_code
 from .nag import IAM4, IAM5, acknowledge
 from .roles import MAX_SESSION, KernelAccessRoles, set_trust_statements
@@ -37,9 +38,6 @@ from .service_api import KernelServiceApi
 DEFAULT_POWERTOOLS_LAYER_VERSION: Final = 27
 POWERTOOLS_LAYER_ACCOUNT: Final = "017000801446"
 ASSUME_ACTIONS: Final = ("sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession")
-DEFAULT_POLICY_PARAMETER: Final = "/kernel-access/vending-policy"
-#: SSM standard parameters hold 4 KB; larger policies need the advanced tier.
-_STANDARD_PARAMETER_LIMIT: Final = 4096
 
 
 def _wildcard_findings(document: Mapping[str, Any] | None) -> list[str]:
@@ -167,14 +165,17 @@ class CredentialVendingService(Construct):
     Props (keyword-only):
         kernel_roles: the ``KernelAccessRoles``; their sessions are the API's callers (they get
             ``execute-api:Invoke`` on the vending routes). Their names go into the environment.
-        policy_document: the vending policy (``{"version", "partners", "rules"}``), stored as JSON
-            in an SSM String parameter.
+        policy_document: the vending policy (``{"version", "partners", "rules"}``). Validated at
+            synth with the runtime's parser (an invalid document fails with every error listed) and
+            deployed as JSON to the object ``policy_key`` of ``config_bucket``.
         target_roles: kernel roles to create and vend sessions of. Default: none.
         audit_table: Default: a new ``AuditTable`` (child "AuditTable").
         codeartifact: registry whose tokens are minted; its minting roles are created trusted by
             this function's role. Default: none (token route denies).
-        policy_parameter_name: Default: "/kernel-access/vending-policy" + name_suffix.
-        name_suffix: appended to physical names (roles, parameter). Default: "".
+        config_bucket: the ``ConfigBucket`` holding the policy. Default: a new one (child "ConfigBucket").
+        policy_key: object key of the policy. Default: ``kernel_access.contract.POLICY_DOCUMENT_KEY``
+            ("vending/policy.json").
+        name_suffix: appended to physical names (roles). Default: "".
         policy_max_staleness_seconds: Default: 300.
         rate_limit_requests / rate_limit_window_seconds: per partner. Default: 100 per 60 s.
         rate_limit_session_requests: per session (caller ARN) inside the partner's budget, at
@@ -190,7 +191,8 @@ class CredentialVendingService(Construct):
         metrics_namespace: POWERTOOLS_METRICS_NAMESPACE. Default: "KernelAccess".
 
     Attributes: ``function``, ``function_role``, ``log_group``, ``api`` (``KernelServiceApi``),
-    ``audit_table``, ``rate_limit_table``, ``revocation_table``, ``policy_parameter``,
+    ``audit_table``, ``rate_limit_table``, ``revocation_table``, ``config_bucket``,
+    ``policy_document`` (the ``ConfigDocument``),
     ``target_roles`` (name -> ``iam.Role``), ``target_role_boundary`` (``TargetRoleBoundary``, the
     permissions boundary of every target role), ``url``.
     """
@@ -205,7 +207,8 @@ class CredentialVendingService(Construct):
         target_roles: Sequence[TargetRoleConfig] = (),
         audit_table: AuditTable | None = None,
         codeartifact: CodeArtifactRegistry | None = None,
-        policy_parameter_name: str | None = None,
+        config_bucket: ConfigBucket | None = None,
+        policy_key: str = contract.POLICY_DOCUMENT_KEY,
         name_suffix: str = "",
         policy_max_staleness_seconds: int = 300,
         rate_limit_requests: int = DEFAULT_LIMIT,
@@ -248,17 +251,13 @@ class CredentialVendingService(Construct):
             removal_policy=RemovalPolicy.RETAIN,
         )
         policy_json = json.dumps(policy_document, sort_keys=True, separators=(",", ":"))
-        self.policy_parameter = ssm.StringParameter(
-            self,
-            "PolicyParameter",
-            parameter_name=policy_parameter_name or f"{DEFAULT_POLICY_PARAMETER}{name_suffix}",
-            description="kernel-access vending policy (JSON); read by the vending Lambda",
-            string_value=policy_json,
-            tier=(
-                ssm.ParameterTier.ADVANCED
-                if len(policy_json.encode()) > _STANDARD_PARAMETER_LIMIT
-                else ssm.ParameterTier.STANDARD
-            ),
+        try:
+            parse_policy(policy_json)  # exactly the bytes deployed and read by the Lambda
+        except PolicyValidationError as error:
+            raise ValueError(f"CredentialVendingService: invalid policy_document: {error}") from None
+        self.config_bucket = config_bucket or ConfigBucket(self, "ConfigBucket")
+        self.policy_document: ConfigDocument = self.config_bucket.add_document(
+            self, "PolicyDocument", key=policy_key, body=policy_json
         )
 
         self.log_group = logs.LogGroup(
@@ -328,7 +327,8 @@ class CredentialVendingService(Construct):
             settings.AUDIT_TABLE_NAME: self.audit_table.table_name,
             settings.RATE_LIMIT_TABLE_NAME: self.rate_limit_table.table_name,
             settings.REVOCATION_TABLE_NAME: self.revocation_table.table_name,
-            settings.POLICY_PARAMETER_NAME: self.policy_parameter.parameter_name,
+            settings.CONFIG_BUCKET: self.policy_document.bucket.bucket_name,
+            settings.POLICY_OBJECT_KEY: self.policy_document.key,
             settings.POLICY_MAX_STALENESS_SECONDS: str(policy_max_staleness_seconds),
             settings.TARGET_ROLES: stack.to_json_string(
                 {name: role.role_arn for name, role in self.target_roles.items()}
@@ -394,11 +394,7 @@ class CredentialVendingService(Construct):
             actions=["dynamodb:BatchGetItem", "dynamodb:GetItem"],
             resource_arns=[self.revocation_table.table_arn],
         )
-        iam.Grant.add_to_principal(
-            grantee=self.function_role,
-            actions=["ssm:GetParameter"],
-            resource_arns=[self.policy_parameter.parameter_arn],
-        )
+        self.policy_document.grant_read(self.function_role)
 
         self.api = KernelServiceApi(
             self,

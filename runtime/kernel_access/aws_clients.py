@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_sts import STSClient
 
+    from kernel_access.document_store import S3Reader
     from kernel_access.vending.sts import AssumedCredentials
 
 #: Two attempts in total (the first and one retry; botocore's ``max_attempts`` would count retries
@@ -111,6 +112,10 @@ class Clients:
 
     def dynamodb(self) -> DynamoDBClient:
         client: DynamoDBClient = self.client("dynamodb")
+        return client
+
+    def s3(self) -> S3Reader:
+        client: S3Reader = self.client("s3")
         return client
 
     def ssm(self) -> SSMClient:

@@ -97,6 +97,12 @@ KERNEL_ACCESS_ROLE: Final = "kernel-access"
 #: (``kernel-access-external-<partner>``: one account, one sts:ExternalId each).
 KERNEL_ACCESS_EXTERNAL_ROLE: Final = "kernel-access-external"
 
+# --- configuration documents ---
+#: Keys of the configuration documents in the kernel's config bucket (the constructs deploy them
+#: there, the Lambdas read them, ``kernel-access policy lint s3://BUCKET/KEY`` checks them).
+POLICY_DOCUMENT_KEY: Final = "vending/policy.json"
+EXCHANGE_CONFIG_KEY: Final = "exchange/config.json"
+
 # --- deployment configuration shared by the CDK app and the local emulator ---
 #: cdk.json context key holding the kernel-access configuration (``kernel_access_cdk.config``).
 CONFIG_CONTEXT_KEY: Final = "kernel-access"

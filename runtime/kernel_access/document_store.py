@@ -1,22 +1,26 @@
-"""A configuration document read from SSM Parameter Store: cached, single-flight, fail closed.
+"""A configuration document read from a versioned S3 object: cached, single-flight, fail closed.
 
 Both Lambdas decide with a JSON document an operator deploys (the vending policy, the exchange
-configuration). Both need exactly the same guarantees, so one store provides them:
+configuration), each one object of the kernel's config bucket. Both need exactly the same
+guarantees, so one store provides them:
 
 - a fresh copy is fetched at most every ``cache_seconds`` (30 s by default), by one thread at a
   time (the lock: concurrent requests on a warm container share one fetch);
+- the refresh is a conditional GET (``If-None-Match`` with the ETag of the last good document): an
+  unchanged object answers 304 without a body and the parsed document is kept;
 - what is cached is the *parsed and validated* document (parsing on every request would cost more
   than the fetch it replaces); a document that fails to parse counts exactly like a failed fetch;
-- after a failed attempt the next one waits ``retry_seconds`` (5 s), so an SSM outage does not turn
-  every request into another SSM call — a retry storm against a throttled API;
+- after a failed attempt the next one waits ``retry_seconds`` (5 s), so an S3 outage does not turn
+  every request into another S3 call — a retry storm against a throttled API;
 - the last good document keeps serving for at most ``max_staleness`` seconds after it was
-  *successfully* loaded; after that (or when nothing good was ever loaded) :meth:`get` raises
-  :class:`DocumentUnavailable`, which each service turns into ``POLICY_LOAD_FAILED``. There is no
-  built-in default document: no document, no access.
+  *successfully* loaded (or confirmed unchanged); after that (or when nothing good was ever loaded)
+  :meth:`get` raises :class:`DocumentUnavailable`, which each service turns into
+  ``POLICY_LOAD_FAILED``. There is no built-in default document: no document, no access.
 
-Why our own cache on top of Powertools Parameters: the staleness rule needs the time of the last
-*successful* load on an injectable clock, and the cached value is the parsed document. Powertools
-still does the fetching (client, error wrapping): the default fetcher is :func:`ssm_fetcher`.
+Why our own cache and not a library's: the staleness rule needs the time of the last *successful*
+load on an injectable clock, the cached value is the parsed document, and the ETag sent must be the
+one of the last *good* document (never of a newer invalid one, whose 304 would otherwise pass for
+"still valid").
 """
 
 from __future__ import annotations
@@ -25,24 +29,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
-
-if TYPE_CHECKING:
-    from mypy_boto3_ssm import SSMClient
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 
 DEFAULT_MAX_STALENESS = 300.0
 DEFAULT_CACHE_SECONDS = 30.0
 DEFAULT_RETRY_SECONDS = 5.0
-
-
-class ParameterProvider(Protocol):
-    """The part of a Powertools parameters provider (``SSMProvider``) the store uses."""
-
-    def get(
-        self, name: str, max_age: int | None = ..., *, force_fetch: bool = ...
-    ) -> str | bytes | dict[Any, Any] | None: ...
 
 
 class DocumentUnavailable(Exception):
@@ -60,6 +53,8 @@ class Loaded(Generic[T]):
 
     document: T
     loaded_at: float
+    #: The source's version tag of the document (S3 ETag), sent back on the next refresh.
+    etag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,39 +68,55 @@ class DocumentStatus:
     last_error: str | None
 
 
-def ssm_fetcher(parameter_name: str, provider: Callable[[], ParameterProvider]) -> Callable[[], str | bytes]:
-    """Fetch ``parameter_name`` through a Powertools provider; every call is a real fetch."""
+class S3Reader(Protocol):
+    """What the store needs of a boto3 S3 client (no S3 type stubs are installed)."""
 
-    def fetch() -> str | bytes:
-        value = provider().get(parameter_name, max_age=0, force_fetch=True)
-        if not isinstance(value, str | bytes):
-            raise TypeError(f"parameter value is {type(value).__name__}, not a JSON string")
-        return value
+    def get_object(self, **kwargs: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A document as fetched: its bytes and the version tag the source gave them (an S3 ETag)."""
+
+    body: str | bytes
+    etag: str | None = None
+
+
+#: A fetch: given the version tag of the last *good* document (``None`` when there is none or the
+#: source has no tags), the current document, or ``None`` for "not modified since that version".
+Fetch = Callable[[str | None], Fetched | None]
+
+
+def s3_fetcher(bucket: str, key: str, s3_client: Callable[[], S3Reader]) -> Fetch:
+    """Fetch ``s3://bucket/key`` with ``GetObject``; every call is a real request.
+
+    With the ETag of the last good document the request is conditional (``If-None-Match``): an
+    unchanged object answers 304 with no body, which is returned as ``None`` so the store keeps the
+    document it has already parsed. Any other error (missing object or bucket, access denied,
+    throttling, timeout) propagates and counts as a failed load.
+    """
+
+    def fetch(etag: str | None) -> Fetched | None:
+        from botocore.exceptions import ClientError
+
+        request: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if etag:
+            request["IfNoneMatch"] = etag
+        try:
+            response = s3_client().get_object(**request)
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if etag and (status == NOT_MODIFIED or error.response.get("Error", {}).get("Code") == "304"):
+                return None
+            raise
+        body: bytes = response["Body"].read()
+        return Fetched(body, response.get("ETag"))
 
     return fetch
 
 
-class LazySSMProvider:
-    """Powertools' ``SSMProvider`` on a given (bounded) SSM client, created on first fetch.
-
-    Lazy because building clients at import time would slow every cold start.
-    """
-
-    def __init__(self, ssm_client: Callable[[], SSMClient]) -> None:
-        self._ssm_client = ssm_client
-        self._provider: Any = None
-
-    def get(
-        self, name: str, max_age: int | None = None, *, force_fetch: bool = False
-    ) -> str | bytes | dict[Any, Any] | None:
-        if self._provider is None:
-            from aws_lambda_powertools.utilities.parameters import SSMProvider
-
-            self._provider = SSMProvider(boto3_client=self._ssm_client())
-        value: str | bytes | dict[Any, Any] | None = self._provider.get(
-            name, max_age=max_age, force_fetch=force_fetch
-        )
-        return value
+#: HTTP status of a conditional GET whose ``If-None-Match`` ETag is still current.
+NOT_MODIFIED: Final = 304
 
 
 class DocumentStore(Generic[T]):
@@ -114,7 +125,7 @@ class DocumentStore(Generic[T]):
     def __init__(
         self,
         name: str,
-        fetch: Callable[[], str | bytes],
+        fetch: Fetch,
         parse: Callable[[str | bytes], T],
         *,
         describe_error: Callable[[BaseException], str] | None = None,
@@ -149,14 +160,22 @@ class DocumentStore(Generic[T]):
 
     def _load(self, now: float) -> None:
         self._last_attempt = now
+        good = self._good
         try:
-            raw = self._fetch()
-            unchanged = self._good is not None and raw == self._raw
-            document = self._good.document if unchanged and self._good is not None else self._parse(raw)
+            # The ETag of the last *good* document: a 304 then means "the good one is still current".
+            fetched = self._fetch(good.etag if good is not None else None)
+            if fetched is None:
+                if good is None:
+                    raise RuntimeError("source answered 'not modified' but no document is loaded")
+                document, raw, etag = good.document, self._raw, good.etag
+            else:
+                raw, etag = fetched.body, fetched.etag
+                unchanged = good is not None and raw == self._raw
+                document = good.document if unchanged and good is not None else self._parse(raw)
         except Exception as exc:  # any failure is a failed load, never an allow
             self._last_error = self._describe(exc)
         else:
-            self._good, self._raw, self._last_error = Loaded(document, now), raw, None
+            self._good, self._raw, self._last_error = Loaded(document, now, etag), raw, None
 
     def get(self) -> Loaded[T]:
         """The document to decide with; raises :class:`DocumentUnavailable` when the last good one
@@ -189,6 +208,6 @@ class DocumentStore(Generic[T]):
 
 def describe_exception(exc: BaseException) -> str:
     """A one-line description for logs and ``/health``: type and first line (AWS error messages
-    name the parameter and the error code; never the document)."""
+    name the operation and the error code; never the document)."""
     message = str(exc).splitlines()[0][:200] if str(exc) else ""
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

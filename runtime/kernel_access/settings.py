@@ -14,9 +14,11 @@ AUDIT_TABLE_NAME: Final = "KERNEL_ACCESS_AUDIT_TABLE"
 RATE_LIMIT_TABLE_NAME: Final = "KERNEL_ACCESS_RATE_LIMIT_TABLE"
 #: DynamoDB table holding revoked callers and partners.
 REVOCATION_TABLE_NAME: Final = "KERNEL_ACCESS_REVOCATION_TABLE"
-#: SSM parameter (name) holding the vending policy document (JSON).
-POLICY_PARAMETER_NAME: Final = "KERNEL_ACCESS_POLICY_PARAMETER"
-#: Seconds the last good policy may serve when the parameter cannot be loaded.
+#: S3 bucket (versioned) holding the configuration documents the Lambdas decide with.
+CONFIG_BUCKET: Final = "KERNEL_ACCESS_CONFIG_BUCKET"
+#: Key, in ``CONFIG_BUCKET``, of the vending policy document (JSON).
+POLICY_OBJECT_KEY: Final = "KERNEL_ACCESS_POLICY_OBJECT_KEY"
+#: Seconds the last good document (policy, exchange configuration) may serve when it cannot be loaded.
 POLICY_MAX_STALENESS_SECONDS: Final = "KERNEL_ACCESS_POLICY_MAX_STALENESS_SECONDS"
 #: JSON object mapping a target role name (as requested by callers) to its ARN.
 TARGET_ROLES: Final = "KERNEL_ACCESS_TARGET_ROLES"
@@ -47,8 +49,8 @@ KERNEL_ACCOUNT_ID: Final = "KERNEL_ACCESS_KERNEL_ACCOUNT_ID"
 PARTITION: Final = "KERNEL_ACCESS_PARTITION"
 
 # --- token exchange (OIDC) ---
-#: SSM parameter holding the exchange configuration (central issuer rules + trust policies).
-EXCHANGE_POLICY_PARAMETER_NAME: Final = "KERNEL_ACCESS_EXCHANGE_POLICY_PARAMETER"
+#: Key, in ``CONFIG_BUCKET``, of the exchange configuration (central issuer rules + trust policies).
+EXCHANGE_CONFIG_OBJECT_KEY: Final = "KERNEL_ACCESS_EXCHANGE_CONFIG_OBJECT_KEY"
 #: DynamoDB table recording accepted token ``jti`` values (replay protection).
 REPLAY_TABLE_NAME: Final = "KERNEL_ACCESS_REPLAY_TABLE"
 #: DynamoDB table of issued-token fingerprints (list / revoke).

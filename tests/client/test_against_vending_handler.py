@@ -30,8 +30,11 @@ def vending_api(aws: None, kernel: FakeKernel, monkeypatch: pytest.MonkeyPatch) 
     if runtime.AUDIT_TABLE not in dynamodb.list_tables()["TableNames"]:
         runtime.create_tables(dynamodb)
         runtime.create_roles(boto3.client("iam", region_name=runtime.REGION))
-    boto3.client("ssm", region_name=runtime.REGION).put_parameter(
-        Name=runtime.POLICY_PARAMETER, Value=json.dumps(runtime.POLICY), Type="String", Overwrite=True
+    s3 = boto3.client("s3", region_name=runtime.REGION)
+    if runtime.CONFIG_BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        runtime.create_config_bucket()
+    s3.put_object(
+        Bucket=runtime.CONFIG_BUCKET, Key=runtime.POLICY_KEY, Body=json.dumps(runtime.POLICY).encode()
     )
     for name, value in runtime.vending_environment().items():
         monkeypatch.setenv(name, value)

@@ -69,7 +69,6 @@ def test_every_parameter_holds_the_template_value(
 ) -> None:
     ssm = kernel_emulator.client("ssm")
     parameters = _of_type(template, "AWS::SSM::Parameter")
-    assert parameters
     assert set(kernel_emulator.state["parameters"]) == set(parameters)
     for logical_id, props in parameters.items():
         name = kernel_emulator.state["parameters"][logical_id]
@@ -79,6 +78,35 @@ def test_every_parameter_holds_the_template_value(
         assert parameter["Type"] == props.get("Type", "String")
         if isinstance(props["Value"], str):
             assert parameter["Value"] == props["Value"], logical_id
+
+
+def test_every_bucket_deployment_put_its_documents_in_the_local_bucket(
+    kernel_emulator: Emulator, template: Mapping[str, Any], kernel_assembly: Path
+) -> None:
+    """The config documents as a deployment would leave them: the staged asset's files under their
+    keys, each deploy-time value (a role ARN) replaced by its local value, in a versioned bucket."""
+    from tests.infra.conftest import deployed_documents
+
+    s3 = kernel_emulator.client("s3")
+    buckets = kernel_emulator.state["buckets"]
+    assert set(buckets) == set(_of_type(template, "AWS::S3::Bucket"))
+    staged = deployed_documents(kernel_assembly, dict(template))
+    assert set(staged) == {"vending/policy.json", "exchange/config.json"}
+    urls = kernel_emulator.state["objects"]
+    assert sorted(u.rsplit("/", 2)[-2] + "/" + u.rsplit("/", 1)[-1] for u in urls) == sorted(staged)
+    for url in urls:
+        bucket, key = url.removeprefix("s3://").split("/", 1)
+        assert bucket in buckets.values()
+        versioning = s3.get_bucket_versioning(Bucket=bucket)
+        assert versioning["Status"] == "Enabled"
+        local = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        assert "<<marker" not in json.dumps(local)
+        if key == "vending/policy.json":
+            assert local == staged[key]
+        else:  # the role ARNs: a template reference in the assembly, a local ARN here
+            role_arn = local["targets"]["deployer"]["role_arn"]
+            assert role_arn.startswith("arn:aws:iam::111111111111:role/")
+            assert json.loads(staged[key]["targets"]["deployer"]["role_arn"])["Fn::GetAtt"][1] == "Arn"
 
 
 def test_every_role_has_the_template_name_trust_and_limits(

@@ -49,8 +49,9 @@ def test_stack_resources_come_from_the_template(kernel_emulator: Emulator) -> No
     assert state["account_id"] == "111111111111"
     assert state["audit_table"] in state["tables"].values()
     assert set(state["target_roles"]) == {"kernel-reader", "kernel-deployer"}
-    parameter = kernel_emulator.client("ssm").get_parameter(Name=next(iter(state["parameters"].values())))
-    policy = json.loads(parameter["Parameter"]["Value"])
+    [url] = [u for u in state["objects"] if u.endswith("/vending/policy.json")]
+    bucket, key = url.removeprefix("s3://").split("/", 1)
+    policy = json.loads(kernel_emulator.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
     assert {"payments", "acme-analytics"} <= set(policy["partners"])
     indexes = kernel_emulator.client("dynamodb").describe_table(TableName=state["audit_table"])["Table"]
     assert {i["IndexName"] for i in indexes["GlobalSecondaryIndexes"]} == {

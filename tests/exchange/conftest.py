@@ -15,6 +15,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from kernel_access.audit import AuditLog
+from kernel_access.document_store import Fetch, Fetched
 from kernel_access.exchange.issued import IssuedTokenStore
 from kernel_access.exchange.minting import Minter
 from kernel_access.exchange.replay import ReplayGuard
@@ -33,10 +34,17 @@ DEPLOY_ROLE = f"arn:aws:iam::{KERNEL}:role/ci-deployer"
 READER_ROLE = f"arn:aws:iam::{KERNEL}:role/ka-codeartifact-reader"
 PUBLISHER_ROLE = f"arn:aws:iam::{KERNEL}:role/ka-codeartifact-publisher"
 AUDIT_TABLE, RATE_TABLE, REPLAY_TABLE, ISSUED_TABLE = "audit", "rate", "replay", "issued"
-PARAMETER = "/kernel-access/exchange"
+CONFIG_BUCKET = "kernel-access-config"
+CONFIG_KEY = "exchange/config.json"
 REVOCATION_TABLE = "revocation"
 #: The audience workflows request for this test deployment (never a shared one such as STS's).
 AUDIENCE = "kernel-access:111111111111:us-east-1:exchange"
+
+
+def fixed(document: Any) -> Fetch:
+    """A fetch that always answers ``document`` (JSON-encoded unless already text), without a tag."""
+    body = document if isinstance(document, str) else json.dumps(document)
+    return lambda _etag: Fetched(body)
 
 
 def example_config() -> dict[str, Any]:
@@ -320,7 +328,7 @@ def build_harness(tokens: TokenFactory, aws: None) -> Callable[..., Harness]:
         clock = [NOW]
         codeartifact_calls: list[dict[str, Any]] = []
         service = ExchangeService(
-            config_store=ExchangeConfigStore(lambda: json.dumps(document), clock=lambda: 0.0),
+            config_store=ExchangeConfigStore(fixed(document), clock=lambda: 0.0),
             replay_guard=ReplayGuard(REPLAY_TABLE, lambda: dynamodb),
             issued_tokens=IssuedTokenStore(ISSUED_TABLE, lambda: dynamodb),
             revocations=RevocationStore(REVOCATION_TABLE, lambda: dynamodb),

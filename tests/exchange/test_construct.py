@@ -19,6 +19,7 @@ from kernel_access_cdk.roles import set_trust_statements
 from kernel_access_cdk.token_exchange import TokenExchange
 
 from tests.exchange.conftest import AUDIENCE, DEPLOY_ROLE, GITHUB, GITLAB, example_config
+from tests.infra.conftest import stack_documents
 
 CODE = lambda_.Code.from_inline("def handler(event, context):\n    return {}\n")
 
@@ -125,7 +126,8 @@ def test_function_mirrors_the_vending_function(synthesized: tuple[Stack, TokenEx
             "Environment": {
                 "Variables": Match.object_like(
                     {
-                        settings.EXCHANGE_POLICY_PARAMETER_NAME: Match.any_value(),
+                        settings.CONFIG_BUCKET: Match.any_value(),
+                        settings.EXCHANGE_CONFIG_OBJECT_KEY: contract.EXCHANGE_CONFIG_KEY,
                         settings.REPLAY_TABLE_NAME: Match.any_value(),
                         settings.ISSUED_TOKENS_TABLE_NAME: Match.any_value(),
                         settings.AUDIT_TABLE_NAME: Match.any_value(),
@@ -140,7 +142,9 @@ def test_function_mirrors_the_vending_function(synthesized: tuple[Stack, TokenEx
         },
     )
     template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 365})
-    [function] = template.find_resources("AWS::Lambda::Function").values()
+    [function] = template.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": contract.EXCHANGE_HANDLER}}
+    ).values()
     assert "AWSLambdaPowertoolsPythonV3-python313-arm64" in json.dumps(function["Properties"]["Layers"])
 
 
@@ -159,16 +163,21 @@ def test_tables_have_ttl_encryption_and_pitr(synthesized: tuple[Stack, TokenExch
         )
 
 
-def test_parameter_holds_the_validated_configuration(
+def test_config_object_holds_the_validated_configuration(
     synthesized: tuple[Stack, TokenExchange, Template],
 ) -> None:
-    _, _, template = synthesized
-    [parameter] = template.find_resources("AWS::SSM::Parameter").values()
-    assert parameter["Properties"]["Name"] == "/kernel-access/exchange-config"
-    value = parameter["Properties"]["Value"]
-    document = json.loads(value) if isinstance(value, str) else None
-    assert document is not None
+    stack, _, template = synthesized
+    assert template.find_resources("AWS::SSM::Parameter") == {}
+    documents = stack_documents(stack)
+    assert list(documents) == [contract.EXCHANGE_CONFIG_KEY]
+    document = documents[contract.EXCHANGE_CONFIG_KEY]
     assert document["issuers"]["github"]["issuer"] == GITHUB
+    # Exactly the document the runtime parser validated at synth (deploy-time values aside).
+    assert document == example_config()
+    [bucket] = template.find_resources("AWS::S3::Bucket").values()
+    assert bucket["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
+    [deployment] = template.find_resources("Custom::CDKBucketDeployment").values()
+    assert deployment["Properties"]["Prune"] is False
 
 
 def _function_policy_statements(
@@ -209,9 +218,12 @@ def test_iam_least_privilege(synthesized: tuple[Stack, TokenExchange, Template])
     [revocations] = [s for s in statements if "dynamodb:BatchGetItem" in s["Action"]]
     assert sorted(revocations["Action"]) == ["dynamodb:BatchGetItem", "dynamodb:GetItem"]
     assert "Revocation" in json.dumps(revocations["Resource"])
-    for s in statements:
-        if s["Action"] == "ssm:GetParameter":
-            assert s["Resource"] != "*"
+    assert not any(a.startswith("ssm:") for a in actions)
+    # The configuration: GetObject of its one object, nothing else of the bucket.
+    [document] = [s for s in statements if s["Action"] == "s3:GetObject"]
+    assert stack.resolve(document["Resource"]) == stack.resolve(exchange.config_document.object_arn)
+    assert "exchange/config.json" in json.dumps(document["Resource"])
+    assert not [a for a in actions if a.startswith("s3:") and a != "s3:GetObject"]
 
 
 def test_role_targets_by_key_and_read_only_configs_need_no_publisher() -> None:
@@ -253,8 +265,9 @@ def test_role_targets_by_key_and_read_only_configs_need_no_publisher() -> None:
     assert stack.get_logical_id(deployer.node.default_child) in rendered
     assert "placeholder" not in rendered
     assert "000000000000" not in rendered
-    [parameter] = template.find_resources("AWS::SSM::Parameter").values()
-    assert "000000000000" not in json.dumps(parameter)
+    [document] = stack_documents(stack).values()
+    assert "000000000000" not in json.dumps(document)  # the placeholder ARN was for validation only
+    assert "Fn::GetAtt" in document["targets"]["deploy"]["role_arn"]
     # The referenced role now trusts the exchange function too, and keeps its own statement.
     trust = template.to_json()["Resources"][stack.get_logical_id(deployer.node.default_child)]["Properties"][
         "AssumeRolePolicyDocument"
@@ -337,8 +350,8 @@ def test_issuer_without_audiences_gets_the_deployment_audience() -> None:
     )
     outputs = template.find_outputs("*")
     assert [o["Value"] for k, o in outputs.items() if "DefaultAudience" in k] == [expected]
-    [parameter] = template.find_resources("AWS::SSM::Parameter").values()
-    assert expected in json.dumps(parameter)
+    [document] = stack_documents(stack).values()
+    assert expected in json.dumps(document)
     # What `kernel-access exchange revoke` needs, on the AWS-role targets only.
     policies = template.find_resources("AWS::IAM::Policy")
     [document] = [

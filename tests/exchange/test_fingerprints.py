@@ -21,7 +21,7 @@ from kernel_access import settings
 from kernel_access.audit import FingerprintKeyUnavailable, TokenFingerprinter, token_fingerprint
 from kernel_access.exchange.wiring import service_from_env
 
-from tests.exchange.conftest import PARAMETER, Harness, make_event
+from tests.exchange.conftest import CONFIG_BUCKET, CONFIG_KEY, Harness, make_event
 
 KEY = b"audit-hmac-key-for-tests-0123456789abcdef"
 
@@ -95,7 +95,8 @@ def test_wiring_reads_the_audit_hmac_key_parameter(aws: None) -> None:
     ssm = boto3.client("ssm", region_name="us-east-1")
     ssm.put_parameter(Name="/kernel-access/audit-hmac", Value=KEY.decode(), Type="SecureString")
     environ = {
-        settings.EXCHANGE_POLICY_PARAMETER_NAME: PARAMETER,
+        settings.CONFIG_BUCKET: CONFIG_BUCKET,
+        settings.EXCHANGE_CONFIG_OBJECT_KEY: CONFIG_KEY,
         settings.REPLAY_TABLE_NAME: "replay",
         settings.ISSUED_TOKENS_TABLE_NAME: "issued",
         settings.AUDIT_TABLE_NAME: "audit",

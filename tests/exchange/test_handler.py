@@ -349,12 +349,15 @@ def test_rate_limited_per_subject(build_harness: Callable[..., Harness]) -> None
 
 
 def test_policy_load_failed_when_configuration_missing_or_invalid(harness: Harness) -> None:
+    from kernel_access.document_store import Fetched
     from kernel_access.exchange.store import ExchangeConfigStore
 
-    def missing() -> str:
-        raise RuntimeError("ParameterNotFound")
+    from tests.exchange.conftest import fixed
 
-    for fetch in (missing, lambda: "{}", lambda: "not json"):
+    def missing(_etag: str | None) -> Fetched:
+        raise RuntimeError("NoSuchKey")
+
+    for fetch in (missing, fixed("{}"), fixed("not json")):
         harness.service.config_store = ExchangeConfigStore(fetch)
         status, body = harness.exchange({"target": "deploy"})
         assert (status, body["error_code"]) == (503, "POLICY_LOAD_FAILED")
@@ -461,7 +464,7 @@ def test_service_build_failure_is_internal_error(harness: Harness, monkeypatch: 
     from kernel_access.handlers import exchange as exchange_handler
 
     exchange_handler.reset_for_tests(None)
-    monkeypatch.delenv("KERNEL_ACCESS_EXCHANGE_POLICY_PARAMETER", raising=False)
+    monkeypatch.delenv("KERNEL_ACCESS_EXCHANGE_CONFIG_OBJECT_KEY", raising=False)
     claims = harness.tokens.claims()
     response = exchange_handler.handle(
         make_event(harness.tokens.sign(claims), claims, {"target": "deploy"}), "x"

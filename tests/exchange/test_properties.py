@@ -23,6 +23,7 @@ from kernel_access.exchange.context import ExchangeRequestContext
 from kernel_access.exchange.service import ExchangeService
 from kernel_access.exchange.store import ExchangeConfigStore
 
+from tests.exchange.conftest import fixed
 from tests.exchange.fakes import (
     MemoryAudit,
     MemoryIssuedTokens,
@@ -167,7 +168,7 @@ def test_never_a_credential_the_policies_do_not_allow(
     parse_exchange_config(config)  # the generated configuration is valid
     minter = RecordingMinter()
     service = ExchangeService(
-        config_store=ExchangeConfigStore(lambda: json.dumps(config)),
+        config_store=ExchangeConfigStore(fixed(config)),
         replay_guard=MemoryReplayGuard(),  # type: ignore[arg-type]
         issued_tokens=MemoryIssuedTokens(),  # type: ignore[arg-type]
         revocations=MemoryRevocations(),  # type: ignore[arg-type]

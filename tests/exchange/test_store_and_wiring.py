@@ -1,71 +1,95 @@
-"""Loading the configuration from SSM (cache, last-good staleness, fail closed) and env wiring."""
+"""Loading the configuration from its S3 object (cache, conditional refresh, last-good staleness,
+fail closed) and env wiring."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import boto3
 import pytest
 from kernel_access import settings
 from kernel_access.contract import ErrorCode
+from kernel_access.document_store import Fetched, s3_fetcher
 from kernel_access.exchange.refusal import ExchangeRefused
-from kernel_access.exchange.store import ExchangeConfigStore, ssm_fetcher
+from kernel_access.exchange.store import ExchangeConfigStore
 from kernel_access.exchange.wiring import service_from_env
 
-from tests.exchange.conftest import PARAMETER, example_config
+from tests.exchange.conftest import CONFIG_BUCKET, CONFIG_KEY, example_config
 
 
-def test_ssm_fetch_cache_and_staleness(aws: None) -> None:
-    ssm = boto3.client("ssm", region_name="us-east-1")
-    ssm.put_parameter(Name=PARAMETER, Value=json.dumps(example_config()), Type="String")
+def _bucket() -> Any:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=CONFIG_BUCKET)
+    s3.put_bucket_versioning(Bucket=CONFIG_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return s3
+
+
+def _put(s3: Any, document: Any) -> None:
+    body = document if isinstance(document, str) else json.dumps(document)
+    s3.put_object(Bucket=CONFIG_BUCKET, Key=CONFIG_KEY, Body=body.encode())
+
+
+def test_s3_fetch_cache_and_staleness(aws: None) -> None:
+    s3 = _bucket()
+    _put(s3, example_config())
     now = [0.0]
-    calls = [0]
-    fetch = ssm_fetcher(PARAMETER, lambda: ssm)
+    calls: list[tuple[str | None, bool]] = []  # (ETag sent, body received)
+    fetch = s3_fetcher(CONFIG_BUCKET, CONFIG_KEY, lambda: s3)
 
-    def counting() -> str:
-        calls[0] += 1
-        return fetch()
+    def counting(etag: str | None) -> Fetched | None:
+        fetched = fetch(etag)
+        calls.append((etag, fetched is not None))
+        return fetched
 
     store = ExchangeConfigStore(counting, cache_seconds=30, max_staleness=300, clock=lambda: now[0])
     first = store.get()
     assert first.version == "2026-11-23.1"
     now[0] = 10
     assert store.get() is first
-    assert calls[0] == 1  # cached
+    assert len(calls) == 1  # cached
+
+    # Unchanged after the cache period: a conditional GET answered 304, the parsed config kept.
+    now[0] = 30
+    assert store.get() is first
+    etag = s3.head_object(Bucket=CONFIG_BUCKET, Key=CONFIG_KEY)["ETag"]
+    assert calls[1] == (etag, False)
 
     # A new valid version is picked up after the cache period.
     changed = example_config()
     changed["version"] = "2"
-    ssm.put_parameter(Name=PARAMETER, Value=json.dumps(changed), Type="String", Overwrite=True)
-    now[0] = 31
+    _put(s3, changed)
+    now[0] = 61
     assert store.get().version == "2"
+    assert calls[2] == (etag, True)
 
     # An invalid document keeps the last good one only within max_staleness.
-    ssm.put_parameter(Name=PARAMETER, Value='{"version": "3", "issuers": 5}', Type="String", Overwrite=True)
+    _put(s3, '{"version": "3", "issuers": 5}')
     now[0] = 100
     assert store.get().version == "2"
-    now[0] = 31 + 301
+    now[0] = 61 + 301
     with pytest.raises(ExchangeRefused) as info:
         store.get()
     assert info.value.code is ErrorCode.POLICY_LOAD_FAILED
 
-    # Deleted parameter: same.
-    ssm.delete_parameter(Name=PARAMETER)
+    # Deleted object: same.
+    s3.delete_object(Bucket=CONFIG_BUCKET, Key=CONFIG_KEY)
     with pytest.raises(ExchangeRefused):
         store.get()
 
 
 def test_no_configuration_ever_loaded_refuses_immediately(aws: None) -> None:
-    ssm = boto3.client("ssm", region_name="us-east-1")
-    store = ExchangeConfigStore(ssm_fetcher("/missing", lambda: ssm))
+    s3 = _bucket()
+    store = ExchangeConfigStore(s3_fetcher(CONFIG_BUCKET, "exchange/missing.json", lambda: s3))
     with pytest.raises(ExchangeRefused) as info:
         store.get()
     assert info.value.code is ErrorCode.POLICY_LOAD_FAILED
 
 
-def test_wiring_requires_every_table_and_the_parameter() -> None:
+def test_wiring_requires_every_table_and_the_configuration_object() -> None:
     environ = {
-        settings.EXCHANGE_POLICY_PARAMETER_NAME: PARAMETER,
+        settings.CONFIG_BUCKET: CONFIG_BUCKET,
+        settings.EXCHANGE_CONFIG_OBJECT_KEY: CONFIG_KEY,
         settings.REPLAY_TABLE_NAME: "replay",
         settings.ISSUED_TOKENS_TABLE_NAME: "issued",
         settings.AUDIT_TABLE_NAME: "audit",
@@ -80,7 +104,8 @@ def test_wiring_requires_every_table_and_the_parameter() -> None:
     assert service.minter.reader_role_arn == "arn:aws:iam::111111111111:role/r"
     assert service.minter.publisher_role_arn is None
     for name in (
-        settings.EXCHANGE_POLICY_PARAMETER_NAME,
+        settings.CONFIG_BUCKET,
+        settings.EXCHANGE_CONFIG_OBJECT_KEY,
         settings.REPLAY_TABLE_NAME,
         settings.ISSUED_TOKENS_TABLE_NAME,
         settings.AUDIT_TABLE_NAME,
@@ -92,18 +117,18 @@ def test_wiring_requires_every_table_and_the_parameter() -> None:
             service_from_env(partial)
 
 
-def test_an_outage_does_not_turn_every_request_into_an_ssm_call() -> None:
-    """During an SSM outage the store waits between attempts (a retry storm against a throttled
+def test_an_outage_does_not_turn_every_request_into_an_s3_call() -> None:
+    """During an S3 outage the store waits between attempts (a retry storm against a throttled
     API is what it exists to prevent) and serves the last good copy within max_staleness."""
     now = [0.0]
     calls = [0]
     healthy = [True]
 
-    def fetch() -> str:
+    def fetch(_etag: str | None) -> Fetched:
         calls[0] += 1
         if not healthy[0]:
-            raise RuntimeError("ThrottlingException")
-        return json.dumps(example_config())
+            raise RuntimeError("SlowDown")
+        return Fetched(json.dumps(example_config()))
 
     store = ExchangeConfigStore(fetch, cache_seconds=30, max_staleness=300, clock=lambda: now[0])
     good = store.get()
@@ -123,10 +148,10 @@ def test_concurrent_requests_share_one_fetch() -> None:
     calls = [0]
     gate = threading.Event()
 
-    def fetch() -> str:
+    def fetch(_etag: str | None) -> Fetched:
         calls[0] += 1
         gate.wait(2)
-        return json.dumps(example_config())
+        return Fetched(json.dumps(example_config()))
 
     store = ExchangeConfigStore(fetch, clock=lambda: 0.0)
     threads = [threading.Thread(target=store.get) for _ in range(8)]

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk import Stack, Stage
 from aws_cdk.assertions import Template
+from kernel_access.local.deployments import BUCKET_DEPLOYMENT, deployed_files
 from kernel_access.local.nested_stacks import merge_nested_stacks
 from kernel_access_cdk.app import build_app
 
@@ -33,6 +35,30 @@ def synth(
     )
     app.synth()
     return outdir
+
+
+def _as_json_string_content(value: Any) -> str:
+    """A deploy-time value as it can stand inside a JSON string: its CloudFormation JSON, escaped."""
+    return json.dumps(json.dumps(value, sort_keys=True))[1:-1]
+
+
+def deployed_documents(outdir: Path, template: dict[str, Any]) -> dict[str, Any]:
+    """Object key -> parsed document of every ``BucketDeployment`` of ``template`` (synthesised into
+    ``outdir``), read from the staged asset; a deploy-time value (role ARN) reads as the JSON of its
+    CloudFormation expression."""
+    documents: dict[str, Any] = {}
+    for resource in template.get("Resources", {}).values():
+        if resource.get("Type") == BUCKET_DEPLOYMENT:
+            for key, content in deployed_files(outdir, resource["Properties"], _as_json_string_content):
+                documents[key] = json.loads(content)
+    return documents
+
+
+def stack_documents(stack: Stack) -> dict[str, Any]:
+    """:func:`deployed_documents` of a stack of a test app (synthesises its app)."""
+    assembly = Stage.of(stack).synth()  # type: ignore[union-attr]
+    artifact = assembly.get_stack_artifact(stack.artifact_id)
+    return deployed_documents(Path(assembly.directory), artifact.template)
 
 
 def normalise_asset_hashes(text: str) -> str:

@@ -171,9 +171,11 @@ def provision() -> dict[str, str]:
             "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}},
         },
     )
+    s3.create_bucket(Bucket="ka-config")
+    s3.put_bucket_versioning(Bucket="ka-config", VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket="ka-config", Key="vending/policy.json", Body=json.dumps(POLICY).encode())
+    s3.put_object(Bucket="ka-config", Key="exchange/config.json", Body=json.dumps(EXCHANGE).encode())
     ssm = boto3.client("ssm", region_name=REGION)
-    ssm.put_parameter(Name="/ka/policy", Value=json.dumps(POLICY), Type="String")
-    ssm.put_parameter(Name="/ka/exchange", Value=json.dumps(EXCHANGE), Type="String")
     ssm.put_parameter(Name="/ka/hmac", Value="k" * 32, Type="SecureString")
     trust = {
         "Version": "2012-10-17",
@@ -188,8 +190,9 @@ def provision() -> dict[str, str]:
         "KERNEL_ACCESS_REVOCATION_TABLE": "revocation",
         "KERNEL_ACCESS_REPLAY_TABLE": "replay",
         "KERNEL_ACCESS_ISSUED_TOKENS_TABLE": "issued",
-        "KERNEL_ACCESS_POLICY_PARAMETER": "/ka/policy",
-        "KERNEL_ACCESS_EXCHANGE_POLICY_PARAMETER": "/ka/exchange",
+        "KERNEL_ACCESS_CONFIG_BUCKET": "ka-config",
+        "KERNEL_ACCESS_POLICY_OBJECT_KEY": "vending/policy.json",
+        "KERNEL_ACCESS_EXCHANGE_CONFIG_OBJECT_KEY": "exchange/config.json",
         "KERNEL_ACCESS_AUDIT_HMAC_KEY_PARAMETER": "/ka/hmac",
         "KERNEL_ACCESS_TARGET_ROLES": json.dumps(
             {"kernel-reader": f"arn:aws:iam::{ACCOUNT}:role/kernel-reader"}

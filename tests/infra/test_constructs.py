@@ -71,6 +71,7 @@ def custom() -> dict[str, Any]:
         memory_size=1024,
         powertools_layer_version=99,
         name_suffix="-staging",
+        policy_key="staging/vending/policy.json",
     )
     PartnerAccountStack(
         app,
@@ -322,8 +323,11 @@ def test_vending_options_and_no_codeartifact(custom: dict[str, Any]) -> None:
     assert variables["KERNEL_ACCESS_IN_ORG_ROLE_NAME"] == "kernel-access-staging"
     assert variables["KERNEL_ACCESS_EXTERNAL_ROLE_NAME"] == "kernel-access-external-staging"
     assert variables["KERNEL_ACCESS_TARGET_ROLES"] == "{}"
-    (parameter,) = of_type(custom["Resources"], "AWS::SSM::Parameter").values()
-    assert parameter["Properties"]["Name"] == "/kernel-access/vending-policy-staging"
+    # Its own config bucket (none was passed) and the policy under the key given.
+    (bucket_id,) = of_type(custom["Resources"], "AWS::S3::Bucket")
+    assert variables["KERNEL_ACCESS_CONFIG_BUCKET"] == {"Ref": bucket_id}
+    assert variables["KERNEL_ACCESS_POLICY_OBJECT_KEY"] == "staging/vending/policy.json"
+    assert of_type(custom["Resources"], "AWS::SSM::Parameter") == {}
 
 
 def test_partner_stack_with_vending_url_and_custom_principal(custom: dict[str, Any]) -> None:
@@ -438,3 +442,18 @@ def test_vending_function_uses_the_staged_asset(cloud_assembly: Path, templates:
     staged = stage_package(cloud_assembly.parent / "restage")
     assert files == sorted(staged.files)
     assert json.dumps(function).count("kernel_access.handlers.vending.handler") == 1
+
+
+def test_an_invalid_policy_document_fails_at_synth_listing_every_error() -> None:
+    """What the construct deploys is what the Lambda's parser accepts: never a policy it would refuse."""
+    stack = Stack(App(), "Invalid", env={"account": "111111111111", "region": "eu-west-1"})
+    roles = KernelAccessRoles(stack, "Roles", partners=PARTNERS, organization_id="o-abcdefghij")
+    document = {
+        "version": "1",
+        "partners": {},
+        "rules": [{"id": "a", "effect": "maybe"}, {"id": "b", "effect": "allow", "partners": ["nobody"]}],
+    }
+    with pytest.raises(ValueError, match="invalid policy_document") as info:
+        CredentialVendingService(stack, "Vending", kernel_roles=roles, policy_document=document)
+    assert "'a'" in str(info.value)
+    assert "nobody" in str(info.value)

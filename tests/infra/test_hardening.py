@@ -121,11 +121,10 @@ def test_boundary_denies_every_kernel_access_log_group(
 def test_boundary_denies_every_kernel_access_parameter(
     kernel_resources: dict[str, Any], boundary: tuple[str, list[Any]]
 ) -> None:
-    """The vending policy, the exchange configuration and anything else under /kernel-access."""
+    """Anything under /kernel-access (the kernel stack itself creates no parameter now)."""
     denied = _denied_text(boundary[1], "ssm")
     assert ":parameter/kernel-access*" in denied
     parameters = of_type(kernel_resources, "AWS::SSM::Parameter")
-    assert len(parameters) >= 2
     for parameter in parameters.values():
         assert parameter["Properties"]["Name"].startswith("/kernel-access"), parameter
 
@@ -181,12 +180,17 @@ def test_boundary_denies_every_kernel_access_role(
             assert f'"{logical_id}"' in denied, logical_id
 
 
-def test_boundary_denies_the_audit_archive_and_the_stack_itself(
+def test_boundary_denies_the_buckets_and_the_stack_itself(
     kernel_resources: dict[str, Any], boundary: tuple[str, list[Any]]
 ) -> None:
-    (bucket_id,) = of_type(kernel_resources, "AWS::S3::Bucket")
-    assert f'"{bucket_id}"' in _denied_text(boundary[1], "s3")
-    # The template holds the vending policy and the exchange configuration in clear.
+    """The audit archive and the config bucket: a target session able to write the vending policy
+    or the exchange configuration could grant itself anything."""
+    buckets = of_type(kernel_resources, "AWS::S3::Bucket")
+    assert {b.split("Bucket")[0] for b in buckets} == {"AuditArchive", "Config"}
+    denied = _denied_text(boundary[1], "s3")
+    for bucket_id in buckets:
+        assert f'"{bucket_id}"' in denied
+        assert f'[{{"Fn::GetAtt": ["{bucket_id}", "Arn"]}}, "/*"]' in denied
     assert '{"Ref": "AWS::StackId"}' in _denied_text(boundary[1], "cloudformation")
 
 
@@ -291,7 +295,9 @@ def test_archive_bucket_is_locked_in_compliance_mode(
     kernel_resources: dict[str, Any], cdk_context: dict[str, Any]
 ) -> None:
     days = cdk_context["kernel-access"]["audit"]["archive_retention_days"]
-    (bucket,) = of_type(kernel_resources, "AWS::S3::Bucket").values()
+    (bucket,) = [
+        r for n, r in of_type(kernel_resources, "AWS::S3::Bucket").items() if n.startswith("AuditArchive")
+    ]
     props = bucket["Properties"]
     assert bucket["DeletionPolicy"] == "Retain"
     assert props["ObjectLockEnabled"] is True
@@ -309,7 +315,11 @@ def test_archive_bucket_is_locked_in_compliance_mode(
 
 
 def test_archive_bucket_policy_admits_only_the_archive_writer(kernel_resources: dict[str, Any]) -> None:
-    (policy,) = of_type(kernel_resources, "AWS::S3::BucketPolicy").values()
+    (policy,) = [
+        r
+        for n, r in of_type(kernel_resources, "AWS::S3::BucketPolicy").items()
+        if n.startswith("AuditArchive")
+    ]
     statements = {s.get("Sid"): s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
     writes = statements["OnlyTheArchiveWriterPuts"]
     assert writes["Effect"] == "Deny"

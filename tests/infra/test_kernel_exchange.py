@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from kernel_access.exchange.minting import SESSION_TAG_KEYS
 from kernel_access_cdk.config import ConfigError, load_config
 from kernel_access_cdk.stacks import KernelAccountStack
 
-from tests.infra.conftest import of_type
+from tests.infra.conftest import KERNEL_STACK, deployed_documents, of_type
 
 Mutation = Callable[[dict[str, Any]], None]
 GITHUB = "https://token.actions.githubusercontent.com"
@@ -202,18 +203,15 @@ def test_exchange_function_environment_reuses_shared_resources(
     ]
 
 
-def test_exchange_parameter_holds_the_cdk_json_document_with_role_arns(
-    kernel_resources: dict[str, Any], cdk_context: dict[str, Any]
+def test_exchange_object_holds_the_cdk_json_document_with_role_arns(
+    cloud_assembly: Path, templates: dict[str, dict[str, Any]], cdk_context: dict[str, Any]
 ) -> None:
-    [parameter] = _exchange(kernel_resources, "AWS::SSM::Parameter").values()
-    props = parameter["Properties"]
-    assert props["Name"] == "/kernel-access/exchange-config"
-    deployer = _role_logical_id(kernel_resources, "kernel-deployer")
+    document = deployed_documents(cloud_assembly, templates[KERNEL_STACK])[contract.EXCHANGE_CONFIG_KEY]
+    deployer = _role_logical_id(templates[KERNEL_STACK]["Resources"], "kernel-deployer")
+    # The role ARN is a deploy-time value the deployment substitutes into the staged text.
+    assert json.loads(document["targets"]["deployer"]["role_arn"]) == {"Fn::GetAtt": [deployer, "Arn"]}
     placeholder = "arn:aws:iam::111111111111:role/kernel-deployer"
-    parts = props["Value"]["Fn::Join"][1]
-    assert {"Fn::GetAtt": [deployer, "Arn"]} in parts
-    text = "".join(placeholder if isinstance(p, dict) else p for p in parts)
-    document = json.loads(text)
+    document["targets"]["deployer"]["role_arn"] = placeholder
     expected = {
         k: v for k, v in _exchange_config(cdk_context).items() if k not in ("rate_limit", "api_throttling")
     }

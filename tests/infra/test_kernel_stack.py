@@ -8,8 +8,9 @@ from typing import Any
 
 from aws_cdk.assertions import Match, Template
 from kernel_access import contract, settings
+from kernel_access.policy import parse_policy
 
-from tests.infra.conftest import deployed_resources, of_type
+from tests.infra.conftest import KERNEL_STACK, deployed_documents, deployed_resources, of_type
 
 TRUST_ACTIONS = ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"]
 
@@ -144,7 +145,7 @@ def test_vending_function_role_is_least_privilege(kernel_resources: dict[str, An
         ("dynamodb:PutItem",),
         ("dynamodb:GetItem", "dynamodb:UpdateItem"),
         ("dynamodb:BatchGetItem", "dynamodb:GetItem"),
-        ("ssm:GetParameter",),
+        ("s3:GetObject",),
     }
     assumable = {
         r["Fn::GetAtt"][0]
@@ -172,9 +173,10 @@ def test_vending_function_role_is_least_privilege(kernel_resources: dict[str, An
     assert by_action[("dynamodb:BatchGetItem", "dynamodb:GetItem")]["Resource"] == {
         "Fn::GetAtt": [revocation, "Arn"]
     }
-    parameter = next(iter(of_type(kernel_resources, "AWS::SSM::Parameter")))
-    assert by_action[("ssm:GetParameter",)]["Resource"] == {
-        "Fn::Join": ["", ["arn:aws:ssm:us-east-1:111111111111:parameter", {"Ref": parameter}]]
+    # The policy document's one object: no other key, no bucket-level action, no other version.
+    bucket = next(n for n in of_type(kernel_resources, "AWS::S3::Bucket") if n.startswith("ConfigBucket"))
+    assert by_action[("s3:GetObject",)]["Resource"] == {
+        "Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, f"/{contract.POLICY_DOCUMENT_KEY}"]]
     }
 
 
@@ -262,7 +264,8 @@ def test_vending_function_runtime_tracing_layer_and_environment(
         settings.AUDIT_TABLE_NAME,
         settings.RATE_LIMIT_TABLE_NAME,
         settings.REVOCATION_TABLE_NAME,
-        settings.POLICY_PARAMETER_NAME,
+        settings.CONFIG_BUCKET,
+        settings.POLICY_OBJECT_KEY,
         settings.POLICY_MAX_STALENESS_SECONDS,
         settings.TARGET_ROLES,
         settings.RATE_LIMIT_REQUESTS,
@@ -336,8 +339,9 @@ def test_stages_throttle_and_write_json_access_logs(kernel_resources: dict[str, 
 
 def test_every_log_group_has_retention_and_is_retained(kernel_resources: dict[str, Any]) -> None:
     groups = of_type(kernel_resources, "AWS::Logs::LogGroup")
-    # vending and exchange: each a function log group and an access log group; the audit archive's
-    assert len(groups) == 5
+    # vending and exchange: each a function log group and an access log group; the audit archive's;
+    # the config documents' deployment handler's
+    assert len(groups) == 6
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == 365
         assert group["DeletionPolicy"] == "Retain"
@@ -348,16 +352,11 @@ def test_api_url_is_an_output(templates: dict[str, dict[str, Any]]) -> None:
     assert any(name.startswith("VendingApiUrl") for name in outputs)
 
 
-def test_policy_parameter_holds_the_config_policy(
-    kernel_resources: dict[str, Any], cdk_context: dict[str, Any]
+def test_policy_object_holds_the_config_policy(
+    cloud_assembly: Path, templates: dict[str, dict[str, Any]], cdk_context: dict[str, Any]
 ) -> None:
-    parameters = of_type(kernel_resources, "AWS::SSM::Parameter")
-    (parameter,) = [
-        p for p in parameters.values() if p["Properties"]["Name"] == "/kernel-access/vending-policy"
-    ]
-    props = parameter["Properties"]
-    assert props["Type"] == "String"
-    document = json.loads(props["Value"])
+    document = deployed_documents(cloud_assembly, templates[KERNEL_STACK])[contract.POLICY_DOCUMENT_KEY]
+    parse_policy(json.dumps(document))  # what the Lambda will load is valid
     config = cdk_context["kernel-access"]
     assert document["version"] == config["policy"]["version"]
     assert document["rules"] == config["policy"]["rules"]
@@ -369,6 +368,56 @@ def test_policy_parameter_holds_the_config_policy(
         },
         "acme-analytics": {"account_id": "333333333333", "in_organization": False},
     }
+
+
+def test_config_bucket_is_versioned_private_encrypted_and_ssl_only(kernel_resources: dict[str, Any]) -> None:
+    [(bucket_id, bucket)] = [
+        (n, r)
+        for n, r in of_type(kernel_resources, "AWS::S3::Bucket").items()
+        if n.startswith("ConfigBucket")
+    ]
+    props = bucket["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}  # every earlier document is kept
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"
+    ] == {"SSEAlgorithm": "AES256"}
+    assert "LifecycleConfiguration" not in props  # no version expires
+    assert bucket["DeletionPolicy"] == "Retain"
+    [policy] = [
+        p
+        for p in of_type(kernel_resources, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": bucket_id}
+    ]
+    [deny] = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert (deny["Effect"], deny["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+
+
+def test_both_documents_are_deployed_to_the_config_bucket_never_pruned(
+    kernel_resources: dict[str, Any], templates: dict[str, dict[str, Any]]
+) -> None:
+    bucket = next(n for n in of_type(kernel_resources, "AWS::S3::Bucket") if n.startswith("ConfigBucket"))
+    deployments = of_type(kernel_resources, "Custom::CDKBucketDeployment")
+    assert sorted(n.split("Deployment")[0] for n in deployments) == [
+        "TokenExchangeConfigDocument",
+        "VendingPolicyDocument",
+    ]
+    for deployment in deployments.values():
+        props = deployment["Properties"]
+        assert props["DestinationBucketName"] == {"Ref": bucket}
+        assert (props["Prune"], props["RetainOnDelete"]) == (False, True)
+        assert "DestinationBucketKeyPrefix" not in props
+    outputs = templates[KERNEL_STACK]["Outputs"]
+    locations = sorted(json.dumps(o["Value"]) for n, o in outputs.items() if "DocumentLocation" in n)
+    assert len(locations) == 2
+    assert contract.EXCHANGE_CONFIG_KEY in locations[0]
+    assert contract.POLICY_DOCUMENT_KEY in locations[1]
+    assert of_type(kernel_resources, "AWS::SSM::Parameter") == {}
 
 
 # --- tables -------------------------------------------------------------------------------------
@@ -475,8 +524,9 @@ def test_default_kernel_has_no_example_service(kernel_resources: dict[str, Any])
     assert not [
         lid for lid in kernel_resources if lid.startswith(("EchoService", "EchoFunction", "EchoLogs"))
     ]
-    for function in of_type(kernel_resources, "AWS::Lambda::Function").values():
-        assert function["Properties"].get("Handler") != "index.handler"
+    for logical_id, function in of_type(kernel_resources, "AWS::Lambda::Function").items():
+        if not logical_id.startswith("CustomCDKBucketDeployment"):  # aws-cdk-lib's deployment handler
+            assert function["Properties"].get("Handler") != "index.handler"
 
 
 def test_configured_example_service_is_built_and_passes_cdk_nag(

@@ -15,6 +15,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_ssm as ssm
 from kernel_access_cdk.config import ConfigError, load_config
+from kernel_access_cdk.config_store import ConfigBucket
 from kernel_access_cdk.limits import (
     PLUGIN_NAME,
     QUOTA_MAXIMA,
@@ -104,6 +105,11 @@ def broken(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]
     many = Stack(app, "Many", env=env)
     for i in range(501):
         cfn.CfnWaitConditionHandle(many, f"H{i}")
+    documents = ConfigBucket(stack, "Documents")
+    documents.add_document(
+        stack, "BigDocument", key="big.json", body="x" * (DEFAULTS.config_document_bytes + 1)
+    )
+    documents.add_document(stack, "FineDocument", key="fine.json", body="x" * 1000)
     outputs = Stack(app, "ManyOutputs", env=env)
     handle = cfn.CfnWaitConditionHandle(outputs, "Handle")
     for i in range(201):
@@ -151,7 +157,8 @@ def test_each_limit_is_caught_naming_resource_figure_and_limit(broken, rule, fig
 def test_nothing_under_its_limit_is_reported(broken):
     reported = {rule.split("[", 1)[1].rstrip("]") for rule in broken}
     assert not reported & {"SmallManaged", "FineAdvanced"}
-    assert len(broken) == 11
+    assert not any(r.startswith("FineDocument") for r in reported)
+    assert len(broken) == 12
 
 
 def test_a_finding_in_a_nested_stack_names_the_nested_template(broken):
@@ -171,6 +178,19 @@ def test_a_nested_stack_whose_template_is_not_in_the_assembly_is_a_finding(tmp_p
     (finding,) = check([str(path)], DEFAULTS)
     assert finding.rule.name == "NestedStackTemplate"
     assert finding.resource == "Outer"
+
+
+def test_a_config_document_over_its_limit_is_caught_naming_the_construct(broken):
+    (rule,) = [r for r in broken if r.startswith("ConfigDocumentSize[")]
+    resource = rule.split("[", 1)[1].rstrip("]")
+    assert resource.startswith("BigDocument")  # the BucketDeployment of the construct that broke it
+    description = broken[rule]["description"]
+    size = DEFAULTS.config_document_bytes + 1
+    assert description == (
+        f"{resource}: the configuration document big.json is {size:,} bytes; "
+        f"the limit is {DEFAULTS.config_document_bytes:,} bytes (ConfigDocumentSize)"
+    )
+    assert DEFAULTS.config_document_bytes == 5 * 1024 * 1024
 
 
 def test_policy_size_is_minified_and_intrinsics_count_at_their_longest():
@@ -267,6 +287,22 @@ def test_a_lowered_limit_fails_the_real_synth_naming_the_resource(
     assert external["constructPath"].endswith("/External-acme-analytics/Resource")
 
 
+def test_a_lowered_document_limit_fails_the_real_synth_naming_the_document(
+    tmp_path: Path, cdk_context: dict[str, Any]
+):
+    context = copy.deepcopy(cdk_context)
+    context["kernel-access"]["limits"] = {"config_document_bytes": 100}
+    with pytest.raises(Exception, match="ValidationFailed"):
+        synth(tmp_path, context, builtin_validation=False)
+    found = {r: v for r, v in _violations(tmp_path).items() if r.startswith("ConfigDocumentSize[")}
+    descriptions = sorted(v["description"] for v in found.values())
+    assert len(descriptions) == 2
+    assert "the configuration document exchange/config.json is " in descriptions[0]
+    assert descriptions[1].startswith("VendingPolicyDocumentDeployment")
+    assert "the configuration document vending/policy.json is " in descriptions[1]
+    assert all("the limit is 100 bytes" in d for d in descriptions)
+
+
 @pytest.mark.parametrize(
     ("limits", "field"),
     [
@@ -275,6 +311,7 @@ def test_a_lowered_limit_fails_the_real_synth_naming_the_resource(
         ({"template_resources": 501}, "limits.template_resources"),
         ({"roles_per_account": 0}, "limits.roles_per_account"),
         ({"trust_policy": 2048}, "limits.trust_policy"),
+        ({"config_document_bytes": 5 * 1024 * 1024 + 1}, "limits.config_document_bytes"),
     ],
 )
 def test_limits_above_the_aws_quota_are_config_errors(cdk_context, limits, field):

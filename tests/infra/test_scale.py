@@ -7,9 +7,9 @@ One synth per configuration (module-scoped fixtures); the 5,000-partner one take
 (tens of seconds) and is marked ``slow``. Only the kernel stack is built: partner stacks are one
 small stack per partner in the partner's own account, the same at any scale.
 
-The vending policy document is still one SSM parameter, which the partner map outgrows past about
-60 partners: each fixture checks that ``SsmParameterSize`` findings on that parameter (and the
-exchange configuration's) are the only limits findings, and that every other limit passes.
+The vending policy document (with its partner map) is an object of the config bucket, checked by the
+limits check against its own 5 MiB (``ConfigDocumentSize``): at both sizes the limits check reports
+nothing at all.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from aws_cdk import App
+from kernel_access import contract
 from kernel_access_cdk.app import CONTEXT_KEY
 from kernel_access_cdk.config import load_config
 from kernel_access_cdk.limits import PLUGIN_NAME, Limits, check, load_templates, register_limits
@@ -30,10 +31,7 @@ from kernel_access_cdk.nag import register_nag
 from kernel_access_cdk.roles import EXTERNAL_ROLE_SHARDS, external_role_shard
 from kernel_access_cdk.stacks import KernelAccountStack, kernel_stack_id
 
-from tests.infra.conftest import deployed_resources, of_type
-
-#: The parameters whose size the policy-store move addresses (SsmParameterSize is expected there).
-_POLICY_PARAMETER_PREFIXES = ("VendingPolicyParameter", "TokenExchangeConfigParameter")
+from tests.infra.conftest import deployed_documents, deployed_resources, of_type
 
 
 def scaled_context(
@@ -155,35 +153,12 @@ def five_thousand(cdk_context: dict[str, Any], tmp_path_factory: pytest.TempPath
     return synth
 
 
-def _size_without_policy_documents(path: Path) -> int:
-    """Bytes of the template as the CDK writes it (indent 1) with the policy parameters' values
-    emptied: what it weighs once the documents live outside the template."""
-    template = json.loads(path.read_text())
-    for logical_id, resource in template["Resources"].items():
-        if logical_id.startswith(_POLICY_PARAMETER_PREFIXES):
-            resource["Properties"]["Value"] = ""
-    return len(json.dumps(template, indent=1).encode())
-
-
 def _assert_within_limits(synth: Synth) -> None:
-    # The policy document / exchange configuration overflow their SSM parameters (and, at 5,000
-    # partners with attributes, the document inline makes the kernel template pass 1 MB): those
-    # are the only findings, and the template is far under 1 MB without the documents.
-    assert synth.limits_findings
-    for finding in synth.limits_findings:
-        rule, resource = finding.rstrip("]").split("[", 1)
-        if rule == "TemplateSize":
-            kernel = synth.outdir / f"{kernel_stack_id()}.template.json"
-            assert _size_without_policy_documents(kernel) < Limits().template_bytes // 2
-            continue
-        assert rule == "SsmParameterSize", finding
-        assert resource.startswith(_POLICY_PARAMETER_PREFIXES), finding
-    # With those out of the way, every other limit passes on every template, nested ones included.
-    documents_elsewhere = Limits(ssm_standard_bytes=10**9, ssm_advanced_bytes=10**9, template_bytes=10**9)
-    assert check(synth.template_paths, documents_elsewhere) == []
+    # Every limit passes on every template (nested ones included) and on the policy document.
+    assert synth.limits_findings == []
+    assert check(synth.template_paths, Limits()) == []
     for path in synth.template_paths:
-        if not path.endswith(f"/{kernel_stack_id()}.template.json"):
-            assert Path(path).stat().st_size < Limits().template_bytes, path
+        assert Path(path).stat().st_size < Limits().template_bytes, path
     # cdk-nag walks the construct tree, nested stacks included.
     conclusions = {p["pluginName"]: p["conclusion"] for p in synth.report["pluginReports"]}
     assert conclusions["AwsSolutions"] == "success"
@@ -228,13 +203,8 @@ def test_5000_in_org_and_500_external_partners_by_attribute_stay_within_every_li
     _assert_within_limits(five_thousand)
     _assert_sharded(five_thousand)
     # The rules by attribute made it into the policy document the Lambda loads.
-    resources = five_thousand.deployed()
-    (parameter,) = [
-        r
-        for n, r in of_type(resources, "AWS::SSM::Parameter").items()
-        if n.startswith("VendingPolicyParameter")
-    ]
-    document = json.loads(parameter["Properties"]["Value"])
+    kernel = json.loads((five_thousand.outdir / f"{kernel_stack_id()}.template.json").read_text())
+    document = deployed_documents(five_thousand.outdir, kernel)[contract.POLICY_DOCUMENT_KEY]
     assert document["groups"] == {"production-gold": {"environment": ["production"], "tier": ["gold"]}}
     assert len(document["partners"]) == 5_502
 

@@ -38,7 +38,8 @@ REGION = "us-east-1"
 AUDIT_TABLE = "kernel-access-audit"
 RATE_LIMIT_TABLE = "kernel-access-rate-limit"
 REVOCATION_TABLE = "kernel-access-revocation"
-POLICY_PARAMETER = "/kernel-access/policy"
+CONFIG_BUCKET = "kernel-access-config"
+POLICY_KEY = "vending/policy.json"
 READER_ROLE_ARN = f"arn:aws:iam::{KERNEL_ACCOUNT}:role/kernel-access-codeartifact-reader"
 PUBLISHER_ROLE_ARN = f"arn:aws:iam::{KERNEL_ACCOUNT}:role/kernel-access-codeartifact-publisher"
 TARGET_ROLES = {
@@ -299,7 +300,8 @@ def vending_environment(**overrides: str) -> dict[str, str]:
         settings.AUDIT_TABLE_NAME: AUDIT_TABLE,
         settings.RATE_LIMIT_TABLE_NAME: RATE_LIMIT_TABLE,
         settings.REVOCATION_TABLE_NAME: REVOCATION_TABLE,
-        settings.POLICY_PARAMETER_NAME: POLICY_PARAMETER,
+        settings.CONFIG_BUCKET: CONFIG_BUCKET,
+        settings.POLICY_OBJECT_KEY: POLICY_KEY,
         settings.POLICY_MAX_STALENESS_SECONDS: "300",
         settings.TARGET_ROLES: json.dumps(TARGET_ROLES),
         settings.RATE_LIMIT_REQUESTS: "100",
@@ -374,12 +376,13 @@ class AwsBackend:
 
     dynamodb: Any
     ssm: Any
+    s3: Any
     iam: Any
     sts: Any
 
     def put_policy(self, document: Mapping[str, Any] | str) -> None:
         value = document if isinstance(document, str) else json.dumps(document)
-        self.ssm.put_parameter(Name=POLICY_PARAMETER, Value=value, Type="String", Overwrite=True)
+        self.s3.put_object(Bucket=CONFIG_BUCKET, Key=POLICY_KEY, Body=value.encode())
 
     def audit_items(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -419,9 +422,17 @@ def create_roles(iam: Any) -> None:
         iam.create_role(RoleName=arn.rsplit("/", 1)[-1], AssumeRolePolicyDocument=trust)
 
 
+def create_config_bucket() -> Any:
+    """The versioned config bucket (as the ``ConfigBucket`` construct makes it); its S3 client."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=CONFIG_BUCKET)
+    s3.put_bucket_versioning(Bucket=CONFIG_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return s3
+
+
 @pytest.fixture(scope="module")
 def aws_backend() -> Iterator[AwsBackend]:
-    """moto state built ONCE per module: tables, roles, policy parameter."""
+    """moto state built ONCE per module: tables, roles, the versioned config bucket with the policy."""
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_tables(dynamodb)
@@ -430,6 +441,7 @@ def aws_backend() -> Iterator[AwsBackend]:
         backend = AwsBackend(
             dynamodb=dynamodb,
             ssm=boto3.client("ssm", region_name=REGION),
+            s3=create_config_bucket(),
             iam=iam,
             sts=boto3.client("sts", region_name=REGION),
         )

@@ -151,7 +151,9 @@ def test_cli_caller_revocation_says_what_it_does_not_stop(make_service, capsys):
 
 
 def test_requests_are_counted_while_the_policy_cannot_be_loaded(make_service, aws_backend):
-    service = make_service(KERNEL_ACCESS_RATE_LIMIT_REQUESTS="2", KERNEL_ACCESS_POLICY_PARAMETER="/missing")
+    service = make_service(
+        KERNEL_ACCESS_RATE_LIMIT_REQUESTS="2", KERNEL_ACCESS_POLICY_OBJECT_KEY="vending/missing.json"
+    )
     codes = [
         call(service, http_event("/credentials", {"role": "kernel-reader"}, user_arn=session(f"s{i}")))[2][
             "error_code"

@@ -92,6 +92,32 @@ def test_lint_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "cannot read" in capsys.readouterr().err
 
 
+def test_lint_and_explain_read_the_deployed_object(
+    policy_file: Path, broken_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``s3://BUCKET/KEY``: the current version of the object the vending Lambda reads."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="kernel-access-config")
+        s3.put_bucket_versioning(Bucket="kernel-access-config", VersioningConfiguration={"Status": "Enabled"})
+        url = "s3://kernel-access-config/vending/policy.json"
+        s3.put_object(Bucket="kernel-access-config", Key="vending/policy.json", Body=policy_file.read_bytes())
+        assert main(["policy", "lint", url]) == 0
+        assert "valid policy version '2026-11-23.1'" in capsys.readouterr().out
+        argv = ["policy", "explain", url, "--caller", PAYMENTS_ARN, "--role", "kernel-reader"]
+        assert main(argv) == 0
+        s3.put_object(Bucket="kernel-access-config", Key="vending/policy.json", Body=broken_file.read_bytes())
+        assert main(["policy", "lint", url]) == 1  # the new current version is linted
+        assert "error(s)" in capsys.readouterr().out
+        assert main(["policy", "lint", "s3://kernel-access-config/vending/missing.json"]) == 1
+        assert "cannot read" in capsys.readouterr().err
+        assert main(["policy", "lint", "s3://kernel-access-config"]) == 1
+        assert "expected s3://BUCKET/KEY" in capsys.readouterr().err
+
+
 def test_explain_allow(policy_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
         [

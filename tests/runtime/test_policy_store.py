@@ -1,5 +1,7 @@
-"""PolicyStore against moto SSM with an injected clock: 30 s cache, last good policy within the
-staleness bound, POLICY_LOAD_FAILED past it, and an invalid document counted as a failed load."""
+"""PolicyStore against a versioned moto S3 bucket with an injected clock: 30 s cache, conditional
+refresh (If-None-Match: an unchanged object is a 304 that keeps the parsed policy), last good
+policy within the staleness bound, POLICY_LOAD_FAILED past it, and an invalid document counted as a
+failed load."""
 
 from __future__ import annotations
 
@@ -9,14 +11,16 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.parameters import SSMProvider
+from kernel_access import aws_clients
 from kernel_access.contract import ErrorCode
 from kernel_access.policy import PolicyStore, PolicyUnavailable
 from moto import mock_aws
 
 from tests.runtime.test_policy_parser import example_document
 
-NAME = "/kernel-access/policy"
+BUCKET = "kernel-access-config"
+KEY = "vending/policy.json"
+LOCATION = f"s3://{BUCKET}/{KEY}"
 
 
 class Clock:
@@ -27,16 +31,26 @@ class Clock:
         return self.now
 
 
-class CountingProvider:
-    """Wraps the real Powertools provider to count the SSM fetches the store makes."""
+class CountingS3:
+    """The real (moto) S3 client, recording every GetObject the store makes and how it ended."""
 
-    def __init__(self, inner: SSMProvider) -> None:
+    def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.fetches = 0
+        self.calls: list[tuple[str | None, int]] = []  # (If-None-Match sent, HTTP status)
 
-    def get(self, name: str, max_age: int | None = None, *, force_fetch: bool = False) -> Any:
-        self.fetches += 1
-        return self.inner.get(name, max_age=max_age, force_fetch=force_fetch)
+    @property
+    def fetches(self) -> int:
+        return len(self.calls)
+
+    def get_object(self, **kwargs: Any) -> Any:
+        try:
+            response = self.inner.get_object(**kwargs)
+        except Exception as error:
+            status = getattr(error, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            self.calls.append((kwargs.get("IfNoneMatch"), status))
+            raise
+        self.calls.append((kwargs.get("IfNoneMatch"), 200))
+        return response
 
 
 def document(version: str) -> str:
@@ -46,15 +60,24 @@ def document(version: str) -> str:
 
 
 @pytest.fixture
-def ssm() -> Iterator[Any]:
+def s3() -> Iterator[Any]:
     with mock_aws():
-        client = boto3.client("ssm", region_name="us-east-1")
-        client.put_parameter(Name=NAME, Value=document("v1"), Type="String")
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        put(client, document("v1"))
         yield client
 
 
-def put(ssm: Any, value: str) -> None:
-    ssm.put_parameter(Name=NAME, Value=value, Type="String", Overwrite=True)
+def put(s3: Any, value: str) -> str:
+    """A new version of the policy object; its ETag."""
+    etag: str = s3.put_object(Bucket=BUCKET, Key=KEY, Body=value.encode())["ETag"]
+    return etag
+
+
+def delete(s3: Any) -> None:
+    """Remove the policy (in a versioned bucket: a delete marker hides every version)."""
+    s3.delete_object(Bucket=BUCKET, Key=KEY)
 
 
 @pytest.fixture
@@ -63,36 +86,49 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def provider(ssm: Any) -> CountingProvider:
-    return CountingProvider(SSMProvider(boto3_client=ssm))
+def client(s3: Any) -> CountingS3:
+    return CountingS3(s3)
 
 
 @pytest.fixture
-def store(provider: CountingProvider, clock: Clock) -> PolicyStore:
-    return PolicyStore(NAME, provider=provider, clock=clock)
+def store(client: CountingS3, clock: Clock) -> PolicyStore:
+    return PolicyStore(BUCKET, KEY, s3_client=lambda: client, clock=clock)
 
 
 def test_loads_and_caches_for_30_seconds(
-    store: PolicyStore, ssm: Any, clock: Clock, provider: CountingProvider
+    store: PolicyStore, s3: Any, clock: Clock, client: CountingS3
 ) -> None:
     loaded = store.get()
     assert loaded.version == "v1"
     assert loaded.policy.version == "v1"
     assert loaded.loaded_at == 1000.0
-    put(ssm, document("v2"))
+    put(s3, document("v2"))
     clock.now += 29.9
     assert store.get().version == "v1"
-    assert provider.fetches == 1
+    assert client.fetches == 1
     clock.now += 0.1
     assert store.get().version == "v2"
-    assert provider.fetches == 2
+    assert client.fetches == 2
 
 
-def test_last_good_policy_serves_within_staleness(
-    store: PolicyStore, ssm: Any, clock: Clock, provider: CountingProvider
+def test_an_unchanged_object_is_a_304_that_keeps_the_parsed_policy(
+    store: PolicyStore, s3: Any, clock: Clock, client: CountingS3
 ) -> None:
+    etag = s3.head_object(Bucket=BUCKET, Key=KEY)["ETag"]
+    first = store.get()
+    clock.now += 30
+    second = store.get()
+    assert client.calls == [(None, 200), (etag, 304)]
+    assert second.policy is first.policy  # not downloaded nor parsed again
+    assert second.loaded_at == 1030.0  # a 304 confirms the document: its staleness starts again
+    clock.now += 299  # 329 s after the first load, 299 s after the confirmation
+    assert store.get().version == "v1"
+    assert store.status().last_error is None
+
+
+def test_last_good_policy_serves_within_staleness(store: PolicyStore, s3: Any, clock: Clock) -> None:
     store.get()
-    ssm.delete_parameter(Name=NAME)
+    delete(s3)
     clock.now += 31
     assert store.get().version == "v1"
     status = store.status()
@@ -100,86 +136,110 @@ def test_last_good_policy_serves_within_staleness(
     assert status.version == "v1"
     assert status.age_seconds == 31
     assert status.last_error is not None
-    assert "GetParameterError" in status.last_error
+    assert "NoSuchKey" in status.last_error
     clock.now = 1300.0  # exactly max_staleness after the last success
     assert store.get().version == "v1"
 
 
-def test_policy_load_failed_past_staleness(store: PolicyStore, ssm: Any, clock: Clock) -> None:
+def test_policy_load_failed_past_staleness(store: PolicyStore, s3: Any, clock: Clock) -> None:
     store.get()
-    ssm.delete_parameter(Name=NAME)
+    delete(s3)
     clock.now += 300.5
     with pytest.raises(PolicyUnavailable) as info:
         store.get()
     assert info.value.error_code is ErrorCode.POLICY_LOAD_FAILED
     assert info.value.error_code.status == 503
-    assert NAME in str(info.value)
+    assert LOCATION in str(info.value)
     assert not store.status().available
 
 
-def test_invalid_document_is_a_failed_load_never_served(store: PolicyStore, ssm: Any, clock: Clock) -> None:
+def test_invalid_document_is_a_failed_load_never_served(
+    store: PolicyStore, s3: Any, clock: Clock, client: CountingS3
+) -> None:
+    good_etag = s3.head_object(Bucket=BUCKET, Key=KEY)["ETag"]
     store.get()
     broken = example_document()
     broken["version"] = "v2-broken"
     broken["rules"].append({"id": "open-everything", "effect": "allow", "unknown": True})
-    put(ssm, json.dumps(broken))
+    put(s3, json.dumps(broken))
     clock.now += 30
     assert store.get().version == "v1"
     assert "invalid policy document" in (store.status().last_error or "")
-    clock.now += 271
+    # Every retry asks with the ETag of the last *good* document, so the invalid version is fetched
+    # (and refused) again rather than confirmed by a 304.
+    clock.now += 5
+    store.get()
+    assert client.calls[1:] == [(good_etag, 200), (good_etag, 200)]
+    clock.now += 266
     with pytest.raises(PolicyUnavailable, match="invalid policy document"):
         store.get()
-    put(ssm, "{not json")
+    put(s3, "{not json")
     clock.now += 30
     with pytest.raises(PolicyUnavailable):
         store.get()
 
 
-def test_recovers_when_the_parameter_is_fixed(store: PolicyStore, ssm: Any, clock: Clock) -> None:
+def test_rollback_is_restoring_the_previous_version(store: PolicyStore, s3: Any, clock: Clock) -> None:
     store.get()
-    put(ssm, "[]")
+    put(s3, document("v2"))
+    clock.now += 30
+    assert store.get().version == "v2"
+    versions = s3.list_object_versions(Bucket=BUCKET, Prefix=KEY)["Versions"]
+    previous = next(v["VersionId"] for v in versions if not v["IsLatest"])
+    s3.copy_object(Bucket=BUCKET, Key=KEY, CopySource={"Bucket": BUCKET, "Key": KEY, "VersionId": previous})
+    clock.now += 30
+    assert store.get().version == "v1"
+
+
+def test_recovers_when_the_object_is_fixed(store: PolicyStore, s3: Any, clock: Clock) -> None:
+    store.get()
+    put(s3, "[]")
     clock.now += 400
     with pytest.raises(PolicyUnavailable):
         store.get()
-    put(ssm, document("v3"))
+    put(s3, document("v3"))
     clock.now += 5
     loaded = store.get()
     assert loaded.version == "v3"
     assert store.status().last_error is None
 
 
-def test_without_any_good_policy_every_call_is_refused(ssm: Any, clock: Clock) -> None:
-    ssm.delete_parameter(Name=NAME)
-    store = PolicyStore(NAME, provider=CountingProvider(SSMProvider(boto3_client=ssm)), clock=clock)
-    with pytest.raises(PolicyUnavailable):
+def test_without_any_good_policy_every_call_is_refused(s3: Any, clock: Clock) -> None:
+    delete(s3)
+    store = PolicyStore(BUCKET, KEY, s3_client=lambda: s3, clock=clock)
+    with pytest.raises(PolicyUnavailable, match="NoSuchKey"):
         store.get()
     status = store.status()
     assert (status.version, status.age_seconds, status.available) == (None, None, False)
 
 
+def test_a_missing_bucket_is_a_failed_load(s3: Any, clock: Clock) -> None:
+    store = PolicyStore("no-such-config-bucket", KEY, s3_client=lambda: s3, clock=clock)
+    with pytest.raises(PolicyUnavailable, match="NoSuchBucket"):
+        store.get()
+
+
 def test_failures_are_retried_with_backoff_not_on_every_call(
-    store: PolicyStore, ssm: Any, clock: Clock, provider: CountingProvider
+    store: PolicyStore, s3: Any, clock: Clock, client: CountingS3
 ) -> None:
     store.get()
-    ssm.delete_parameter(Name=NAME)
+    delete(s3)
     clock.now += 30
     store.get()
-    assert provider.fetches == 2
+    assert client.fetches == 2
     for _ in range(10):
         clock.now += 0.4
-        store.get()  # within retry_seconds (5 s): served from the last good policy, no SSM call
-    assert provider.fetches == 2
+        store.get()  # within retry_seconds (5 s): served from the last good policy, no S3 call
+    assert client.fetches == 2
     clock.now += 1
     store.get()
-    assert provider.fetches == 3
+    assert client.fetches == 3
 
 
-def test_custom_staleness(ssm: Any, clock: Clock) -> None:
-    store = PolicyStore(
-        NAME, max_staleness=60, cache_seconds=10, provider=SSMProvider(boto3_client=ssm), clock=clock
-    )
+def test_custom_staleness(s3: Any, clock: Clock) -> None:
+    store = PolicyStore(BUCKET, KEY, max_staleness=60, cache_seconds=10, s3_client=lambda: s3, clock=clock)
     store.get()
-    ssm.delete_parameter(Name=NAME)
+    delete(s3)
     clock.now += 60
     assert store.get().version == "v1"
     clock.now += 10
@@ -187,24 +247,20 @@ def test_custom_staleness(ssm: Any, clock: Clock) -> None:
         store.get()
 
 
-def test_non_string_parameter_value_is_a_failed_load(clock: Clock) -> None:
-    class DictProvider:
-        def get(self, name: str, max_age: int | None = None, *, force_fetch: bool = False) -> Any:
-            return json.loads(document("v1"))
-
-    store = PolicyStore(NAME, provider=DictProvider(), clock=clock)
-    with pytest.raises(PolicyUnavailable, match="TypeError"):
-        store.get()
-
-
-def test_default_provider_reads_ssm(ssm: Any, clock: Clock) -> None:
-    store = PolicyStore(NAME, clock=clock)
-    assert store.get().version == "v1"
+def test_default_client_reads_s3(s3: Any, clock: Clock) -> None:
+    aws_clients.reset_for_tests()  # the process-wide clients must be built inside this mock
+    try:
+        store = PolicyStore(BUCKET, KEY, clock=clock)
+        assert store.get().version == "v1"
+    finally:
+        aws_clients.reset_for_tests()
 
 
 @pytest.mark.parametrize("kwargs", [{"max_staleness": -1}, {"cache_seconds": -1}])
 def test_bad_arguments(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
-        PolicyStore(NAME, **kwargs)
+        PolicyStore(BUCKET, KEY, **kwargs)
     with pytest.raises(ValueError):
-        PolicyStore("")
+        PolicyStore("", KEY)
+    with pytest.raises(ValueError):
+        PolicyStore(BUCKET, "")

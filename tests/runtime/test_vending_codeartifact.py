@@ -236,7 +236,7 @@ def test_health_requires_the_iam_authorizer(make_service):
 
 
 def test_health_without_policy_is_503(make_service):
-    service = make_service(KERNEL_ACCESS_POLICY_PARAMETER="/kernel-access/missing")
+    service = make_service(KERNEL_ACCESS_POLICY_OBJECT_KEY="vending/missing.json")
     status, _, body = call(service, http_event("/health"))
     assert_error(status, body, "POLICY_LOAD_FAILED", 503)
     assert body["details"]["policy"]["available"] is False

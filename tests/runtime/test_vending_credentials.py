@@ -15,10 +15,11 @@ from kernel_access.policy import PolicyStore
 
 from tests.runtime.conftest import (
     ACME_ARN,
+    CONFIG_BUCKET,
     KERNEL_ACCOUNT,
     PAYMENTS_ARN,
     POLICY,
-    POLICY_PARAMETER,
+    POLICY_KEY,
     REGION,
     STRANGER_ARN,
     TARGET_ROLES,
@@ -297,7 +298,7 @@ def test_revocation_store_failure_denies_with_503(make_service, sts_calls):
 
 
 def test_missing_policy_is_policy_load_failed(make_service, sts_calls):
-    service = make_service(KERNEL_ACCESS_POLICY_PARAMETER="/kernel-access/missing")
+    service = make_service(KERNEL_ACCESS_POLICY_OBJECT_KEY="vending/missing.json")
     status, _, body = call(service, http_event("/credentials", {"role": "kernel-reader"}))
     assert_error(status, body, "POLICY_LOAD_FAILED", 503)
     assert sts_calls == []
@@ -307,11 +308,11 @@ def test_last_good_policy_serves_until_staleness_then_denies(make_service, aws_b
     now = [1000.0]
     service = make_service()
     service.policy_store = PolicyStore(
-        POLICY_PARAMETER, max_staleness=300, cache_seconds=30, clock=lambda: now[0]
+        CONFIG_BUCKET, POLICY_KEY, max_staleness=300, cache_seconds=30, clock=lambda: now[0]
     )
     assert call(service, http_event("/credentials", {"role": "kernel-reader"}))[0] == 200
 
-    aws_backend.ssm.delete_parameter(Name=POLICY_PARAMETER)
+    aws_backend.s3.delete_object(Bucket=CONFIG_BUCKET, Key=POLICY_KEY)  # a delete marker
     now[0] += 200  # past the cache, within staleness: the last good policy still decides
     assert call(service, http_event("/credentials", {"role": "kernel-reader"}))[0] == 200
     now[0] += 150  # 350 s since the last good load
@@ -397,7 +398,7 @@ def test_unknown_route_is_a_clean_400(make_service):
 
 
 def test_misconfigured_environment_fails_closed(monkeypatch):
-    for name in ("KERNEL_ACCESS_AUDIT_TABLE", "KERNEL_ACCESS_POLICY_PARAMETER"):
+    for name in ("KERNEL_ACCESS_AUDIT_TABLE", "KERNEL_ACCESS_POLICY_OBJECT_KEY"):
         monkeypatch.delenv(name, raising=False)
     vending.reset_for_tests(None)
     response = vending.handler(http_event("/credentials", {"role": "kernel-reader"}), FakeLambdaContext())

@@ -58,7 +58,7 @@ def traced(aws_backend) -> tuple[VendingService, RecordingTelemetry, list[tuple[
         client.meta.events.register("before-parameter-build.*.*", before_call)
         return client
 
-    for make in (service.clients.sts, service.clients.dynamodb, service.clients.ssm):
+    for make in (service.clients.sts, service.clients.dynamodb, service.clients.ssm, service.clients.s3):
         watch(make())
     stub = CodeArtifactStub()
     service.tokens._codeartifact_client = lambda credentials: watch(stub(credentials))
@@ -84,13 +84,13 @@ def test_every_aws_call_runs_inside_a_named_subsegment(traced, capsys):
     assert ("PutItem", "dynamodb.PutItem audit") in by_operation
     assert ("UpdateItem", "dynamodb.UpdateItem rate-limit") in by_operation
     assert ("BatchGetItem", "dynamodb.BatchGetItem revocation") in by_operation
-    assert ("GetParameter", "ssm.GetParameter policy") in by_operation
+    assert ("GetObject", "s3.GetObject policy") in by_operation
     assert ("AssumeRole", "sts.AssumeRole codeartifact-publish") in by_operation
     assert ("GetAuthorizationToken", "codeartifact.GetAuthorizationToken") in by_operation
     # Health is rate-limited (against the partner the policy names, so the policy comes first)
     # and audited like the other routes.
     assert telemetry.opened[-3:] == [
-        "ssm.GetParameter policy",
+        "s3.GetObject policy",
         "dynamodb.UpdateItem rate-limit",
         "dynamodb.PutItem audit",
     ]
@@ -145,7 +145,7 @@ def test_metrics_allowed_denied_by_code_latency_and_breaker_state(make_service, 
 
 
 def test_refusals_outside_the_service_are_counted(monkeypatch, capsys):
-    for name in ("KERNEL_ACCESS_AUDIT_TABLE", "KERNEL_ACCESS_POLICY_PARAMETER"):
+    for name in ("KERNEL_ACCESS_AUDIT_TABLE", "KERNEL_ACCESS_POLICY_OBJECT_KEY"):
         monkeypatch.delenv(name, raising=False)
     vending.reset_for_tests(None)
     capsys.readouterr()

@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "local",
         help="run the kernel stack's template locally (moto, SigV4/JWT authorizers, local Lambda)",
         description=(
-            "Run the synthesised kernel stack locally: DynamoDB tables, SSM parameters and IAM roles on a "
+            "Run the synthesised kernel stack locally: DynamoDB tables, SSM parameters, S3 buckets (with the "
+            "documents of their bucket deployments) and IAM roles on a "
             "moto server bound to 127.0.0.1, every HTTP API route with its IAM (SigV4) or JWT authorizer, "
             "each function's handler run in local execution environments (worker processes) with its "
             "template environment."

@@ -1,7 +1,9 @@
 """``kernel-access policy``: lint a policy document and explain decisions offline.
 
 ``lint`` and ``explain`` read a *full* policy document (``version``, ``partners``, ``rules``) — the same JSON
-the construct writes to the SSM parameter — so what is linted is exactly what the Lambda loads.
+the construct deploys to the config bucket — so what is linted is exactly what the Lambda loads.
+FILE is a path, ``-`` (standard input) or ``s3://BUCKET/KEY``: the deployed object itself (its
+current version, read with the caller's AWS credentials), the very bytes the vending Lambda reads.
 
 ``schema`` prints the JSON Schema of policy documents (generated from the parser's field specs).
 
@@ -16,7 +18,7 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from kernel_access import settings
 
@@ -31,8 +33,7 @@ _LINT_EPILOG = """\
 examples:
   kernel-access policy lint policy.json
   kernel-access policy lint --output json policy.json
-  aws ssm get-parameter --name /kernel-access/policy --query Parameter.Value --output text \\
-      | kernel-access policy lint -
+  kernel-access policy lint s3://CONFIG_BUCKET/vending/policy.json   # the deployed document
 
 exit codes: 0 valid, 1 invalid (every error is listed) or unreadable.
 """
@@ -60,6 +61,10 @@ def print_schema(kind: DocumentKind) -> int:
     return EXIT_OK
 
 
+_FILE_HELP = "policy document (JSON): a path, '-' (standard input) or s3://BUCKET/KEY (the deployed object)"
+_S3: Final = "s3://"
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "policy",
@@ -76,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=_LINT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    lint.add_argument("file", metavar="FILE", help="policy document (JSON); '-' reads standard input")
+    lint.add_argument("file", metavar="FILE", help=_FILE_HELP)
     lint.add_argument(
         "--output", choices=("text", "json"), default="text", help="output format (default text)"
     )
@@ -99,7 +104,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=_EXPLAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    explain.add_argument("file", metavar="FILE", help="policy document (JSON); '-' reads standard input")
+    explain.add_argument("file", metavar="FILE", help=_FILE_HELP)
     explain.add_argument(
         "--caller", required=True, metavar="ARN", help="caller ARN as the authorizer reports it"
     )
@@ -157,8 +162,26 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 def _read(path: str) -> str:
     if path == "-":
         return sys.stdin.read()
+    if path.startswith(_S3):
+        return _read_s3(path)
     with open(path, encoding="utf-8") as handle:
         return handle.read()
+
+
+def _read_s3(url: str) -> str:
+    """The current version of ``s3://BUCKET/KEY``: the object the Lambda reads. AWS errors are
+    reported as unreadable input (``OSError``), like a missing file."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, _, key = url.removeprefix(_S3).partition("/")
+    if not bucket or not key:
+        raise OSError(f"expected {_S3}BUCKET/KEY, got {url!r}")
+    try:
+        body: bytes = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except (BotoCoreError, ClientError) as exc:
+        raise OSError(str(exc)) from None
+    return body.decode("utf-8")
 
 
 def run_lint(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """The exchange configuration document: central issuer rules, trust policies and targets.
 
-One JSON document (held in the SSM parameter named by ``settings.EXCHANGE_POLICY_PARAMETER_NAME``)::
+One JSON document (the object ``settings.EXCHANGE_CONFIG_OBJECT_KEY`` of ``settings.CONFIG_BUCKET``)::
 
     {"version": "...",
      "issuers": {NAME: {"issuer": "https://...", "audiences": [...],

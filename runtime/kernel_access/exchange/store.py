@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
@@ -22,23 +21,13 @@ from kernel_access.document_store import (
     DEFAULT_RETRY_SECONDS,
     DocumentStore,
     DocumentUnavailable,
-    LazySSMProvider,
+    Fetch,
     describe_exception,
 )
-from kernel_access.document_store import ssm_fetcher as _document_fetcher
 from kernel_access.exchange.config import ExchangeConfig, ExchangeConfigError, parse_exchange_config
 from kernel_access.exchange.refusal import ExchangeRefused
 
-if TYPE_CHECKING:
-    from mypy_boto3_ssm import SSMClient
-
 logger = Logger(child=True)
-
-
-def ssm_fetcher(parameter_name: str, client_factory: Callable[[], SSMClient]) -> Callable[[], str | bytes]:
-    """Fetch the parameter with Powertools Parameters on the given SSM client (this store caches)."""
-    provider = LazySSMProvider(client_factory)
-    return _document_fetcher(parameter_name, lambda: provider)
 
 
 def _describe(error: BaseException) -> str:
@@ -55,11 +44,15 @@ def _parse(raw: str | bytes) -> ExchangeConfig:
 
 
 class ExchangeConfigStore:
-    """Thread-safe accessor for the current exchange configuration (one per Lambda container)."""
+    """Thread-safe accessor for the current exchange configuration (one per Lambda container).
+
+    ``fetch``: where the document comes from, e.g.
+    ``kernel_access.document_store.s3_fetcher(bucket, key, s3_client)``.
+    """
 
     def __init__(
         self,
-        fetch: Callable[[], str | bytes],
+        fetch: Fetch,
         *,
         cache_seconds: float = DEFAULT_CACHE_SECONDS,
         max_staleness: float = DEFAULT_MAX_STALENESS,

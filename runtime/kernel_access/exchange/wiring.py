@@ -1,6 +1,6 @@
 """Builds the exchange service from the Lambda environment (names in :mod:`kernel_access.settings`).
 
-Every table and the configuration parameter are required: a deployment missing one fails to
+Every table and the configuration object (bucket and key) are required: a deployment missing one fails to
 build the service, and the handler answers INTERNAL_ERROR to every request — never an exchange
 without replay protection, revocation list, rate limit or audit.
 """
@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 from kernel_access import settings
 from kernel_access.audit import DEFAULT_RETENTION_DAYS, AuditLog, TokenFingerprinter, ssm_key_loader
 from kernel_access.aws_clients import default_clients
+from kernel_access.document_store import S3Reader, s3_fetcher
 from kernel_access.exchange.issued import IssuedTokenStore
 from kernel_access.exchange.minting import Minter
 from kernel_access.exchange.replay import ReplayGuard
 from kernel_access.exchange.service import ExchangeService
-from kernel_access.exchange.store import ExchangeConfigStore, ssm_fetcher
+from kernel_access.exchange.store import ExchangeConfigStore
 from kernel_access.ratelimit import DEFAULT_LIMIT, DEFAULT_WINDOW_SECONDS, RateLimiter
 from kernel_access.revocation import RevocationStore
 from kernel_access.vending.codeartifact import MINT_RATE_LIMIT, MINT_RATE_WINDOW_SECONDS, MintRateGate
@@ -39,6 +40,10 @@ def _dynamodb() -> DynamoDBClient:
     return default_clients().dynamodb()
 
 
+def _s3() -> S3Reader:
+    return default_clients().s3()
+
+
 def _ssm() -> SSMClient:
     return default_clients().ssm()
 
@@ -50,7 +55,11 @@ def _sts() -> STSClient:
 def service_from_env(environ: Mapping[str, str]) -> ExchangeService:
     return ExchangeService(
         config_store=ExchangeConfigStore(
-            ssm_fetcher(_required(environ, settings.EXCHANGE_POLICY_PARAMETER_NAME), _ssm),
+            s3_fetcher(
+                _required(environ, settings.CONFIG_BUCKET),
+                _required(environ, settings.EXCHANGE_CONFIG_OBJECT_KEY),
+                _s3,
+            ),
             max_staleness=float(environ.get(settings.POLICY_MAX_STALENESS_SECONDS) or 300),
         ),
         replay_guard=ReplayGuard(_required(environ, settings.REPLAY_TABLE_NAME), _dynamodb),

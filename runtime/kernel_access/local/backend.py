@@ -3,8 +3,8 @@
 moto's server runs in this process (``ThreadedMotoServer``), so its account state is plain Python
 objects here: the gateway looks up the secret of a calling access key directly in moto's IAM/STS
 backends to verify SigV4, exactly as API Gateway asks IAM. Everything else (creating tables,
-parameters, roles; minting partner sessions) goes through boto3 against the server's endpoint, the
-same API a deployment would use.
+parameters, buckets and their deployed objects, roles; minting partner sessions) goes through
+boto3 against the server's endpoint, the same API a deployment would use.
 
 moto evaluates no IAM policy. With local IAM on, the server runs with
 :class:`~kernel_access.local.enforcement.StsGuard` in front of it, which decides every ``AssumeRole``
@@ -109,6 +109,9 @@ class ProvisionReport:
     tables: dict[str, str] = field(default_factory=dict)
     parameters: dict[str, str] = field(default_factory=dict)
     roles: dict[str, str] = field(default_factory=dict)
+    buckets: dict[str, str] = field(default_factory=dict)
+    #: s3:// URLs of the objects the template's bucket deployments put in place.
+    objects: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
 
@@ -305,11 +308,13 @@ class LocalAws:
     # ---- provisioning --------------------------------------------------------------------------
 
     def provision(self) -> ProvisionReport:
-        """Create every DynamoDB table, SSM parameter and IAM role/policy the template declares."""
+        """Create every DynamoDB table, SSM parameter, S3 bucket (with the objects of its bucket
+        deployments) and IAM role/policy the template declares."""
         for logical_id in self.template.of_type("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable"):
             self._create_table(logical_id)
         for logical_id in self.template.of_type("AWS::SSM::Parameter"):
             self._create_parameter(logical_id)
+        self._deploy_buckets()
         for logical_id in self.template.of_type("AWS::IAM::Role"):
             self._create_role(logical_id)
         for logical_id in self.template.of_type("AWS::IAM::ManagedPolicy"):
@@ -401,6 +406,19 @@ class LocalAws:
             kwargs["Tier"] = props["Tier"]
         self.client("ssm").put_parameter(**kwargs, Overwrite=True)
         self.report.parameters[logical_id] = name
+
+    def _deploy_buckets(self) -> None:
+        """Buckets, then what the template's ``BucketDeployment`` resources put in them."""
+        from kernel_access.local import deployments
+
+        s3 = self.client("s3")
+        for logical_id in self.template.of_type("AWS::S3::Bucket"):
+            self.report.buckets[logical_id] = deployments.create_bucket(s3, self.resolver, logical_id)
+        for logical_id in self.template.of_type(deployments.BUCKET_DEPLOYMENT):
+            try:
+                self.report.objects.extend(deployments.deploy(s3, self.template, self.resolver, logical_id))
+            except FileNotFoundError as error:
+                self.report.skipped.append(str(error))
 
     def _create_role(self, logical_id: str) -> None:
         props = self.resolver.resource_properties(logical_id)
@@ -521,13 +539,14 @@ class LocalAws:
         return identities
 
     def _policy_partners(self) -> dict[str, tuple[str, bool]]:
-        """partner -> (account, in organization), from the vending policy document the template
-        stores in SSM (the map the vending Lambda resolves accounts with)."""
+        """partner -> (account, in organization), from the vending policy documents deployed in the
+        local config bucket (the map the vending Lambda resolves accounts with)."""
         found: dict[str, tuple[str, bool]] = {}
-        for logical_id in self.template.of_type("AWS::SSM::Parameter"):
-            value = self.resolver.resource_properties(logical_id).get("Value")
+        s3 = self.client("s3")
+        for url in self.report.objects:
+            bucket, _, key = url.removeprefix("s3://").partition("/")
             try:
-                document = json.loads(value) if isinstance(value, str) else None
+                document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
             except ValueError:
                 continue
             if not isinstance(document, Mapping) or "rules" not in document:

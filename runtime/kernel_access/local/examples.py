@@ -2,9 +2,9 @@
 
 Why: the commands ``kernel-access local`` prints, and the ``make demo`` script, should work when
 pasted. A fixed ``--role`` would not: the example policy allows ``kernel-deployer`` to ``payments`` only
-during London business hours, so a hard-coded suggestion fails at night. Instead the policy document
-the template stores in SSM is evaluated here, with the same engine the vending handler uses, for every
-example partner session and every target role, at the current time.
+during London business hours, so a hard-coded suggestion fails at night. Instead the policy
+document deployed in the local config bucket is evaluated here, with the same engine the vending
+handler uses, for every example partner session and every target role, at the current time.
 
 The result is advice for a human (and the demo), never an authorization decision: the handler
 evaluates each real request itself.

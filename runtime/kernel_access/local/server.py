@@ -262,7 +262,7 @@ class LocalKernel:
         if vending is None or self.resolver is None or self.template is None or self.aws is None:
             return []
         env = vending.template_environment
-        policy = policy_from_value(self._parameter_value(env.get(settings.POLICY_PARAMETER_NAME)))
+        policy = policy_from_value(self._config_document(env, settings.POLICY_OBJECT_KEY))
         if policy is None:
             return []
         return example_decisions(
@@ -277,15 +277,17 @@ class LocalKernel:
             ),
         )
 
-    def _parameter_value(self, name: str | None) -> str | None:
-        """The value the template gives the SSM parameter called ``name`` (as created locally)."""
-        if self.aws is None or self.resolver is None or not name:
+    def _config_document(self, env: Mapping[str, str], key_variable: str) -> str | None:
+        """The configuration document a function reads (its config bucket and the object key in
+        ``key_variable``), as deployed in the local S3 now; None when there is none."""
+        bucket, key = env.get(settings.CONFIG_BUCKET), env.get(key_variable)
+        if self.aws is None or not bucket or not key:
             return None
-        for logical_id, created in self.aws.report.parameters.items():
-            if created == name:
-                raw = self.resolver.resource_properties(logical_id).get("Value")
-                return raw if isinstance(raw, str) else json.dumps(raw)
-        return None
+        try:
+            body: bytes = self.aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError:
+            return None
+        return body.decode("utf-8", errors="replace")
 
     def target_roles(self) -> dict[str, str]:
         """Target role name -> ARN, as the vending function's environment lists them."""
@@ -335,7 +337,9 @@ class LocalKernel:
         lines = self._session_environment(creds)
         for function in self.functions.values():
             for name, value in sorted(function.template_environment.items()):
-                if name.startswith("KERNEL_ACCESS_") and name.endswith(("_TABLE", "_PARAMETER")):
+                if name.startswith("KERNEL_ACCESS_") and name.endswith(
+                    ("_TABLE", "_PARAMETER", "_BUCKET", "_KEY")
+                ):
                     lines.setdefault(name, value)
         path = self.state_dir / "operator.env"
         self._write_private(path, "".join(f"export {k}={v}\n" for k, v in lines.items()))
@@ -377,6 +381,8 @@ class LocalKernel:
             ],
             "tables": self.aws.report.tables,
             "parameters": self.aws.report.parameters,
+            "buckets": self.aws.report.buckets,
+            "objects": self.aws.report.objects,
             "roles": self.aws.report.roles,
             "skipped": self.aws.report.skipped,
             "audit_table": self.audit_table(),
@@ -432,7 +438,7 @@ class LocalKernel:
             label = api.logical_id if api.name == api.logical_id else f"{api.logical_id} ({api.name})"
             lines.append(f"  API {label}: {api.url}")
             lines.extend(f"      {key:<28} {auth}" for key, auth in _route_list(api))
-        lines.append(f"  local AWS     {self.aws.endpoint_url}  (moto: STS, IAM, DynamoDB, SSM)")
+        lines.append(f"  local AWS     {self.aws.endpoint_url}  (moto: STS, IAM, DynamoDB, SSM, S3)")
         lines.append(f"  IAM           {self._iam_line()}")
         if self.codeartifact is not None:
             lines.append(
@@ -443,6 +449,7 @@ class LocalKernel:
             f"  created       {len(self.aws.report.tables)} tables, {len(self.aws.report.parameters)} "
             f"parameters, {len(self.aws.report.roles)} roles"
         )
+        lines.extend(f"  deployed      {url}" for url in self.aws.report.objects)
         lines.extend(f"  skipped       {note}" for note in self.aws.report.skipped)
         if self.partners:
             lines.append("")
@@ -498,10 +505,8 @@ class LocalKernel:
         ]
         target = None
         for function in self.functions.values():
-            config = function.template_environment.get(settings.EXCHANGE_POLICY_PARAMETER_NAME)
-            target = target or exchange_target(
-                self._parameter_value(config), issuer=issuer.issuer, subject=subject
-            )
+            config = self._config_document(function.template_environment, settings.EXCHANGE_CONFIG_OBJECT_KEY)
+            target = target or exchange_target(config, issuer=issuer.issuer, subject=subject)
         body = json.dumps({"target": target or "TARGET"})
         for route in self.jwt_route_urls(issuer):
             method, url = route.split(" ", 1)

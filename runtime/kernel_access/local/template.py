@@ -311,6 +311,8 @@ class Resolver:
         limit = _NAME_LIMIT.get(resource_type, 255)
         if resource_type == "AWS::SSM::Parameter":
             return f"/{self.template.stack_name}/{logical_id}"
+        if resource_type == "AWS::S3::Bucket":  # S3 bucket names are lower case, at most 63 characters
+            return f"{self.template.stack_name}-{logical_id}".lower()[:63].rstrip("-.")
         return f"{self.template.stack_name}-{logical_id}"[:limit]
 
     def physical_name(self, logical_id: str) -> str:

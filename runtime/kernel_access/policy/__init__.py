@@ -1,4 +1,4 @@
-"""The vending policy engine: parse a policy document, evaluate requests, load it from SSM.
+"""The vending policy engine: parse a policy document, evaluate requests, load it from S3.
 
 Public API (other modules code against exactly these names)::
 
@@ -6,7 +6,7 @@ Public API (other modules code against exactly these names)::
     Policy.evaluate(AccessRequest) -> Decision        # first match wins, no match denies
     Policy.partner_for(user_arn, KernelIdentity(...)) -> str | None   # see policy.identity
     access_request_for(policy, caller_arn=..., ...) -> AccessRequest   # as the Lambda derives it
-    PolicyStore(parameter_name, ...).get() -> LoadedPolicy   # raises PolicyUnavailable
+    PolicyStore(bucket, key, ...).get() -> LoadedPolicy   # raises PolicyUnavailable
 """
 
 from kernel_access.policy.document import Policy

@@ -19,9 +19,9 @@ from kernel_access.document_store import (
     DEFAULT_RETRY_SECONDS,
     DocumentStore,
     DocumentUnavailable,
-    ParameterProvider,
+    S3Reader,
     describe_exception,
-    ssm_fetcher,
+    s3_fetcher,
 )
 from kernel_access.policy.document import Policy
 from kernel_access.policy.model import PolicyValidationError
@@ -32,7 +32,6 @@ __all__ = [
     "DEFAULT_MAX_STALENESS",
     "DEFAULT_RETRY_SECONDS",
     "LoadedPolicy",
-    "ParameterProvider",
     "PolicyStatus",
     "PolicyStore",
     "PolicyUnavailable",
@@ -73,23 +72,31 @@ def _describe(exc: BaseException) -> str:
 
 
 class PolicyStore:
-    """Thread-safe accessor for the current policy (one per Lambda container)."""
+    """Thread-safe accessor for the current policy (one per Lambda container), read from the
+    object ``s3://bucket/key``.
+
+    ``s3_client`` builds the S3 client on first fetch. Default: the container's bounded client
+    (``kernel_access.aws_clients.default_clients().s3``).
+    """
 
     def __init__(
         self,
-        parameter_name: str,
+        bucket: str,
+        key: str,
         *,
         max_staleness: float = DEFAULT_MAX_STALENESS,
         cache_seconds: float = DEFAULT_CACHE_SECONDS,
-        provider: ParameterProvider | None = None,
+        s3_client: Callable[[], S3Reader] | None = None,
         clock: Callable[[], float] = time.monotonic,
         retry_seconds: float = DEFAULT_RETRY_SECONDS,
     ) -> None:
-        self.parameter_name = parameter_name
-        self._provider = provider
+        if not bucket or not key:
+            raise ValueError("bucket and key must not be empty")
+        self.location = f"s3://{bucket}/{key}"
+        self._s3_client = s3_client
         self._documents: DocumentStore[Policy] = DocumentStore(
-            parameter_name,
-            ssm_fetcher(parameter_name, self._get_provider),
+            self.location,
+            s3_fetcher(bucket, key, self._client),
             parse_policy,
             describe_error=_describe,
             max_staleness=max_staleness,
@@ -103,14 +110,13 @@ class PolicyStore:
         # One LoadedPolicy per successful load, so warm requests share one object.
         self._wrapped: tuple[object, LoadedPolicy] | None = None
 
-    def _get_provider(self) -> ParameterProvider:
-        if self._provider is None:
-            # Created lazily: building a boto3 client at import time would slow every cold start.
-            from aws_lambda_powertools.utilities.parameters import SSMProvider
+    def _client(self) -> S3Reader:
+        if self._s3_client is None:
+            # Resolved lazily: building a boto3 client at import time would slow every cold start.
+            from kernel_access.aws_clients import default_clients
 
-            provider: ParameterProvider = SSMProvider()
-            self._provider = provider
-        return self._provider
+            self._s3_client = default_clients().s3
+        return self._s3_client()
 
     def get(self) -> LoadedPolicy:
         """The policy to decide with. Raises :class:`PolicyUnavailable` when the last good
@@ -118,7 +124,7 @@ class PolicyStore:
         try:
             loaded = self._documents.get()
         except DocumentUnavailable as exc:
-            raise PolicyUnavailable(f"policy {self.parameter_name!r} unavailable: {exc.cause}") from None
+            raise PolicyUnavailable(f"policy {self.location!r} unavailable: {exc.cause}") from None
         wrapped = self._wrapped
         if wrapped is None or wrapped[0] is not loaded:
             policy = loaded.document

@@ -60,7 +60,9 @@ class VendingConfig:
     audit_table: str
     rate_limit_table: str
     revocation_table: str
-    policy_parameter: str
+    #: The policy document: object ``policy_key`` of ``config_bucket``.
+    config_bucket: str
+    policy_key: str
     policy_max_staleness: int = 300
     target_roles: Mapping[str, str] = field(default_factory=dict)
     rate_limit_requests: int = 100
@@ -100,7 +102,8 @@ class VendingConfig:
             audit_table=required(settings.AUDIT_TABLE_NAME),
             rate_limit_table=required(settings.RATE_LIMIT_TABLE_NAME),
             revocation_table=required(settings.REVOCATION_TABLE_NAME),
-            policy_parameter=required(settings.POLICY_PARAMETER_NAME),
+            config_bucket=required(settings.CONFIG_BUCKET),
+            policy_key=required(settings.POLICY_OBJECT_KEY),
             policy_max_staleness=_int(environ, settings.POLICY_MAX_STALENESS_SECONDS, 300, minimum=0),
             target_roles=_target_roles(environ.get(settings.TARGET_ROLES)),
             rate_limit_requests=_int(environ, settings.RATE_LIMIT_REQUESTS, 100),

@@ -13,7 +13,7 @@ and no credential (fail closed). Nothing else escapes: an unexpected exception i
 Order of checks for the credential and token routes, and why:
 
 1. caller identity from the IAM authorizer context (nothing is done for an unauthenticated caller);
-2. policy load (POLICY_LOAD_FAILED past the staleness bound; cached, so SSM sees one read per
+2. policy load (POLICY_LOAD_FAILED past the staleness bound; cached, so S3 sees one read per
    cache period whatever the request rate) and partner resolution;
 3. rate limit per partner, then per session (:mod:`kernel_access.ratelimit`) — keyed on the
    partner, which the caller cannot choose, so renaming sessions does not reset it, and before
@@ -47,7 +47,6 @@ from kernel_access.audit import (
 )
 from kernel_access.aws_clients import Clients
 from kernel_access.contract import ErrorCode
-from kernel_access.document_store import LazySSMProvider
 from kernel_access.errors import KernelAccessError
 from kernel_access.ratelimit import (
     RateLimiter,
@@ -237,9 +236,10 @@ class VendingService:
             from kernel_access.policy import PolicyStore
 
             policy_store = PolicyStore(
-                config.policy_parameter,
+                config.config_bucket,
+                config.policy_key,
                 max_staleness=float(config.policy_max_staleness),
-                provider=LazySSMProvider(self.clients.ssm),
+                s3_client=self.clients.s3,
             )
         self.policy_store = policy_store
         self.audit = audit or AuditLog(
@@ -324,7 +324,7 @@ class VendingService:
         from kernel_access.policy import PolicyUnavailable
 
         try:
-            with self.telemetry.subsegment("ssm.GetParameter policy"):
+            with self.telemetry.subsegment("s3.GetObject policy"):
                 loaded = self.policy_store.get()
         except PolicyUnavailable as exc:
             self.telemetry.logger.error("policy unavailable", extra={"cause": str(exc)[:300]})
@@ -623,7 +623,7 @@ class VendingService:
             caller = context.authenticated_caller()
             self._fill_caller(record, caller)
             loaded = None
-            with suppress(PolicyUnavailable), self.telemetry.subsegment("ssm.GetParameter policy"):
+            with suppress(PolicyUnavailable), self.telemetry.subsegment("s3.GetObject policy"):
                 loaded = self.policy_store.get()
             # Counted against the partner's budget like every other route (the principal's when the
             # policy, and so the partner, is unavailable).
