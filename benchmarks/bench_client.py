@@ -24,7 +24,7 @@ from kernel_access.client.transport import SignedTransport
 from moto import mock_aws
 
 from benchmarks.harness import Result
-from tests.client.fake_kernel import FakeKernel
+from tests.runtime.client.fake_kernel import FakeKernel
 
 KERNEL_ACCOUNT = "111111111111"
 CALLS = 1000

@@ -69,7 +69,7 @@ class _Backend:
         from kernel_access import settings
         from kernel_access.aws_clients import default_clients
 
-        from tests.exchange import conftest as ex
+        from tests.runtime.exchange import conftest as ex
 
         self.ex = ex
         self.dynamodb = default_clients().dynamodb()

@@ -268,7 +268,7 @@ def kernel_emulator(tmp_path_factory: pytest.TempPathFactory, kernel_assembly: P
 
     One change: the per-partner rate limit is raised (the per-session one stays at 100), because the
     whole e2e session, the 2,000-request load test included, runs as the same two partners within
-    a few minutes. Per-partner limiting is covered by tests/runtime/test_partner_limits.py.
+    a few minutes. Per-partner limiting is covered by tests/runtime/vending/test_service_partner_limits.py.
     """
     limits = [
         f"--set={settings.RATE_LIMIT_REQUESTS}=1000000",

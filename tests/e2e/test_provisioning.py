@@ -12,14 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kernel_access.local.nested_stacks import merge_nested_stacks
 
 from tests.e2e.conftest import Emulator
 
 
 @pytest.fixture(scope="module")
 def template(kernel_emulator: Emulator) -> Mapping[str, Any]:
-    body: Mapping[str, Any] = json.loads(Path(kernel_emulator.state["template"]).read_text())
-    return body
+    """The kernel template with its nested stacks' resources merged in, as the emulator deploys it
+    (the external partners' roles live in nested stacks)."""
+    path = Path(kernel_emulator.state["template"])
+    return merge_nested_stacks(json.loads(path.read_text()), path.parent)
 
 
 def _of_type(template: Mapping[str, Any], kind: str) -> dict[str, Mapping[str, Any]]:

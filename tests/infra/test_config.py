@@ -279,7 +279,7 @@ def test_attribute_rules_reach_a_document_the_runtime_accepts_and_decides_with(
 ) -> None:
     from kernel_access.policy import parse_policy
 
-    from tests.runtime.test_policy_evaluate import ACME_ARN, request
+    from tests.runtime.policy.test_evaluate import ACME_ARN, request
 
     config = load_config(_with_attributes(context_copy["kernel-access"]))
     assert config.partner("payments").attributes == (("environment", "production"), ("tier", "gold"))

@@ -20,7 +20,7 @@ works on a whole account's downloaded authorization details with a last release 
 role and a request context, and each would add a heavy dependency to the dev extra. The evaluator here
 is deliberately small: the IAM User Guide's evaluation logic ("Policy evaluation logic",
 "Cross-account policy evaluation logic"), its condition operators and set qualifiers, and policy
-variables, limited to what a kernel template can express. ``tests/local/test_iam.py`` pins each rule
+variables, limited to what a kernel template can express. ``tests/runtime/local/test_iam.py`` pins each rule
 with the User Guide's own examples, and ``docs/local-iam.md`` lists what is not evaluated.
 
 Fail closed: a condition this module cannot evaluate (an operator it does not know, a number that does

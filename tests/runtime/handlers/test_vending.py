@@ -13,7 +13,7 @@ from kernel_access.handlers import vending
 from kernel_access.vending.context import VendingRequestContext
 
 from tests.runtime.conftest import FakeLambdaContext, http_event
-from tests.runtime.test_vending_credentials import call
+from tests.runtime.vending.test_credentials import call
 
 pytestmark = pytest.mark.usefixtures("secrets_scan")
 

@@ -20,10 +20,10 @@ from kernel_access.fields import JSON_SCHEMA_DIALECT
 from kernel_access.policy import PolicyValidationError, parse_policy
 from kernel_access.schemas import SCHEMA_FILES, DocumentKind, generate, render, shipped
 
-from tests.exchange.conftest import example_config
-from tests.exchange.test_properties import scenario
-from tests.runtime.test_policy_evaluate import policies
-from tests.runtime.test_policy_parser import example_document
+from tests.runtime.exchange.conftest import example_config
+from tests.runtime.exchange.test_properties import scenario
+from tests.runtime.policy.test_evaluate import policies
+from tests.runtime.policy.test_parser import example_document
 
 KINDS: tuple[DocumentKind, ...] = tuple(SCHEMA_FILES)
 

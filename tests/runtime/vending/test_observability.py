@@ -19,7 +19,7 @@ from kernel_access.vending.config import VendingConfig
 from kernel_access.vending.service import Telemetry, VendingService
 
 from tests.runtime.conftest import CodeArtifactStub, http_event, vending_environment
-from tests.runtime.test_vending_credentials import call
+from tests.runtime.vending.test_credentials import call
 
 pytestmark = pytest.mark.usefixtures("secrets_scan")
 

@@ -15,7 +15,7 @@ from kernel_access.handlers import exchange, vending
 from kernel_access.telemetry import DECISION_MESSAGE
 
 from tests.runtime.conftest import PAYMENTS_ARN, http_event
-from tests.runtime.test_vending_credentials import call
+from tests.runtime.vending.test_credentials import call
 
 pytestmark = pytest.mark.usefixtures("secrets_scan")
 

@@ -10,8 +10,8 @@ from kernel_access.client import KernelClient, KernelConfigError, load_config
 from kernel_access.client.config import DEFAULT_SSM_PREFIX, SSM_PARAMETERS
 from kernel_access.client.middleware import KernelClientMiddleware, get_kernel_client
 
-from tests.client.conftest import KERNEL_ACCOUNT, AssumeRoleRecorder
-from tests.client.fake_kernel import FakeKernel
+from tests.runtime.client.conftest import KERNEL_ACCOUNT, AssumeRoleRecorder
+from tests.runtime.client.fake_kernel import FakeKernel
 
 
 def test_environment_alone_configures_the_client(aws: None) -> None:

@@ -10,7 +10,7 @@ import pytest
 from kernel_access.exchange import ExchangeConfigError, parse_exchange_config
 from kernel_access.exchange.config import AwsRoleTarget, CodeArtifactTarget
 
-from tests.exchange.conftest import DEPLOY_ROLE, GITHUB, example_config
+from tests.runtime.exchange.conftest import DEPLOY_ROLE, GITHUB, example_config
 
 
 def errors_of(document: Any) -> list[str]:
@@ -162,7 +162,7 @@ def test_the_documented_example_parses() -> None:
 
     from tests.docs import doc_page
 
-    repo = Path(__file__).parents[2]
+    repo = Path(__file__).parents[3]
     text = doc_page("exchange.md")
     blocks = [b for b in re.findall(r"```json\n(.*?)```", text, re.S) if '"issuers"' in b]
     # The cdk.json section (`"exchange": {...}`) must be exactly what cdk.json ships.

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kernel_access.audit import AuditWriteError
 
-from tests.exchange.conftest import (
+from tests.runtime.exchange.conftest import (
     AUDIENCE,
     DEPLOY_ROLE,
     GITHUB,
@@ -352,7 +352,7 @@ def test_policy_load_failed_when_configuration_missing_or_invalid(harness: Harne
     from kernel_access.document_store import Fetched
     from kernel_access.exchange.store import ExchangeConfigStore
 
-    from tests.exchange.conftest import fixed
+    from tests.runtime.exchange.conftest import fixed
 
     def missing(_etag: str | None) -> Fetched:
         raise RuntimeError("NoSuchKey")

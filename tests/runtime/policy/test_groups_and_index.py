@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from kernel_access.policy import Policy, PolicyValidationError, parse_policy
 from kernel_access.policy.evaluate import evaluate_rules
 
-from tests.runtime.test_policy_evaluate import CONDITIONS, request, requests, rule_dicts
-from tests.runtime.test_policy_parser import example_document
+from tests.runtime.policy.test_evaluate import CONDITIONS, request, requests, rule_dicts
+from tests.runtime.policy.test_parser import example_document
 
 
 def document_with(rules: list[dict[str, Any]], groups: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from kernel_access.cli.main import main
 
-from tests.client.conftest import CODEARTIFACT_TOKEN, FakeVending
+from tests.runtime.client.conftest import CODEARTIFACT_TOKEN, FakeVending
 
 OWNER = "111111111111"
 HOST = f"kernel-{OWNER}.d.codeartifact.us-east-1.amazonaws.com"

@@ -16,7 +16,7 @@ import pytest
 from kernel_access.client import KernelCallError, KernelClient
 from kernel_access.local.sigv4 import KnownCredential
 
-from tests.client.fake_kernel import FakeKernel, Reply, Request
+from tests.runtime.client.fake_kernel import FakeKernel, Reply, Request
 
 vending = pytest.importorskip("kernel_access.handlers.vending")
 runtime = pytest.importorskip("tests.runtime.conftest")

@@ -23,8 +23,8 @@ from kernel_access.exchange.context import ExchangeRequestContext
 from kernel_access.exchange.service import ExchangeService
 from kernel_access.exchange.store import ExchangeConfigStore
 
-from tests.exchange.conftest import fixed
-from tests.exchange.fakes import (
+from tests.runtime.exchange.conftest import fixed
+from tests.runtime.exchange.fakes import (
     MemoryAudit,
     MemoryIssuedTokens,
     MemoryReplayGuard,

@@ -24,7 +24,7 @@ from tests.runtime.conftest import (
     STRANGER_ARN,
     http_event,
 )
-from tests.runtime.test_vending_credentials import assert_error, call, only_record
+from tests.runtime.vending.test_credentials import assert_error, call, only_record
 
 pytestmark = pytest.mark.usefixtures("secrets_scan")
 

@@ -21,7 +21,7 @@ from kernel_access import settings
 from kernel_access.audit import FingerprintKeyUnavailable, TokenFingerprinter, token_fingerprint
 from kernel_access.exchange.wiring import service_from_env
 
-from tests.exchange.conftest import CONFIG_BUCKET, CONFIG_KEY, Harness, make_event
+from tests.runtime.exchange.conftest import CONFIG_BUCKET, CONFIG_KEY, Harness, make_event
 
 KEY = b"audit-hmac-key-for-tests-0123456789abcdef"
 
@@ -138,7 +138,7 @@ def test_exchange_codeartifact_mints_share_the_deployment_wide_cap(harness: Harn
     from kernel_access.ratelimit import RateLimiter
     from kernel_access.vending.codeartifact import MintRateGate
 
-    from tests.exchange.conftest import RATE_TABLE
+    from tests.runtime.exchange.conftest import RATE_TABLE
 
     harness.service.minter.mint_gate = MintRateGate(
         RateLimiter(

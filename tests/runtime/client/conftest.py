@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.client.fake_kernel import FakeKernel
+from tests.runtime.client.fake_kernel import FakeKernel
 
 KERNEL_ACCOUNT = "111111111111"
 
@@ -101,14 +101,14 @@ class FakeVending:
         return self.kernel.url
 
     def _denied(self) -> Any:
-        from tests.client.fake_kernel import Reply
+        from tests.runtime.client.fake_kernel import Reply
 
         if self.deny_with is None:
             return None
         return Reply(403, {"error_code": self.deny_with, "error": "denied by test", "request_id": "req-1"})
 
     def credentials(self, request: Any) -> Any:
-        from tests.client.fake_kernel import Reply
+        from tests.runtime.client.fake_kernel import Reply
 
         self.requests.append(request.query)
         if (denied := self._denied()) is not None:
@@ -134,7 +134,7 @@ class FakeVending:
     def token(self, request: Any) -> Any:
         from datetime import UTC, datetime, timedelta
 
-        from tests.client.fake_kernel import Reply
+        from tests.runtime.client.fake_kernel import Reply
 
         self.requests.append(request.query)
         if (denied := self._denied()) is not None:

@@ -25,7 +25,7 @@ from kernel_access.exchange.cutoff import (
 from kernel_access.exchange.minting import REVOCATION_TAG_KEY
 from kernel_access.revocation import RevocationStore
 
-from tests.exchange.conftest import (
+from tests.runtime.exchange.conftest import (
     DEPLOY_ROLE,
     ISSUED_TABLE,
     NOW,
@@ -231,7 +231,7 @@ def test_security_page_states_what_the_code_does() -> None:
 
     from kernel_access.exchange.config import SHARED_AUDIENCE_PREFIXES, SHARED_AUDIENCES
 
-    page = (Path(__file__).resolve().parents[2] / "docs" / "exchange-security.md").read_text()
+    page = (Path(__file__).resolve().parents[3] / "docs" / "exchange-security.md").read_text()
     assert CUTOFF_POLICY_NAME in page
     assert TAG in page
     for audience in (*SHARED_AUDIENCES, *SHARED_AUDIENCE_PREFIXES):

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kernel_access.cli.main import main
 
-from tests.runtime.test_policy_parser import example_document
+from tests.runtime.policy.test_parser import example_document
 
 PAYMENTS_ARN = "arn:aws:sts::111111111111:assumed-role/kernel-access/222222222222.ci-1"
 ACME_ARN = "arn:aws:sts::111111111111:assumed-role/kernel-access-external-acme-analytics/333333333333.job"

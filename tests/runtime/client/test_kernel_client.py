@@ -18,8 +18,8 @@ from kernel_access.client import (
     KernelConnectionError,
 )
 
-from tests.client.conftest import KERNEL_ACCOUNT, AssumeRoleRecorder
-from tests.client.fake_kernel import FakeKernel, Reply, Request
+from tests.runtime.client.conftest import KERNEL_ACCOUNT, AssumeRoleRecorder
+from tests.runtime.client.fake_kernel import FakeKernel, Reply, Request
 
 #: The account moto reports for the ambient test credentials: the partner's own account here.
 CALLER_ACCOUNT = "123456789012"

@@ -18,7 +18,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.client.conftest import TARGET_ACCOUNT, FakeVending
+from tests.runtime.client.conftest import TARGET_ACCOUNT, FakeVending
 
 CLI = str(Path(sys.executable).parent / "kernel-access")
 STATIC_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
@@ -297,7 +297,7 @@ def test_cli_can_assume_the_kernel_role_itself(
     from kernel_access.local.sigv4 import KnownCredential
     from moto.sts.models import sts_backends
 
-    from tests.client.conftest import KERNEL_ACCOUNT
+    from tests.runtime.client.conftest import KERNEL_ACCOUNT
 
     backend = sts_backends[KERNEL_ACCOUNT]["aws"]
     signers: list[object] = []

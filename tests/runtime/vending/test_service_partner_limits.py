@@ -16,7 +16,7 @@ import pytest
 from kernel_access.cli.main import main
 
 from tests.runtime.conftest import ACME_ARN, AUDIT_TABLE, PAYMENTS_ARN, POLICY, REVOCATION_TABLE, http_event
-from tests.runtime.test_vending_credentials import call
+from tests.runtime.vending.test_credentials import call
 
 pytestmark = pytest.mark.usefixtures("secrets_scan")
 

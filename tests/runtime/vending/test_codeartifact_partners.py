@@ -21,7 +21,7 @@ from kernel_access.revocation import partner_subject
 from kernel_access.vending.codeartifact import LIFETIME_BUCKETS, MintRateGate, lifetime_bucket
 
 from tests.runtime.conftest import ACME_ARN, POLICY, RATE_LIMIT_TABLE, http_event
-from tests.runtime.test_vending_credentials import assert_error, call, only_record
+from tests.runtime.vending.test_credentials import assert_error, call, only_record
 
 pytestmark = pytest.mark.usefixtures("secrets_scan")
 

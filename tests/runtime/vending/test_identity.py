@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from kernel_access.policy import KernelIdentity, access_request_for, parse_policy
 
 from tests.runtime.conftest import KERNEL_ACCOUNT, POLICY, http_event
-from tests.runtime.test_vending_credentials import call
+from tests.runtime.vending.test_credentials import call
 
 KERNEL = KernelIdentity(account_id=KERNEL_ACCOUNT, partition="aws")
 PAYMENTS_ACCOUNT = "222222222222"

@@ -18,8 +18,8 @@ from kernel_access_cdk.nag import register_nag
 from kernel_access_cdk.roles import set_trust_statements
 from kernel_access_cdk.token_exchange import TokenExchange
 
-from tests.exchange.conftest import AUDIENCE, DEPLOY_ROLE, GITHUB, GITLAB, example_config
 from tests.infra.conftest import stack_documents
+from tests.runtime.exchange.conftest import AUDIENCE, DEPLOY_ROLE, GITHUB, GITLAB, example_config
 
 CODE = lambda_.Code.from_inline("def handler(event, context):\n    return {}\n")
 

@@ -16,7 +16,7 @@ from kernel_access.contract import ErrorCode
 from kernel_access.policy import PolicyStore, PolicyUnavailable
 from moto import mock_aws
 
-from tests.runtime.test_policy_parser import example_document
+from tests.runtime.policy.test_parser import example_document
 
 BUCKET = "kernel-access-config"
 KEY = "vending/policy.json"

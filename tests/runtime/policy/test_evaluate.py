@@ -21,7 +21,7 @@ from kernel_access.policy import (
     parse_policy,
 )
 
-from tests.runtime.test_policy_parser import example_document
+from tests.runtime.policy.test_parser import example_document
 
 KERNEL = "111111111111"
 PAYMENTS_ARN = f"arn:aws:sts::{KERNEL}:assumed-role/kernel-access/222222222222.ci-1"

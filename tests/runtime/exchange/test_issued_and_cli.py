@@ -15,7 +15,7 @@ from kernel_access.exchange.issued import (
     revocation_advice,
 )
 
-from tests.exchange.conftest import ISSUED_TABLE, Harness, create_role, create_tables
+from tests.runtime.exchange.conftest import ISSUED_TABLE, Harness, create_role, create_tables
 
 FP_ACTIVE = "sha256:" + "a" * 64
 FP_EXPIRED = "sha256:" + "b" * 64

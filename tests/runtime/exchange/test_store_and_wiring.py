@@ -15,7 +15,7 @@ from kernel_access.exchange.refusal import ExchangeRefused
 from kernel_access.exchange.store import ExchangeConfigStore
 from kernel_access.exchange.wiring import service_from_env
 
-from tests.exchange.conftest import CONFIG_BUCKET, CONFIG_KEY, example_config
+from tests.runtime.exchange.conftest import CONFIG_BUCKET, CONFIG_KEY, example_config
 
 
 def _bucket() -> Any:

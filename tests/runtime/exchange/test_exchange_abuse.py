@@ -20,9 +20,9 @@ import pytest
 from kernel_access.exchange import ExchangeConfigError, parse_exchange_config
 from kernel_access.exchange.config import default_audience, is_shared_audience
 
-from tests.exchange.conftest import AUDIENCE, Harness, example_config, make_event
+from tests.runtime.exchange.conftest import AUDIENCE, Harness, example_config, make_event
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[3]
 
 # --- audience ------------------------------------------------------------------------------------
 
