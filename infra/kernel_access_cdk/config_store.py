@@ -8,9 +8,10 @@ SSL-only bucket policy), encrypted. ``cdk deploy`` puts each document in place w
 the runtime reads it with a conditional ``GetObject`` (``kernel_access.document_store``). Why S3 and
 not SSM, AppConfig or DynamoDB is written down in docs/policy-store.md.
 
-Size: S3 objects may hold terabytes; we allow ``limits.Limits.config_document_bytes`` (5 MiB) per
-document, checked at synth by the limits plugin (rule ``ConfigDocumentSize``), because a Lambda
-parses the whole document on every change.
+Size: S3 objects may hold terabytes; we allow ``kernel_access.contract.MAX_DOCUMENT_BYTES`` (5 MiB)
+per document, because a Lambda parses the whole document on every change: checked at synth by the
+limits plugin (rule ``ConfigDocumentSize``, ``limits.Limits.config_document_bytes``) and by the
+Lambda on every load, so a larger version uploaded out of band is refused too.
 """
 
 from __future__ import annotations

@@ -58,6 +58,7 @@ from aws_cdk import (
     PolicyViolation,
     Validations,
 )
+from kernel_access.contract import MAX_DOCUMENT_BYTES
 from kernel_access.local.deployments import BUCKET_DEPLOYMENT, deployed_files
 from kernel_access.local.nested_stacks import NestedTemplates
 
@@ -78,8 +79,10 @@ class Limits:
     ssm_standard_bytes: int = 4_096
     ssm_advanced_bytes: int = 8_192
     #: One configuration document in the config bucket (S3 objects hold terabytes; this is our own
-    #: limit: a Lambda downloads and parses the whole document each time it changes).
-    config_document_bytes: int = 5 * 1024 * 1024
+    #: limit: a Lambda downloads and parses the whole document each time it changes). The default is
+    #: the runtime's own limit, which the Lambdas enforce on every load: configured lower, synth is
+    #: stricter than the runtime; it can never be configured higher.
+    config_document_bytes: int = MAX_DOCUMENT_BYTES
     #: All environment variables of one Lambda function.
     lambda_environment_bytes: int = 4_096
     #: Resources in one CloudFormation template.

@@ -102,6 +102,12 @@ KERNEL_ACCESS_EXTERNAL_ROLE: Final = "kernel-access-external"
 #: there, the Lambdas read them, ``kernel-access policy lint s3://BUCKET/KEY`` checks them).
 POLICY_DOCUMENT_KEY: Final = "vending/policy.json"
 EXCHANGE_CONFIG_KEY: Final = "exchange/config.json"
+#: Largest configuration document, in bytes (5 MiB). S3 objects hold terabytes; this is our own
+#: bound on what a Lambda downloads and parses. Enforced twice from this one definition: at synth
+#: (the limits check's ``config_document_bytes`` default, rule ``ConfigDocumentSize``) and by the
+#: Lambda on every load (``document_store.s3_fetcher``), which refuses a larger object — one
+#: uploaded out of band — before reading its body.
+MAX_DOCUMENT_BYTES: Final = 5 * 1024 * 1024
 
 # --- deployment configuration shared by the CDK app and the local emulator ---
 #: cdk.json context key holding the kernel-access configuration (``kernel_access_cdk.config``).

@@ -10,6 +10,9 @@ guarantees, so one store provides them:
   unchanged object answers 304 without a body and the parsed document is kept;
 - what is cached is the *parsed and validated* document (parsing on every request would cost more
   than the fetch it replaces); a document that fails to parse counts exactly like a failed fetch;
+- an object larger than :data:`kernel_access.contract.MAX_DOCUMENT_BYTES` is refused by the S3
+  fetch before its body is read (:class:`DocumentTooLarge`), another failed load: no upload, however
+  it was made, bounds the Lambda's memory and parse time by anything but that limit;
 - after a failed attempt the next one waits ``retry_seconds`` (5 s), so an S3 outage does not turn
   every request into another S3 call — a retry storm against a throttled API;
 - the last good document keeps serving for at most ``max_staleness`` seconds after it was
@@ -31,11 +34,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, Protocol, TypeVar
 
+from kernel_access import contract
+
 T = TypeVar("T")
 
 DEFAULT_MAX_STALENESS = 300.0
 DEFAULT_CACHE_SECONDS = 30.0
 DEFAULT_RETRY_SECONDS = 5.0
+
+
+class DocumentTooLarge(Exception):
+    """The object is over the document size limit; it was refused without being read or parsed.
+
+    ``size`` is the size S3 declared (``ContentLength``), or ``None`` when the body turned out
+    longer than declared (only the first ``limit + 1`` bytes are ever read).
+    """
+
+    def __init__(self, size: int | None, limit: int) -> None:
+        what = f"{size} bytes" if size is not None else f"more than {limit} bytes"
+        super().__init__(f"the object is {what}, over the document size limit of {limit} bytes")
+        self.size = size
+        self.limit = limit
 
 
 class DocumentUnavailable(Exception):
@@ -94,6 +113,11 @@ def s3_fetcher(bucket: str, key: str, s3_client: Callable[[], S3Reader]) -> Fetc
     unchanged object answers 304 with no body, which is returned as ``None`` so the store keeps the
     document it has already parsed. Any other error (missing object or bucket, access denied,
     throttling, timeout) propagates and counts as a failed load.
+
+    The size is bounded by :data:`kernel_access.contract.MAX_DOCUMENT_BYTES` (read at each fetch):
+    an object whose ``ContentLength`` is larger is refused before a byte of its body is read, and
+    at most one byte more than the limit is ever read, so a missing or wrong length cannot make the
+    Lambda read more. Either refusal raises :class:`DocumentTooLarge`, a failed load like any other.
     """
 
     def fetch(etag: str | None) -> Fetched | None:
@@ -109,7 +133,17 @@ def s3_fetcher(bucket: str, key: str, s3_client: Callable[[], S3Reader]) -> Fetc
             if etag and (status == NOT_MODIFIED or error.response.get("Error", {}).get("Code") == "304"):
                 return None
             raise
-        body: bytes = response["Body"].read()
+        limit = contract.MAX_DOCUMENT_BYTES
+        stream = response["Body"]
+        try:
+            declared = response.get("ContentLength")
+            if isinstance(declared, int) and declared > limit:
+                raise DocumentTooLarge(declared, limit)
+            body: bytes = stream.read(limit + 1)
+            if len(body) > limit:
+                raise DocumentTooLarge(None, limit)
+        finally:
+            stream.close()  # whatever is left of an over-limit body is never downloaded
         return Fetched(body, response.get("ETag"))
 
     return fetch

@@ -14,6 +14,7 @@ from aws_cdk import aws_cloudformation as cfn
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_ssm as ssm
+from kernel_access.contract import MAX_DOCUMENT_BYTES
 from kernel_access_cdk.config import ConfigError, load_config
 from kernel_access_cdk.config_store import ConfigBucket
 from kernel_access_cdk.limits import (
@@ -190,7 +191,8 @@ def test_a_config_document_over_its_limit_is_caught_naming_the_construct(broken)
         f"{resource}: the configuration document big.json is {size:,} bytes; "
         f"the limit is {DEFAULTS.config_document_bytes:,} bytes (ConfigDocumentSize)"
     )
-    assert DEFAULTS.config_document_bytes == 5 * 1024 * 1024
+    # One definition: the synth-time default is the limit the Lambdas enforce on every load.
+    assert DEFAULTS.config_document_bytes == MAX_DOCUMENT_BYTES == 5 * 1024 * 1024
 
 
 def test_policy_size_is_minified_and_intrinsics_count_at_their_longest():

@@ -35,7 +35,8 @@ examples:
   kernel-access policy lint --output json policy.json
   kernel-access policy lint s3://CONFIG_BUCKET/vending/policy.json   # the deployed document
 
-exit codes: 0 valid, 1 invalid (every error is listed) or unreadable.
+exit codes: 0 valid, 1 invalid (every error is listed; a document over the size limit is
+invalid unparsed) or unreadable.
 """
 
 _EXPLAIN_EPILOG = """\
@@ -184,6 +185,18 @@ def _read_s3(url: str) -> str:
     return body.decode("utf-8")
 
 
+def _check_size(text: str) -> None:
+    """The Lambda refuses a document over the size limit unread (``document_store.s3_fetcher``):
+    lint says so rather than calling it valid."""
+    from kernel_access import contract
+    from kernel_access.policy import PolicyIssue, PolicyValidationError
+
+    size, limit = len(text.encode("utf-8")), contract.MAX_DOCUMENT_BYTES
+    if size > limit:
+        message = f"{size} bytes, over the document size limit of {limit} bytes: the Lambda refuses it"
+        raise PolicyValidationError([PolicyIssue(None, "(size)", message)])
+
+
 def run_lint(args: argparse.Namespace) -> int:
     from kernel_access.policy import PolicyValidationError, parse_policy
 
@@ -193,6 +206,7 @@ def run_lint(args: argparse.Namespace) -> int:
         print(f"kernel-access policy lint: cannot read {args.file}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     try:
+        _check_size(text)
         policy = parse_policy(text)
     except PolicyValidationError as exc:
         if args.output == "json":

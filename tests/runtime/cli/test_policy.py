@@ -79,6 +79,23 @@ def test_lint_json(broken_file: Path, policy_file: Path, capsys: pytest.CaptureF
     assert (report["valid"], report["rules"], report["deny_rules"]) == (True, 5, 1)
 
 
+def test_lint_refuses_a_document_over_the_size_limit(
+    policy_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the Lambda would refuse unread is not called valid (exactly the limit is)."""
+    from kernel_access import contract
+
+    size = len(policy_file.read_bytes())
+    monkeypatch.setattr(contract, "MAX_DOCUMENT_BYTES", size)
+    assert main(["policy", "lint", str(policy_file)]) == 0
+    capsys.readouterr()
+    policy_file.write_text(policy_file.read_text() + " ")  # still a valid policy, one byte over
+    assert main(["policy", "lint", str(policy_file)]) == 1
+    out = capsys.readouterr().out
+    assert f"document: (size): {size + 1} bytes, over the document size limit of {size} bytes" in out
+    assert "1 error(s)" in out
+
+
 def test_lint_reads_stdin(
     policy_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

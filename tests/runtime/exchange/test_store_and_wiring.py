@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
-from kernel_access import settings
+from kernel_access import contract, settings
 from kernel_access.contract import ErrorCode
 from kernel_access.document_store import Fetched, s3_fetcher
 from kernel_access.exchange.refusal import ExchangeRefused
@@ -76,6 +76,30 @@ def test_s3_fetch_cache_and_staleness(aws: None) -> None:
     s3.delete_object(Bucket=CONFIG_BUCKET, Key=CONFIG_KEY)
     with pytest.raises(ExchangeRefused):
         store.get()
+
+
+def test_an_oversized_configuration_is_a_failed_load(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over the size limit (uploaded out of band): refused unparsed, the last good configuration
+    within max_staleness, then POLICY_LOAD_FAILED; exactly the limit is accepted."""
+    s3 = _bucket()
+    good = json.dumps(example_config())
+    monkeypatch.setattr(contract, "MAX_DOCUMENT_BYTES", len(good.encode()))
+    _put(s3, good)
+    now = [0.0]
+    store = ExchangeConfigStore(
+        s3_fetcher(CONFIG_BUCKET, CONFIG_KEY, lambda: s3), max_staleness=300, clock=lambda: now[0]
+    )
+    assert store.get().version == "2026-11-23.1"
+    changed = example_config()
+    changed["version"] = "2026-11-23.2"  # same length: parsed, it would serve
+    _put(s3, json.dumps(changed) + " ")
+    now[0] = 30
+    assert store.get().version == "2026-11-23.1"
+    now[0] = 301
+    with pytest.raises(ExchangeRefused) as info:
+        store.get()
+    assert info.value.code is ErrorCode.POLICY_LOAD_FAILED
+    assert "DocumentTooLarge" in info.value.reason
 
 
 def test_no_configuration_ever_loaded_refuses_immediately(aws: None) -> None:

@@ -1,7 +1,7 @@
 """PolicyStore against a versioned moto S3 bucket with an injected clock: 30 s cache, conditional
 refresh (If-None-Match: an unchanged object is a 304 that keeps the parsed policy), last good
-policy within the staleness bound, POLICY_LOAD_FAILED past it, and an invalid document counted as a
-failed load."""
+policy within the staleness bound, POLICY_LOAD_FAILED past it, and an invalid or oversized document
+counted as a failed load."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
-from kernel_access import aws_clients
+from kernel_access import aws_clients, contract
 from kernel_access.contract import ErrorCode
 from kernel_access.policy import PolicyStore, PolicyUnavailable
 from moto import mock_aws
@@ -177,6 +177,34 @@ def test_invalid_document_is_a_failed_load_never_served(
     clock.now += 30
     with pytest.raises(PolicyUnavailable):
         store.get()
+
+
+def test_an_oversized_document_is_a_failed_load_never_parsed(
+    store: PolicyStore, s3: Any, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version over the size limit uploaded out of band (``aws s3 cp``) is refused like an invalid
+    one; a document of exactly the limit is accepted."""
+    limit = len(document("v1").encode())
+    monkeypatch.setattr(contract, "MAX_DOCUMENT_BYTES", limit)  # the v1 document is exactly the limit
+    assert store.get().version == "v1"
+    oversized = document("v2") + " "  # a valid policy: parsed, it would serve as v2
+    put(s3, oversized)
+    clock.now += 30
+    assert store.get().version == "v1"
+    status = store.status()
+    assert status.available
+    assert status.last_error == (
+        f"DocumentTooLarge: the object is {limit + 1} bytes, over the document size limit of {limit} bytes"
+    )
+    clock.now += 271  # 301 s after the last good load
+    with pytest.raises(PolicyUnavailable, match=f"DocumentTooLarge: .* {limit + 1} bytes") as info:
+        store.get()
+    assert info.value.error_code is ErrorCode.POLICY_LOAD_FAILED
+    assert not store.status().available
+    put(s3, document("v3"))  # exactly the limit again
+    clock.now += 5
+    assert store.get().version == "v3"
+    assert store.status().last_error is None
 
 
 def test_rollback_is_restoring_the_previous_version(store: PolicyStore, s3: Any, clock: Clock) -> None:
