@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Final, Literal
 
 #: An IAM action pattern with a literal service prefix and an action of letters/digits/``*``.
@@ -42,7 +43,10 @@ def is_action_pattern(value: str) -> bool:
     return ACTION_PATTERN_RE.fullmatch(value) is not None and not value.endswith(":")
 
 
+@lru_cache(maxsize=4096)
 def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """The compiled glob of ``pattern``; cached because every grant compares the same configured
+    patterns again (bounded: requested patterns are caller-chosen)."""
     parts = (re.escape(part) for part in pattern.lower().split("*"))
     return re.compile(".*".join(parts), re.DOTALL)
 
