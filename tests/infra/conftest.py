@@ -61,6 +61,15 @@ def stack_documents(stack: Stack) -> dict[str, Any]:
     return deployed_documents(Path(assembly.directory), artifact.template)
 
 
+def stack_environments(manifest: dict[str, Any]) -> dict[str, str]:
+    """Stack artifact name -> ``aws://account/region`` of a cloud assembly manifest."""
+    return {
+        name: artifact["environment"]
+        for name, artifact in manifest["artifacts"].items()
+        if artifact["type"] == "aws:cloudformation:stack"
+    }
+
+
 def normalise_asset_hashes(text: str) -> str:
     """Asset hashes change whenever runtime code does; snapshots pin everything else."""
     return _ASSET_HASH.sub("<asset-hash>", text)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import of_type
+from tests.infra.conftest import of_type, stack_environments
 
 
 def _parameters(template: dict[str, Any]) -> dict[str, str]:
@@ -57,12 +57,7 @@ def test_partner_stacks_have_their_own_environment(cloud_assembly: Any) -> None:
     import json
 
     manifest = json.loads((cloud_assembly / "manifest.json").read_text())
-    environments = {
-        name: artifact["environment"]
-        for name, artifact in manifest["artifacts"].items()
-        if artifact["type"] == "aws:cloudformation:stack"
-    }
-    assert environments == {
+    assert stack_environments(manifest) == {
         "KernelAccessKernel": "aws://111111111111/us-east-1",
         "KernelAccessPartner-payments": "aws://222222222222/us-east-1",
         "KernelAccessPartner-acme-analytics": "aws://333333333333/eu-west-1",

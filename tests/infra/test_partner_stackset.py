@@ -22,7 +22,7 @@ from kernel_access_cdk.config import ConfigError, PartnerConfig, load_config
 from kernel_access_cdk.limits import Limits, check
 from kernel_access_cdk.stacks import PartnerAccountStack
 
-from tests.infra.conftest import of_type, synth
+from tests.infra.conftest import of_type, stack_environments, synth
 
 ROLLOUT_STACK = "KernelAccessPartnerRollout"
 ADMIN = "999999999999"
@@ -97,12 +97,7 @@ def test_stack_set_is_service_managed_and_follows_the_ous(stack_set: dict[str, A
 def test_covered_partners_get_no_stack_and_the_rollout_stack_goes_to_the_administrator(
     manifest: dict[str, Any],
 ) -> None:
-    environments = {
-        name: artifact["environment"]
-        for name, artifact in manifest["artifacts"].items()
-        if artifact["type"] == "aws:cloudformation:stack"
-    }
-    assert environments == {
+    assert stack_environments(manifest) == {
         "KernelAccessKernel": "aws://111111111111/us-east-1",
         # external: outside the organization, so never behind the StackSet
         "KernelAccessPartner-acme-analytics": "aws://333333333333/eu-west-1",

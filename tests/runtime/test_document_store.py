@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from kernel_access import contract
@@ -20,7 +19,9 @@ from kernel_access.document_store import (
 )
 from moto import mock_aws
 
-BUCKET = "kernel-access-config"
+from tests.runtime.conftest import CONFIG_BUCKET, create_config_bucket
+
+BUCKET = CONFIG_BUCKET
 KEY = "doc.json"
 #: The size limit in these tests (the real one, 5 MiB, patched smaller to keep them fast).
 LIMIT = 64
@@ -29,9 +30,7 @@ LIMIT = 64
 @pytest.fixture
 def s3() -> Iterator[Any]:
     with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        client = create_config_bucket()
         yield client
 
 

@@ -9,16 +9,16 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from kernel_access import aws_clients, contract
 from kernel_access.contract import ErrorCode
 from kernel_access.policy import PolicyStore, PolicyUnavailable
 from moto import mock_aws
 
+from tests.runtime.conftest import CONFIG_BUCKET, create_config_bucket
 from tests.runtime.policy.test_parser import example_document
 
-BUCKET = "kernel-access-config"
+BUCKET = CONFIG_BUCKET
 KEY = "vending/policy.json"
 LOCATION = f"s3://{BUCKET}/{KEY}"
 
@@ -62,9 +62,7 @@ def document(version: str) -> str:
 @pytest.fixture
 def s3() -> Iterator[Any]:
     with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        client = create_config_bucket()
         put(client, document("v1"))
         yield client
 
