@@ -8,9 +8,12 @@ and before the write they were refused. A malformed new version is a failed load
 policy keeps deciding until the staleness bound, then every request is refused with
 POLICY_LOAD_FAILED; restoring the previous version (the rollback) serves again.
 
-Local IAM is off (``--no-iam``) for this emulator: in AWS the in-organization role trusts the whole
-organization (``aws:PrincipalOrgID``), so a new account of the organization needs no IAM change,
-but the emulator only knows the organization's accounts from cdk.json.
+Local IAM is on, as in AWS: the in-organization role trusts the whole organization
+(``aws:PrincipalOrgID``, session name bound to ``${aws:PrincipalAccount}``), so the new account needs
+no IAM change, only to be in the organization. The emulator learns the organization's accounts from
+cdk.json, so the account that has just joined (and is no partner yet) is declared with
+``--organization-account``; an account outside the organization is refused by IAM before the policy
+is ever consulted.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from kernel_access import settings
 from kernel_access.contract import POLICY_DOCUMENT_KEY
 from kernel_access.document_store import DEFAULT_CACHE_SECONDS, DEFAULT_RETRY_SECONDS
@@ -33,6 +37,8 @@ from kernel_access.document_store import DEFAULT_CACHE_SECONDS, DEFAULT_RETRY_SE
 from tests.e2e.conftest import PROJECT, Emulator, Response, start_emulator, stop_emulator
 
 NEW_ACCOUNT = "444455556666"
+#: An account of no organization: local IAM refuses it the in-organization role.
+OUTSIDE_ACCOUNT = "777788889999"
 #: Short, so the fail-closed half of the test takes seconds rather than the default five minutes.
 MAX_STALENESS = 45
 #: Slack for the emulator's request handling on a loaded machine.
@@ -46,7 +52,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory, kernel_assembly: Path) ->
             "--cdk-out",
             str(kernel_assembly),
             "--no-synth",
-            "--no-iam",
+            f"--organization-account={NEW_ACCOUNT}",
             f"--set={settings.POLICY_MAX_STALENESS_SECONDS}={MAX_STALENESS}",
             f"--set={settings.RATE_LIMIT_REQUESTS}=1000000",
             f"--set={settings.RATE_LIMIT_SESSION_REQUESTS}=100000",
@@ -137,6 +143,12 @@ def test_a_new_partner_is_onboarded_by_a_new_object_version_and_a_bad_version_fa
     deployed = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     creds = _new_partner_session(emulator)
     pid = emulator.process.pid
+
+    # IAM is enforced: an account outside the organization cannot even assume the in-org role.
+    outsider = emulator.workload(OUTSIDE_ACCOUNT, "outsider-workload")
+    with pytest.raises(ClientError) as refused_by_iam:
+        emulator.assume(emulator.partner("payments")["role_arn"], f"{OUTSIDE_ACCOUNT}.x", caller=outsider)
+    assert refused_by_iam.value.response["Error"]["Code"] == "AccessDenied"
 
     # Before: the account is no partner of the policy; the request is refused.
     before = _credentials(emulator, creds)

@@ -16,6 +16,7 @@ from types import FrameType
 
 # Standard library only: cheap enough for `kernel-access --help`.
 from kernel_access.local.template import LOCAL_CDK_OUT
+from kernel_access.validation import ACCOUNT_ID_RE
 
 #: What to install for this command (the ``local`` extra of pyproject.toml), and the modules of it
 #: the emulator imports. moto is otherwise imported only once provisioning starts; importing all of
@@ -106,6 +107,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "workload role (repeatable; default for such roles: may assume any role, nothing else)",
     )
     parser.add_argument(
+        "--organization-account",
+        action="append",
+        default=[],
+        metavar="ACCOUNT_ID",
+        help="an account of the kernel's organization that is no partner yet, e.g. one that has just "
+        "joined an admitted OU: local IAM lets it assume the in-organization role (repeatable)",
+    )
+    parser.add_argument(
         "--exit-after-start", action="store_true", help="start, print, stop (measures start-up)"
     )
     parser.set_defaults(func=run)
@@ -119,6 +128,15 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
             raise SystemExit(f"kernel-access local: --set expects NAME=VALUE, got {pair!r}")
         out[name] = value
     return out
+
+
+def _organization_accounts(values: list[str]) -> tuple[str, ...]:
+    for value in values:
+        if not ACCOUNT_ID_RE.fullmatch(value):
+            raise SystemExit(
+                f"kernel-access local: --organization-account expects a 12-digit account id, got {value!r}"
+            )
+    return tuple(values)
 
 
 def _workload_policies(pairs: list[str]) -> tuple[tuple[str, Path], ...]:
@@ -162,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         iam=not args.no_iam,
         workload_policies=_workload_policies(args.workload_policy),
+        organization_accounts=_organization_accounts(args.organization_account),
     )
     kernel = LocalKernel(options)
     try:

@@ -84,6 +84,9 @@ class LocalOptions:
     iam: bool = True
     #: Identity policies of roles outside the template: (role ARN, JSON file) pairs (--workload-policy).
     workload_policies: tuple[tuple[str, Path], ...] = ()
+    #: Accounts of the kernel's organization that are no partner (yet), e.g. an account that has just
+    #: joined an admitted OU (--organization-account): local IAM treats them as members.
+    organization_accounts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -248,11 +251,16 @@ class LocalKernel:
         """What local IAM evaluates: the template's roles, declared workload policies, organization."""
         if not self.options.iam:
             return None
-        model = model_from_template(
-            template,
-            resolver,
-            organizations=accounts_from_config(self.options.project_dir, template, resolver),
-        )
+        organizations = accounts_from_config(self.options.project_dir, template, resolver)
+        if self.options.organization_accounts:
+            organization = organizations.get(template.account)
+            if organization is None:
+                raise ValueError(
+                    "--organization-account: the kernel's organization is unknown (no organization_id "
+                    "in the configuration, no aws:PrincipalOrgID in the template)"
+                )
+            organizations.update(dict.fromkeys(self.options.organization_accounts, organization))
+        model = model_from_template(template, resolver, organizations=organizations)
         load_declarations(model, self.options.workload_policies)
         return model
 
