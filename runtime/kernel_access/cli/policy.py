@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from kernel_access import settings
+from kernel_access.contract import KERNEL_ACCESS_EXTERNAL_ROLE, KERNEL_ACCESS_ROLE
 
 if TYPE_CHECKING:
     from kernel_access.schemas import DocumentKind
@@ -126,15 +127,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     explain.add_argument("--duration", type=int, metavar="S", help="requested duration in seconds")
     explain.add_argument(
         "--in-org-role",
-        default=os.environ.get(settings.IN_ORG_ROLE_NAME, "kernel-access"),
+        default=os.environ.get(settings.IN_ORG_ROLE_NAME, KERNEL_ACCESS_ROLE),
         metavar="NAME",
-        help="name of the in-organization kernel-access role (default kernel-access)",
+        help=f"name of the in-organization kernel-access role (default {KERNEL_ACCESS_ROLE})",
     )
     explain.add_argument(
         "--external-role",
-        default=os.environ.get(settings.EXTERNAL_ROLE_NAME, "kernel-access-external"),
+        default=os.environ.get(settings.EXTERNAL_ROLE_NAME, KERNEL_ACCESS_EXTERNAL_ROLE),
         metavar="NAME",
-        help="base name of the external partners' roles, <base>-<partner> (default kernel-access-external)",
+        help="base name of the external partners' roles, <base>-<partner> "
+        f"(default {KERNEL_ACCESS_EXTERNAL_ROLE})",
     )
     explain.add_argument(
         "--kernel-account",
