@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 #: Longest pattern we accept: configuration is operator-written, but a bound keeps a typo from
 #: becoming a catastrophic-backtracking expression over a huge alternation.
@@ -39,6 +39,12 @@ class AnchoredPattern:
             compiled = re.compile(source)
         except re.error as error:
             raise ValueError(f"invalid regular expression {source!r}: {error}") from None
+        if has_nested_repeat(source):
+            raise ValueError(
+                f"nested repeat in {source!r}: a repeat inside a repeat (such as '(a+)+' or "
+                "'([a-z]+/?)*') can backtrack for minutes on a crafted claim value; write it without "
+                "the nesting, or make a repeat possessive ('a++') or atomic ('(?>...)')"
+            )
         return cls(source=source, compiled=compiled)
 
     def matches(self, value: str | None) -> bool:
@@ -62,6 +68,52 @@ class AnchoredPattern:
         if text is None or len(text) > MAX_CLAIM_TEXT_LENGTH:
             return True
         return self.compiled.fullmatch(text) is not None
+
+
+#: Opcodes of CPython's regex parse tree (``re._parser``) that the nesting check looks into.
+_REPEATS: Final = frozenset({"MAX_REPEAT", "MIN_REPEAT"})
+
+
+def has_nested_repeat(source: str) -> bool:
+    """Whether a repeat that may run more than once contains a repeat of variable length.
+
+    That shape (``(a+)+``, ``(.*)*``, ``(a?)+``) is what makes a backtracking engine take
+    exponential time on a value that almost matches, and claim values (branch and repository
+    names) are chosen by whoever holds the token. Possessive repeats and atomic groups never
+    backtrack into what they matched, so nothing inside them counts. Overlapping alternatives
+    under a repeat (``(a|a)+``) are not detected; the docs ask for character classes instead.
+
+    The tree is CPython's own parse of the pattern (``re._parser``, the one ``re.compile`` uses):
+    Python's regex module has no public parse tree and no backtracking limit, and nothing in the
+    Lambda runtime offers a linear-time engine.
+    """
+    from re import _parser  # type: ignore[attr-defined]
+
+    def children(name: str, argument: Any) -> list[Any]:
+        """The sub-trees of a non-repeat node (possessive repeats and atomic groups have none that
+        count: they are never backtracked into; literals and classes are leaves)."""
+        if name == "SUBPATTERN":
+            return [argument[-1]]
+        if name == "BRANCH":
+            return list(argument[1])
+        if name in {"ASSERT", "ASSERT_NOT"}:
+            return [argument[1]]
+        if name == "GROUPREF_EXISTS":
+            return [branch for branch in argument[1:] if branch is not None]
+        return []
+
+    def walk(items: Any, inside_repeat: bool) -> bool:
+        for op, argument in items:
+            name = str(op)
+            if name in _REPEATS:
+                low, high, body = argument
+                if (inside_repeat and high != low) or walk(body, inside_repeat or high > 1):
+                    return True
+            elif any(walk(child, inside_repeat) for child in children(name, argument)):
+                return True
+        return False
+
+    return walk(_parser.parse(source), False)
 
 
 def claim_text(value: object) -> str | None:

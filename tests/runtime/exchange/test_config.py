@@ -193,3 +193,42 @@ def test_one_domain_rule_everywhere() -> None:
     from kernel_access.vending import request
 
     assert parser.DOMAIN_RE is request.DOMAIN_RE is exchange_config.DOMAIN_RE is CODEARTIFACT_DOMAIN_RE
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "repo:acme/(a+)+-deploy",  # the textbook case: exponential on "aaaa…a!"
+        "repo:acme/(.*)*x",
+        "repo:acme/(a?)+x",
+        "repo:(?:(ab)*c)+",
+        "repo:([a-z]+/?)*:ref:refs/heads/main",
+    ],
+)
+def test_a_claim_pattern_with_nested_repeats_is_refused(pattern: str) -> None:
+    """A repeat inside a repeat backtracks catastrophically on a crafted claim value (a branch or
+    repository name is the token holder's to choose): such a pattern is refused when the
+    configuration is parsed, naming its field, rather than matched in the Lambda."""
+    document = example_config()
+    document["issuers"]["github"]["required_claims"]["repository"] = pattern
+    errors = errors_of(document)
+    assert any("issuers.github.required_claims.repository: nested repeat" in error for error in errors), (
+        errors
+    )
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "repo:acme/[^/]+:ref:refs/heads/(main|release/.*)",
+        "repo:acme/(ab){2}",
+        "repo:acme/(a{3})+",
+        "repo:acme/(a+)++x",  # possessive: no backtracking into the outer repeat
+        "repo:acme/(?>(a+))+x",  # atomic group: no backtracking into the inner one
+    ],
+)
+def test_claim_patterns_without_backtracking_nests_are_accepted(pattern: str) -> None:
+    document = example_config()
+    document["issuers"]["github"]["required_claims"]["repository"] = pattern
+    config = parse_exchange_config(document)
+    assert config.issuers["github"].required_claims["repository"].source == pattern
