@@ -25,18 +25,22 @@ from kernel_access_cdk.config import (
     TargetRoleConfig,
     load_config,
 )
+from kernel_access_cdk.config_store import ConfigBucket, ConfigDocument
 from kernel_access_cdk.lambda_asset import kernel_access_code
 from kernel_access_cdk.monitoring import KernelAccessMonitoring, MonitoringThresholds
 from kernel_access_cdk.partner_stackset import PartnerRolloutStack, PartnerStackSet
 from kernel_access_cdk.roles import KernelAccessRoles
 from kernel_access_cdk.service_api import KernelServiceApi, RouteSpec
 from kernel_access_cdk.stacks import KernelAccountStack, PartnerAccountStack
+from kernel_access_cdk.token_exchange import TokenExchange
 from kernel_access_cdk.vending import CredentialVendingService
 
 __all__ = [
     "AuditTable",
     "CodeArtifactConfig",
     "CodeArtifactRegistry",
+    "ConfigBucket",
+    "ConfigDocument",
     "ConfigError",
     "CredentialVendingService",
     "KernelAccessConfig",
@@ -51,6 +55,7 @@ __all__ = [
     "PartnerStackSet",
     "RouteSpec",
     "TargetRoleConfig",
+    "TokenExchange",
     "build_app",
     "kernel_access_code",
     "load_config",

@@ -457,3 +457,19 @@ def test_an_invalid_policy_document_fails_at_synth_listing_every_error() -> None
         CredentialVendingService(stack, "Vending", kernel_roles=roles, policy_document=document)
     assert "'a'" in str(info.value)
     assert "nobody" in str(info.value)
+
+
+def test_every_construct_the_reference_documents_is_exported_by_the_package() -> None:
+    """docs/constructs.md has one section per construct (``## `Name` ``); each is importable from
+    ``kernel_access_cdk`` itself, as the examples there import it."""
+    import re
+
+    import kernel_access_cdk
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "constructs.md").read_text()
+    documented = {
+        name for heading in re.findall(r"^## (.+)$", page, re.M) for name in re.findall(r"`(\w+)`", heading)
+    }
+    assert len(documented) >= 10
+    assert documented <= set(kernel_access_cdk.__all__)
+    assert all(hasattr(kernel_access_cdk, name) for name in documented)
