@@ -36,6 +36,25 @@ PUBLISHER_ROLE = f"arn:aws:iam::{KERNEL}:role/ka-codeartifact-publisher"
 AUDIT_TABLE, RATE_TABLE, REPLAY_TABLE, ISSUED_TABLE = "audit", "rate", "replay", "issued"
 CONFIG_BUCKET = "kernel-access-config"
 CONFIG_KEY = "exchange/config.json"
+
+
+def wiring_environment(**extra: str) -> dict[str, str]:
+    """What ``exchange.wiring.service_from_env`` requires (the configuration object and the five
+    tables), plus ``extra``."""
+    from kernel_access import settings
+
+    return {
+        settings.CONFIG_BUCKET: CONFIG_BUCKET,
+        settings.EXCHANGE_CONFIG_OBJECT_KEY: CONFIG_KEY,
+        settings.REPLAY_TABLE_NAME: "replay",
+        settings.ISSUED_TOKENS_TABLE_NAME: "issued",
+        settings.AUDIT_TABLE_NAME: "audit",
+        settings.RATE_LIMIT_TABLE_NAME: "rate",
+        settings.REVOCATION_TABLE_NAME: "revocation",
+        **extra,
+    }
+
+
 REVOCATION_TABLE = "revocation"
 #: The audience workflows request for this test deployment (never a shared one such as STS's).
 AUDIENCE = "kernel-access:111111111111:us-east-1:exchange"

@@ -21,7 +21,7 @@ from kernel_access import settings
 from kernel_access.audit import FingerprintKeyUnavailable, TokenFingerprinter, token_fingerprint
 from kernel_access.exchange.wiring import service_from_env
 
-from tests.runtime.exchange.conftest import CONFIG_BUCKET, CONFIG_KEY, Harness, make_event
+from tests.runtime.exchange.conftest import Harness, make_event, wiring_environment
 
 KEY = b"audit-hmac-key-for-tests-0123456789abcdef"
 
@@ -94,16 +94,7 @@ def test_unreadable_key_refuses_the_exchange_and_audits_it(harness: Harness) -> 
 def test_wiring_reads_the_audit_hmac_key_parameter(aws: None) -> None:
     ssm = boto3.client("ssm", region_name="us-east-1")
     ssm.put_parameter(Name="/kernel-access/audit-hmac", Value=KEY.decode(), Type="SecureString")
-    environ = {
-        settings.CONFIG_BUCKET: CONFIG_BUCKET,
-        settings.EXCHANGE_CONFIG_OBJECT_KEY: CONFIG_KEY,
-        settings.REPLAY_TABLE_NAME: "replay",
-        settings.ISSUED_TOKENS_TABLE_NAME: "issued",
-        settings.AUDIT_TABLE_NAME: "audit",
-        settings.RATE_LIMIT_TABLE_NAME: "rate",
-        settings.REVOCATION_TABLE_NAME: "revocation",
-        settings.AUDIT_HMAC_KEY_PARAMETER: "/kernel-access/audit-hmac",
-    }
+    environ = wiring_environment(**{settings.AUDIT_HMAC_KEY_PARAMETER: "/kernel-access/audit-hmac"})
     from kernel_access.aws_clients import default_clients
 
     # The Lambdas' process-wide clients: build them inside this test's moto state, drop them after.

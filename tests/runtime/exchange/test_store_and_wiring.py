@@ -15,7 +15,7 @@ from kernel_access.exchange.refusal import ExchangeRefused
 from kernel_access.exchange.store import ExchangeConfigStore
 from kernel_access.exchange.wiring import service_from_env
 
-from tests.runtime.exchange.conftest import CONFIG_BUCKET, CONFIG_KEY, example_config
+from tests.runtime.exchange.conftest import CONFIG_BUCKET, CONFIG_KEY, example_config, wiring_environment
 
 
 def _bucket() -> Any:
@@ -111,17 +111,12 @@ def test_no_configuration_ever_loaded_refuses_immediately(aws: None) -> None:
 
 
 def test_wiring_requires_every_table_and_the_configuration_object() -> None:
-    environ = {
-        settings.CONFIG_BUCKET: CONFIG_BUCKET,
-        settings.EXCHANGE_CONFIG_OBJECT_KEY: CONFIG_KEY,
-        settings.REPLAY_TABLE_NAME: "replay",
-        settings.ISSUED_TOKENS_TABLE_NAME: "issued",
-        settings.AUDIT_TABLE_NAME: "audit",
-        settings.RATE_LIMIT_TABLE_NAME: "rate",
-        settings.REVOCATION_TABLE_NAME: "revocation",
-        settings.RATE_LIMIT_REQUESTS: "7",
-        settings.CODEARTIFACT_READER_ROLE_ARN: "arn:aws:iam::111111111111:role/r",
-    }
+    environ = wiring_environment(
+        **{
+            settings.RATE_LIMIT_REQUESTS: "7",
+            settings.CODEARTIFACT_READER_ROLE_ARN: "arn:aws:iam::111111111111:role/r",
+        }
+    )
     service = service_from_env(environ)
     assert service.rate_limiter is not None
     assert service.rate_limiter.limit == 7
